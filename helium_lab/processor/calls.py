@@ -1,0 +1,86 @@
+"""The call-level seam between the planner and the backends (DESIGN.md).
+
+The query processor emits `LLMCall`s; a backend's engines run them and report a
+`CallResult` each. Nothing here knows about time sources or engines.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+from helium_lab.dsl.ops import SamplingParams
+
+
+@dataclass(frozen=True)
+class LLMCall:
+    """One LLM request: a rendered prompt for one (op, query) on one worker.
+
+    `pieces` gives the prompt's segment structure as (end offset, is_static) pairs over
+    `prompt_ids`; `output_tokens` is the length to generate (engines pin it, e.g. vLLM with
+    `ignore_eos` and `max_tokens`); `priority` is the schedule rank (lower runs earlier);
+    `signature` is the prompt-cache key when the call is cacheable.
+    """
+
+    call_id: int
+    query: int
+    op: str
+    worker: int
+    prompt_ids: tuple[int, ...]
+    pieces: tuple[tuple[int, bool], ...]
+    output_tokens: int
+    sampling: SamplingParams
+    priority: int = 0
+    signature: str | None = None
+    messages: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def prompt_tokens(self) -> int:
+        return len(self.prompt_ids)
+
+
+@dataclass(frozen=True)
+class CallResult:
+    """What an engine reports when a call finishes (times in the backend's clock, seconds)."""
+
+    call_id: int
+    output_text: str
+    output_ids: tuple[int, ...]
+    submit_t: float
+    start_t: float
+    first_token_t: float
+    finish_t: float
+    cached_tokens: int
+
+
+@dataclass(frozen=True)
+class CallRecord:
+    """One line of a run's per-call records."""
+
+    call_id: int
+    query: int
+    op: str
+    worker: int
+    submit_t: float
+    start_t: float
+    first_token_t: float
+    finish_t: float
+    prompt_tokens: int
+    cached_tokens: int
+    output_tokens: int
+
+
+def synthetic_output(prompt_ids: tuple[int, ...], n_tokens: int) -> str:
+    """Deterministic stand-in for a greedy model: the answer depends only on the prompt.
+
+    Used by the echo engine and the simulator; identical prompts give identical answers,
+    different prompts (almost surely) different ones, so caching semantics stay exact.
+    """
+    seed = hashlib.blake2b(repr(prompt_ids).encode(), digest_size=16).digest()
+    words: list[str] = []
+    block = 0
+    while len(words) < n_tokens:
+        d = hashlib.blake2b(seed + block.to_bytes(4, "little"), digest_size=64).digest()
+        words.extend(f"o{int.from_bytes(d[k:k + 4], 'little') % 50_000}" for k in range(0, 64, 4))
+        block += 1
+    return " ".join(words[:n_tokens])

@@ -1,0 +1,33 @@
+"""Knobs of the query processor: routing and back-pressure."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from helium_lab.errors import ConfigError
+
+ROUTERS = ("schedule", "least_loaded", "prefix_affinity", "round_robin")
+
+
+@dataclass(frozen=True)
+class ProcessorConfig:
+    """`router`: who picks a call's worker — the schedule's partition, a queue-length
+    balancer, prefix affinity (Parrot) or round robin. Back-pressure: at most
+    `max_inflight_per_worker` calls outstanding per worker, `max_inflight_total` overall
+    (1 models the vLLM baseline's one-call-at-a-time client), `max_inflight_per_op` per op
+    (1 models AgentScope's serial actor per agent). `namespace` keys the prompt cache."""
+
+    router: str = "schedule"
+    max_inflight_per_worker: int = 1024
+    max_inflight_total: int | None = None
+    max_inflight_per_op: int | None = None
+    prewarm: bool = True
+    namespace: str = "default"
+
+    def __post_init__(self) -> None:
+        if self.router not in ROUTERS:
+            raise ConfigError(f"unknown router {self.router!r}; known: {list(ROUTERS)}")
+        for key in ("max_inflight_per_worker", "max_inflight_total", "max_inflight_per_op"):
+            v = getattr(self, key)
+            if v is not None and v < 1:
+                raise ConfigError(f"processor.{key} must be >= 1, got {v}")

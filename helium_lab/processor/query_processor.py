@@ -1,0 +1,250 @@
+"""The query processor: a pure state machine between a soft schedule and the engines.
+
+    proc = QueryProcessor(plan, schedule, tokenizer, ProcessorConfig())
+    calls = proc.start()                      # submit these
+    calls = proc.on_finished(result)          # ... and these, after each completion
+    proc.done, proc.outputs(), proc.records
+
+It never sleeps, awaits or reads a clock: the backend driver owns time and reports it in
+`CallResult`. A call is rendered the moment its inputs complete (no batch barrier) and
+queued on its worker; the processor submits queued calls in schedule-rank order, up to the
+back-pressure limits, best effort (a ready call may pass a blocked one) unless the schedule
+is strict.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import heapq
+from collections import deque
+from collections.abc import Hashable
+from dataclasses import dataclass, replace
+
+from helium_lab.dsl.ops import LambdaOp, LLMOp, OutputOp
+from helium_lab.evaluate import evaluate
+from helium_lab.optimizer.cache_substitution import message_texts
+from helium_lab.optimizer.prompt_cache import lambda_signature, llm_signature
+from helium_lab.plan import Plan
+from helium_lab.processor.calls import CallRecord, CallResult, LLMCall
+from helium_lab.processor.config import ProcessorConfig
+from helium_lab.processor.routing import make_router
+from helium_lab.prompt import Static, render, segments
+from helium_lab.scheduling.schedule import Schedule
+from helium_lab.tokenizer import Tokenizer
+
+CallKey = tuple[str, int]  # (op id, query)
+
+
+@dataclass
+class _Queued:
+    call: LLMCall
+    static_key: int
+
+
+class QueryProcessor:
+    """Follows `schedule` best-effort and renders prompts as their inputs complete."""
+
+    def __init__(self, plan: Plan, schedule: Schedule, tokenizer: Tokenizer,
+                 config: ProcessorConfig | None = None) -> None:
+        self.plan, self.schedule, self.tok = plan, schedule, tokenizer
+        self.cfg = config or ProcessorConfig()
+        self.graph = plan.graph
+        self.workers = schedule.num_workers
+        self.router = make_router(self.cfg.router)
+        self.records: list[CallRecord] = []
+        self.cache_updates: list[tuple[str, str]] = []
+        self._segs = {op.id: segments(self.graph, op) for op in self.graph.llm_ops}
+        self._values: dict[CallKey, str] = {}
+        self._missing: dict[CallKey, int] = {}
+        self._calls: dict[int, tuple[LLMCall, CallKey]] = {}
+        self._heaps: list[list[tuple[Hashable, int, _Queued]]] = [
+            [] for _ in range(1 if self.router else self.workers)]
+        self._seq = 0
+        self._inflight = [0] * self.workers
+        self._inflight_op: dict[str, int] = {}
+        self._outstanding = 0
+        self._strict: list[deque[CallKey]] | None = None
+        self._unvalued = 0
+        self._started = False
+
+    # -- public interface ----------------------------------------------------------------
+    def start(self) -> list[LLMCall]:
+        """Resolve everything known before execution and return the first calls."""
+        if self._started:
+            raise RuntimeError("QueryProcessor.start called twice")
+        self._started = True
+        needed = self._needed()
+        self._unvalued = len(needed)
+        if self.schedule.dispatch == "strict":
+            self._strict = self._strict_orders(needed)
+        for q in range(self.plan.size):
+            for oid in self.graph.order:
+                key = (oid, q)
+                if key not in needed:
+                    continue
+                hit = self.plan.fetched.get(oid, {}).get(q)
+                if hit is not None:
+                    self._values[key] = hit
+                    self._unvalued -= 1
+                    continue
+                deps = self.graph.ops[oid].inputs()
+                self._missing[key] = sum(1 for d in deps if (d, q) not in self._values)
+                if self._missing[key] == 0:
+                    self._resolve(key)
+        return self._dispatch()
+
+    def on_finished(self, result: CallResult) -> list[LLMCall]:
+        """Record a completed call, render what it unblocks, and return calls to submit."""
+        call, key = self._calls.pop(result.call_id)
+        self._inflight[call.worker] -= 1
+        self._inflight_op[call.op] -= 1
+        self._outstanding -= 1
+        self.records.append(CallRecord(
+            call.call_id, call.query, call.op, call.worker, result.submit_t, result.start_t,
+            result.first_token_t, result.finish_t, call.prompt_tokens, result.cached_tokens,
+            len(result.output_ids)))
+        if call.signature is not None:
+            self.cache_updates.append((call.signature, result.output_text))
+        self._complete(key, result.output_text)
+        return self._dispatch()
+
+    @property
+    def done(self) -> bool:
+        return self._started and self._unvalued == 0
+
+    def outputs(self) -> list[dict[str, str]]:
+        """Final outputs of each query, by output name."""
+        outs = [op for op in self.graph.outputs if isinstance(op, OutputOp)]
+        return [{op.name: self._values[(op.id, q)] for op in outs}
+                for q in range(self.plan.size)]
+
+    def prewarm_prompts(self) -> dict[int, list[tuple[int, ...]]]:
+        """Static prefixes to pre-warm on each worker (proactive KV caching)."""
+        if not self.cfg.prewarm:
+            return {}
+        out: dict[int, list[tuple[int, ...]]] = {}
+        for oid, text in self.plan.static_prefixes.items():
+            ids = tuple(self.tok.encode(text))
+            ws = (range(self.workers) if self.router else
+                  self.schedule.partition.workers_of(oid))
+            for w in ws:
+                if ids not in out.setdefault(w, []):
+                    out[w].append(ids)
+        return out
+
+    # -- dataflow ------------------------------------------------------------------------
+    def _needed(self) -> set[CallKey]:
+        """(op, query) pairs some output needs, given the per-query cache hits."""
+        needed: set[CallKey] = set()
+        for q in range(self.plan.size):
+            stack = [op.id for op in self.graph.outputs]
+            while stack:
+                oid = stack.pop()
+                if (oid, q) in needed:
+                    continue
+                needed.add((oid, q))
+                if q not in self.plan.fetched.get(oid, {}):
+                    stack.extend(self.graph.ops[oid].inputs())
+        return needed
+
+    def _complete(self, key: CallKey, value: str) -> None:
+        self._values[key] = value
+        self._unvalued -= 1
+        oid, q = key
+        for user in self.graph.users[oid]:
+            ukey = (user, q)
+            if ukey in self._missing and ukey not in self._values:
+                self._missing[ukey] -= 1
+                if self._missing[ukey] == 0:
+                    self._resolve(ukey)
+
+    def _resolve(self, key: CallKey) -> None:
+        """All inputs of `key` are known: evaluate it, or queue its LLM call."""
+        oid, q = key
+        op = self.graph.ops[oid]
+        if isinstance(op, LLMOp):
+            self._enqueue(op, q)
+            return
+        value = evaluate(op, q, self.plan.bound, lambda d: self._values[(d, q)])
+        if isinstance(op, LambdaOp) and op.cacheable:
+            self.cache_updates.append((lambda_signature(op, [self._values[(a, q)]
+                                                             for a in op.args]), value))
+        self._complete(key, value)
+
+    def _enqueue(self, op: LLMOp, q: int) -> None:
+        ids: list[int] = []
+        pieces: list[tuple[int, bool]] = []
+        segs = self._segs[op.id]
+        for seg, text in zip(segs, render(segs, lambda d: self._values[(d, q)]), strict=True):
+            ids.extend(self.tok.encode(text))
+            pieces.append((len(ids), isinstance(seg, Static)))
+        prompt = tuple(ids)
+        msgs = tuple(message_texts(op.messages, {d: self._values[(d, q)] for d in op.inputs()}))
+        sig = llm_signature(self.cfg.namespace, msgs, op.sampling) if op.cacheable else None
+        out_len = op.profile.length_for(repr(prompt).encode(), op.sampling.max_tokens)
+        worker = self.schedule.partition.worker_of(op.id, q)
+        call = LLMCall(self._seq, q, op.id, worker, prompt, tuple(pieces), out_len,
+                       op.sampling, 0, sig, msgs)
+        static_key = hash(prompt[:pieces[0][0]]) if pieces and pieces[0][1] else 0
+        self._calls[call.call_id] = (call, (op.id, q))
+        heap = self._heaps[0 if self.router else worker]
+        heapq.heappush(heap, (self._priority(op.id, q), self._seq, _Queued(call, static_key)))
+        self._seq += 1
+
+    # -- dispatch ------------------------------------------------------------------------
+    def _priority(self, op: str, q: int) -> Hashable:
+        d = self.schedule.dispatch
+        if d == "random":
+            h = hashlib.blake2b(f"{self.schedule.seed}:{op}:{q}".encode(), digest_size=8)
+            return h.digest()
+        if d == "lspf":
+            return 0  # FCFS here; the engine's queue order does longest-prefix-first
+        return self.schedule.rank(op, q)
+
+    def _strict_orders(self, needed: set[CallKey]) -> list[deque[CallKey]]:
+        orders: list[deque[CallKey]] = [deque() for _ in range(self.workers)]
+        keys = [(op.id, q) for op in self.graph.llm_ops for q in range(self.plan.size)
+                if (op.id, q) in needed and q not in self.plan.fetched.get(op.id, {})]
+        for op, q in sorted(keys, key=lambda k: self.schedule.rank(*k)):
+            orders[self.schedule.partition.worker_of(op, q)].append((op, q))
+        return orders
+
+    def _room(self, w: int, op: str) -> bool:
+        c = self.cfg
+        return (self._inflight[w] < c.max_inflight_per_worker
+                and (c.max_inflight_total is None or self._outstanding < c.max_inflight_total)
+                and (c.max_inflight_per_op is None
+                     or self._inflight_op.get(op, 0) < c.max_inflight_per_op))
+
+    def _dispatch(self) -> list[LLMCall]:
+        out: list[LLMCall] = []
+        scan_all = self.cfg.max_inflight_per_op is not None or self.cfg.router == "prefix_affinity"
+        for heap in self._heaps:
+            held: list[tuple[Hashable, int, _Queued]] = []
+            while heap:
+                item = heapq.heappop(heap)
+                call = item[2].call
+                if self._strict is not None:
+                    order = self._strict[call.worker]
+                    if not order or order[0] != (call.op, call.query):
+                        held.append(item)
+                        continue
+                w = call.worker if self.router is None else self.router.pick(
+                    call, self._inflight, item[2].static_key)
+                if not self._room(w, call.op):
+                    held.append(item)
+                    if scan_all:
+                        continue
+                    break
+                if self._strict is not None:
+                    self._strict[call.worker].popleft()
+                if w != call.worker:
+                    call = replace(call, worker=w)
+                    self._calls[call.call_id] = (call, self._calls[call.call_id][1])
+                self._inflight[w] += 1
+                self._inflight_op[call.op] = self._inflight_op.get(call.op, 0) + 1
+                self._outstanding += 1
+                out.append(call)
+            for item in held:
+                heapq.heappush(heap, item)
+        return out

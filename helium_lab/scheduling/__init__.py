@@ -1,0 +1,35 @@
+"""Scheduling policies: small named strategies that turn a plan into a soft schedule.
+
+A new policy is a function `PlanningContext -> Schedule` plus an entry in `POLICIES`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from helium_lab.errors import ConfigError
+from helium_lab.scheduling.baselines import lspf, opwise, querywise, random_order
+from helium_lab.scheduling.context import PlanningContext
+from helium_lab.scheduling.helium import helium_schedule
+from helium_lab.scheduling.schedule import Partition, Schedule
+
+Policy = Callable[[PlanningContext], Schedule]
+
+POLICIES: dict[str, Policy] = {
+    "helium": helium_schedule,
+    "querywise": querywise,
+    "opwise": opwise,
+    "random": random_order,
+    "lspf": lspf,
+}
+
+
+def get_policy(name: str) -> Policy:
+    try:
+        return POLICIES[name]
+    except KeyError:
+        raise ConfigError(f"unknown scheduling policy {name!r}; known: {sorted(POLICIES)}"
+                          ) from None
+
+
+__all__ = ["POLICIES", "Partition", "PlanningContext", "Policy", "Schedule", "get_policy"]

@@ -1,0 +1,41 @@
+"""Baseline scheduling policies of PAPER.md §7.1, as soft schedules.
+
+* querywise: queries one after another, each query's ops in topological order (strict);
+* opwise: each op over the whole batch before the next (Spark/Dask-style, strict);
+* random: whatever is ready, in a seeded random order (LangGraph's batch dispatch);
+* lspf: whatever is ready, longest shared prefix first (SGLang's policy, a sorted queue).
+
+All use the reference code's even contiguous split across workers; multi-worker baselines
+are normally routed by a load balancer instead (see `routing.py`).
+"""
+
+from __future__ import annotations
+
+from helium_lab.scheduling.context import PlanningContext
+from helium_lab.scheduling.schedule import Dispatch, Partition, Schedule
+
+
+def _ops(ctx: PlanningContext) -> list[str]:
+    return [op.id for op in ctx.plan.llm_ops]
+
+
+def _uniform(ctx: PlanningContext, name: str, stages: tuple[tuple[str, ...], ...],
+             dispatch: Dispatch) -> Schedule:
+    part = Partition.even(ctx.num_workers, ctx.plan.size)
+    return Schedule(name, part, (stages,) * ctx.num_workers, dispatch, ctx.seed)
+
+
+def querywise(ctx: PlanningContext) -> Schedule:
+    return _uniform(ctx, "querywise", (tuple(_ops(ctx)),), "strict")
+
+
+def opwise(ctx: PlanningContext) -> Schedule:
+    return _uniform(ctx, "opwise", tuple((o,) for o in _ops(ctx)), "strict")
+
+
+def random_order(ctx: PlanningContext) -> Schedule:
+    return _uniform(ctx, "random", (tuple(_ops(ctx)),), "random")
+
+
+def lspf(ctx: PlanningContext) -> Schedule:
+    return _uniform(ctx, "lspf", (tuple(_ops(ctx)),), "lspf")

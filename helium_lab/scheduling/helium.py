@@ -1,0 +1,159 @@
+"""Helium's cache-aware scheduling (Alg. 1, PAPER.md §4.3) on the operator-level TRT.
+
+1. PartitionWorkflow places op copies on workers (cost-based, see `partition.py`).
+2. The operator-level TRT of those copies is mirrored by a scheduling tree.
+3. A DFS walks it: at each inner node the children are tried in critical-path order
+   (largest remaining weighted dependency depth first, then earliest schedulable token
+   step); a leaf is scheduled when its inputs are scheduled and their precedence delays
+   have elapsed on its worker's clock. When a pass schedules nothing, a forced pass takes
+   the path to the leaf that can start earliest, so progress is guaranteed.
+4. Scheduled leaves go through a release buffer: an inner sequence (leaves sharing their
+   first placeholder node) is emitted once all its leaves are scheduled.
+
+Op-level estimates: a copy with n calls costs n·u (Eq. 3, prefill net of its static prefix,
+which consecutive calls of one op share); a dependent may start one call's usage plus the
+delay d (Eq. 4) after its input's copy starts, since calls stream through.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Hashable
+
+from helium_lab.scheduling.context import PlanningContext
+from helium_lab.scheduling.partition import partition_workflow
+from helium_lab.scheduling.schedule import Partition, Schedule
+from helium_lab.tokenizer import Tokenizer
+from helium_lab.trt.build import SlotLengths, operator_trt
+from helium_lab.trt.tree import Node, TemplatedRadixTree
+
+Key = Hashable  # (op id, worker)
+
+
+class _SNode:
+    """Scheduling-tree node mirroring a TRT node (or a leaf)."""
+
+    __slots__ = ("children", "leaf", "leaves")
+
+    def __init__(self, leaf: Key | None = None) -> None:
+        self.leaf = leaf
+        self.children: list[_SNode] = []
+        self.leaves: list[Key] = [leaf] if leaf is not None else []
+
+
+def _mirror(node: Node) -> _SNode:
+    s = _SNode()
+    s.children = [_SNode(k) for k in node.leaves] + [_mirror(c) for c in node.children.values()]
+    for c in s.children:
+        s.leaves.extend(c.leaves)
+    return s
+
+
+class _Scheduler:
+    def __init__(self, ctx: PlanningContext, tree: TemplatedRadixTree, partition: Partition,
+                 lengths: SlotLengths) -> None:
+        cost = ctx.cost
+        self.tree = tree
+        self.clock = [0.0] * ctx.num_workers
+        self.n: dict[Key, int] = {}
+        self.unit: dict[Key, float] = {}  # one call's usage
+        self.delay: dict[Key, float] = {}
+        self.users: dict[Key, list[Key]] = {k: [] for k in tree.leaves}
+        for key, leaf in tree.leaves.items():
+            op, w = key  # type: ignore[misc]
+            out = lengths(op)
+            self.n[key] = partition.calls_on(op, w)
+            shared = tree.static_prefix(key)
+            self.unit[key] = cost.usage(tree.prompt_weight(key) - shared, out, w)
+            self.delay[key] = cost.delay(out, w)
+            for d in leaf.deps:
+                self.users[d].append(key)
+        self.depth: dict[Key, float] = {}
+        for key in reversed(list(tree.leaves)):  # leaves were added in topological order
+            tail = max((self.depth[u] for u in self.users[key]), default=0.0)
+            self.depth[key] = self.n[key] * self.unit[key] + self.delay[key] + tail
+        self.start: dict[Key, float] = {}
+        self.group_of: dict[Key, int] = {}
+        self.groups = tree.inner_groups()
+        for g, members in enumerate(self.groups):
+            for k in members:
+                self.group_of[k] = g
+        self.pending = [len(m) for m in self.groups]
+        self.buffer: dict[int, list[str]] = {}
+        self.final: list[list[list[str]]] = [[] for _ in self.clock]
+
+    # -- state queries -----------------------------------------------------------------
+    def ready_at(self, key: Key) -> float:
+        """Earliest token step the leaf may start (inf while an input is unscheduled)."""
+        t = 0.0
+        for d in self.tree.leaves[key].deps:
+            s = self.start.get(d)
+            if s is None:
+                return math.inf
+            t = max(t, s + self.unit[d] + self.delay[d])
+        return t
+
+    def worker(self, key: Key) -> int:
+        return self.tree.leaves[key].worker
+
+    def can_schedule(self, key: Key, force: bool) -> bool:
+        t = self.ready_at(key)
+        return t < math.inf and (force or t <= self.clock[self.worker(key)])
+
+    def schedule_leaf(self, key: Key) -> None:
+        w = self.worker(key)
+        s = max(self.clock[w], self.ready_at(key))
+        self.start[key] = s
+        self.clock[w] = s + self.n[key] * self.unit[key]
+        g = self.group_of[key]
+        self.buffer.setdefault(g, []).append(key[0])  # type: ignore[index]
+        self.pending[g] -= 1
+        if self.pending[g] == 0:  # release the whole inner sequence at once
+            self.final[w].append(self.buffer.pop(g))
+
+    def select_children(self, node: _SNode, force: bool) -> list[_SNode]:
+        """Critical path first; when forcing, the earliest schedulable step first."""
+        scored = []
+        for i, c in enumerate(node.children):
+            left = [k for k in c.leaves if k not in self.start]
+            depth = max((self.depth[k] for k in left), default=0.0)
+            early = min((self.ready_at(k) for k in left), default=math.inf)
+            scored.append(((early, -depth, i) if force else (-depth, early, i), c))
+        scored.sort(key=lambda x: x[0])
+        return [c for _, c in scored]
+
+    # -- Alg. 1 ------------------------------------------------------------------------
+    def recurse(self, node: _SNode, force: bool) -> bool:
+        if node.leaf is not None:
+            if self.can_schedule(node.leaf, force):
+                self.schedule_leaf(node.leaf)
+                return True
+            return False
+        for child in self.select_children(node, force):
+            if self.recurse(child, force):
+                node.children.remove(child)
+            force = False
+        return not node.children
+
+
+def helium_schedule(ctx: PlanningContext, tokenizer: Tokenizer | None = None) -> Schedule:
+    tok = tokenizer or ctx.tokenizer
+    plan = ctx.plan
+    partition = partition_workflow(ctx)
+    lengths = SlotLengths(plan, lambda s: len(tok.encode(s)))
+    workers_of = {op.id: [w for w in partition.workers_of(op.id) if partition.calls_on(op.id, w)]
+                  for op in plan.llm_ops}
+    tree = operator_trt(plan, tok, workers_of, lengths, partition.op_worker)
+    sched = _Scheduler(ctx, tree, partition, lengths)
+    root = _SNode()
+    root.children = [_mirror(r) for r in tree.roots.values()]
+    for c in root.children:
+        root.leaves.extend(c.leaves)
+    passes = 0
+    while not sched.recurse(root, False):
+        sched.recurse(root, True)
+        passes += 1
+    stages = tuple(tuple(tuple(st) for st in sched.final[w]) for w in range(ctx.num_workers))
+    return Schedule("helium", partition, stages, "best_effort",
+                    stats={"forced_passes": passes, "trt_bytes": tree.nbytes(),
+                           "trt_nodes": sum(1 for _ in tree.nodes())})

@@ -1,0 +1,58 @@
+"""Tokenizers the planner and the simulator share.
+
+`SyntheticTokenizer` is the deterministic stand-in used without a real model: one token per
+whitespace-separated word, the id a stable hash of the word. Token identity is what prefix
+caching is about, so equal text always maps to equal ids, and the token count of a text is
+simply its word count (which is how the workload generators size their texts).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import zlib
+from collections.abc import Sequence
+from functools import lru_cache
+from typing import Protocol
+
+
+class Tokenizer(Protocol):
+    """Text <-> token ids. Implementations must be deterministic."""
+
+    def encode(self, text: str) -> list[int]: ...
+
+    def decode(self, ids: Sequence[int]) -> str: ...
+
+
+class SyntheticTokenizer:
+    """Word-level hashing tokenizer (vocabulary `vocab_size`, ids >= 16 are words)."""
+
+    def __init__(self, vocab_size: int = 151_000) -> None:
+        self.vocab_size = vocab_size
+        self._encode_cached = lru_cache(maxsize=65_536)(self._encode)
+
+    def _encode(self, text: str) -> tuple[int, ...]:
+        n = self.vocab_size - 16
+        return tuple(16 + zlib.crc32(w.encode()) % n for w in text.split())
+
+    def encode(self, text: str) -> list[int]:
+        return list(self._encode_cached(text))
+
+    def count(self, text: str) -> int:
+        return len(text.split())
+
+    def decode(self, ids: Sequence[int]) -> str:
+        return " ".join(f"t{i}" for i in ids)
+
+
+def synthetic_text(seed: bytes | str, n_tokens: int, prefix: str = "w") -> str:
+    """`n_tokens` pseudo-random words derived only from `seed` (same seed, same text)."""
+    if isinstance(seed, str):
+        seed = seed.encode()
+    words: list[str] = []
+    block = 0
+    while len(words) < n_tokens:
+        digest = hashlib.blake2b(seed + block.to_bytes(4, "little"), digest_size=64).digest()
+        for k in range(0, 64, 4):
+            words.append(f"{prefix}{int.from_bytes(digest[k:k + 4], 'little') % 50_000}")
+        block += 1
+    return " ".join(words[:n_tokens])
