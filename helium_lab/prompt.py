@@ -41,7 +41,15 @@ Segment = Static | Slot
 
 
 def segments(graph: Graph, op: LLMOp) -> tuple[Segment, ...]:
-    """The op's prompt as maximal static runs and slots, in order."""
+    """The op's prompt as maximal static runs and slots, in order (memoized per graph)."""
+    memo = graph.memo.setdefault("segments", {})
+    got = memo.get(op.id)
+    if got is None:
+        got = memo[op.id] = _segments(graph, op)
+    return got  # type: ignore[return-value]
+
+
+def _segments(graph: Graph, op: LLMOp) -> tuple[Segment, ...]:
     out: list[Segment] = []
 
     def static(text: str) -> None:

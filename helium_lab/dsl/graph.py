@@ -16,6 +16,7 @@ class Graph:
     def __init__(self, name: str, ops: Mapping[str, Op]) -> None:
         self.name = name
         self.ops: dict[str, Op] = dict(ops)
+        self.memo: dict[str, dict[str, object]] = {}  # derived per-op data; the graph is immutable
         for op in self.ops.values():
             for dep in op.inputs():
                 if dep not in self.ops:
@@ -45,7 +46,7 @@ class Graph:
                 raise GraphError(f"Graph.build: op {oid!r} is unknown to its workflow")
             seen[oid] = op
             stack.extend(op.inputs())
-        return Graph(name or getattr(owner, "name", "workflow"), seen)
+        return Graph(str(name or getattr(owner, "name", "workflow")), seen)
 
     # -- structure ---------------------------------------------------------------------
     def _topological_order(self) -> tuple[str, ...]:

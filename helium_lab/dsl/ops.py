@@ -88,6 +88,14 @@ class Op:
     kind: OpKind = field(init=False, default=OpKind.INPUT)
 
     def inputs(self) -> tuple[str, ...]:
+        """Ids of the ops this op reads, each once, in order of first use (memoized)."""
+        cached: tuple[str, ...] | None = self.__dict__.get("_inputs")
+        if cached is None:
+            cached = self._inputs()
+            object.__setattr__(self, "_inputs", cached)
+        return cached
+
+    def _inputs(self) -> tuple[str, ...]:
         return ()
 
     def params(self) -> tuple[object, ...]:
@@ -135,7 +143,7 @@ class FormatOp(Op):
         used = set(self.fields())
         return tuple((k, v) for k, v in self.args if k in used)
 
-    def inputs(self) -> tuple[str, ...]:
+    def _inputs(self) -> tuple[str, ...]:
         return tuple(dict.fromkeys(v.op for _, v in self.args if isinstance(v, Ref)))
 
     def params(self) -> tuple[object, ...]:
@@ -168,7 +176,7 @@ class LambdaOp(Op):
     est_tokens: int = 32
     kind: OpKind = field(init=False, default=OpKind.LAMBDA)
 
-    def inputs(self) -> tuple[str, ...]:
+    def _inputs(self) -> tuple[str, ...]:
         return self.args
 
     def params(self) -> tuple[object, ...]:
@@ -186,7 +194,7 @@ class LLMOp(Op):
     cacheable: bool = True
     kind: OpKind = field(init=False, default=OpKind.LLM)
 
-    def inputs(self) -> tuple[str, ...]:
+    def _inputs(self) -> tuple[str, ...]:
         seen: dict[str, None] = {}
         for m in self.messages:
             for p in m.parts:
@@ -206,7 +214,7 @@ class OutputOp(Op):
     source: str = ""
     kind: OpKind = field(init=False, default=OpKind.OUTPUT)
 
-    def inputs(self) -> tuple[str, ...]:
+    def _inputs(self) -> tuple[str, ...]:
         return (self.source,)
 
     def params(self) -> tuple[object, ...]:

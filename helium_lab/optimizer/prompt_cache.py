@@ -31,9 +31,19 @@ def _digest(payload: object) -> str:
 
 def llm_signature(namespace: str, messages: Sequence[tuple[str, str]],
                   sampling: SamplingParams) -> str:
-    """Key of a greedy LLM call: model namespace, rendered messages, sampling parameters."""
-    sp = [sampling.temperature, sampling.max_tokens, sampling.top_p, sampling.seed]
-    return _digest(["llm", namespace, sp, [list(m) for m in messages]])
+    """Key of a greedy LLM call: model namespace, rendered messages, sampling parameters.
+
+    Fields are length-prefixed before hashing, so no two distinct inputs share a byte
+    stream (and no JSON escaping of long prompts is needed).
+    """
+    h = hashlib.sha256(b"llm\x00")
+    sp = f"{sampling.temperature!r}|{sampling.max_tokens}|{sampling.top_p!r}|{sampling.seed!r}"
+    for field in (namespace, sp, *(x for m in messages for x in m)):
+        data = field.encode()
+        h.update(len(data).to_bytes(8, "little"))
+        h.update(data)
+    h.update(len(messages).to_bytes(8, "little"))
+    return h.hexdigest()
 
 
 def lambda_signature(op: LambdaOp, args: Sequence[str]) -> str:

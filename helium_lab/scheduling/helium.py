@@ -18,6 +18,8 @@ delay d (Eq. 4) after its input's copy starts, since calls stream through.
 from __future__ import annotations
 
 import math
+import sys
+import time
 from collections.abc import Hashable
 
 from helium_lab.scheduling.context import PlanningContext
@@ -31,14 +33,16 @@ Key = Hashable  # (op id, worker)
 
 
 class _SNode:
-    """Scheduling-tree node mirroring a TRT node (or a leaf)."""
+    """Scheduling-tree node mirroring a TRT node (or a leaf). `leaves` (all leaves below)
+    get sorted by critical-path depth; `top` skips the scheduled ones at the front."""
 
-    __slots__ = ("children", "leaf", "leaves")
+    __slots__ = ("children", "leaf", "leaves", "top")
 
     def __init__(self, leaf: Key | None = None) -> None:
         self.leaf = leaf
         self.children: list[_SNode] = []
         self.leaves: list[Key] = [leaf] if leaf is not None else []
+        self.top = 0
 
 
 def _mirror(node: Node) -> _SNode:
@@ -47,6 +51,12 @@ def _mirror(node: Node) -> _SNode:
     for c in s.children:
         s.leaves.extend(c.leaves)
     return s
+
+
+def _sort_by_depth(node: _SNode, depth: dict[Key, float]) -> None:
+    node.leaves.sort(key=lambda k: -depth[k])
+    for c in node.children:
+        _sort_by_depth(c, depth)
 
 
 class _Scheduler:
@@ -73,6 +83,7 @@ class _Scheduler:
             tail = max((self.depth[u] for u in self.users[key]), default=0.0)
             self.depth[key] = self.n[key] * self.unit[key] + self.delay[key] + tail
         self.start: dict[Key, float] = {}
+        self._ready: dict[Key, float] = {}
         self.group_of: dict[Key, int] = {}
         self.groups = tree.inner_groups()
         for g, members in enumerate(self.groups):
@@ -82,16 +93,38 @@ class _Scheduler:
         self.buffer: dict[int, list[str]] = {}
         self.final: list[list[list[str]]] = [[] for _ in self.clock]
 
+    def nbytes(self) -> int:
+        """Memory of the scheduler's own state (maps over leaves, groups, buffers)."""
+        maps = (self.n, self.unit, self.delay, self.users, self.depth, self.start,
+                self.group_of, self.buffer)
+        size = sum(sys.getsizeof(m) for m in maps) + sys.getsizeof(self.groups)
+        size += sum(sys.getsizeof(v) for v in self.users.values())
+        size += sum(sys.getsizeof(g) for g in self.groups) + sys.getsizeof(self.final)
+        return size + sum(sys.getsizeof(w) + sum(sys.getsizeof(st) for st in w)
+                          for w in self.final)
+
     # -- state queries -----------------------------------------------------------------
     def ready_at(self, key: Key) -> float:
-        """Earliest token step the leaf may start (inf while an input is unscheduled)."""
+        """Earliest token step the leaf may start (inf while an input is unscheduled).
+        Cached; scheduling a leaf invalidates its users' entries."""
+        t = self._ready.get(key)
+        if t is not None:
+            return t
         t = 0.0
         for d in self.tree.leaves[key].deps:
             s = self.start.get(d)
             if s is None:
-                return math.inf
+                t = math.inf
+                break
             t = max(t, s + self.unit[d] + self.delay[d])
+        self._ready[key] = t
         return t
+
+    def max_depth(self, node: _SNode) -> float:
+        """Largest critical-path depth among the node's unscheduled leaves."""
+        while node.top < len(node.leaves) and node.leaves[node.top] in self.start:
+            node.top += 1
+        return self.depth[node.leaves[node.top]] if node.top < len(node.leaves) else 0.0
 
     def worker(self, key: Key) -> int:
         return self.tree.leaves[key].worker
@@ -104,6 +137,8 @@ class _Scheduler:
         w = self.worker(key)
         s = max(self.clock[w], self.ready_at(key))
         self.start[key] = s
+        for u in self.users[key]:
+            self._ready.pop(u, None)
         self.clock[w] = s + self.n[key] * self.unit[key]
         g = self.group_of[key]
         self.buffer.setdefault(g, []).append(key[0])  # type: ignore[index]
@@ -115,9 +150,9 @@ class _Scheduler:
         """Critical path first; when forcing, the earliest schedulable step first."""
         scored = []
         for i, c in enumerate(node.children):
-            left = [k for k in c.leaves if k not in self.start]
-            depth = max((self.depth[k] for k in left), default=0.0)
-            early = min((self.ready_at(k) for k in left), default=math.inf)
+            depth = self.max_depth(c)
+            early = min((self.ready_at(k) for k in c.leaves[c.top:] if k not in self.start),
+                        default=math.inf)
             scored.append(((early, -depth, i) if force else (-depth, early, i), c))
         scored.sort(key=lambda x: x[0])
         return [c for _, c in scored]
@@ -139,21 +174,27 @@ class _Scheduler:
 def helium_schedule(ctx: PlanningContext, tokenizer: Tokenizer | None = None) -> Schedule:
     tok = tokenizer or ctx.tokenizer
     plan = ctx.plan
+    t0 = time.perf_counter()
     partition = partition_workflow(ctx)
     lengths = SlotLengths(plan, lambda s: len(tok.encode(s)))
     workers_of = {op.id: [w for w in partition.workers_of(op.id) if partition.calls_on(op.id, w)]
                   for op in plan.llm_ops}
     tree = operator_trt(plan, tok, workers_of, lengths, partition.op_worker)
+    t1 = time.perf_counter()
     sched = _Scheduler(ctx, tree, partition, lengths)
     root = _SNode()
     root.children = [_mirror(r) for r in tree.roots.values()]
     for c in root.children:
         root.leaves.extend(c.leaves)
+    _sort_by_depth(root, sched.depth)
     passes = 0
     while not sched.recurse(root, False):
         sched.recurse(root, True)
         passes += 1
     stages = tuple(tuple(tuple(st) for st in sched.final[w]) for w in range(ctx.num_workers))
+    t2 = time.perf_counter()
     return Schedule("helium", partition, stages, "best_effort",
-                    stats={"forced_passes": passes, "trt_bytes": tree.nbytes(),
+                    stats={"forced_passes": passes, "trt_ms": (t1 - t0) * 1e3,
+                           "cas_ms": (t2 - t1) * 1e3, "trt_bytes": tree.nbytes(),
+                           "scheduler_bytes": sched.nbytes(),
                            "trt_nodes": sum(1 for _ in tree.nodes())})

@@ -30,19 +30,27 @@ class Partition:
     query_worker: tuple[int, ...]
     op_worker: dict[str, int] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        counts = [0] * self.num_workers
+        for w in self.query_worker:
+            counts[w] += 1
+        object.__setattr__(self, "_counts", tuple(counts))
+
     def worker_of(self, op: str, query: int) -> int:
         w = self.op_worker.get(op)
         return self.query_worker[query] if w is None else w
 
     def workers_of(self, op: str) -> list[int]:
         w = self.op_worker.get(op)
-        return sorted(set(self.query_worker)) if w is None else [w]
+        if w is not None:
+            return [w]
+        return [x for x, n in enumerate(self._counts) if n]  # type: ignore[attr-defined]
 
     def calls_on(self, op: str, worker: int) -> int:
         w = self.op_worker.get(op)
         if w is not None:
             return len(self.query_worker) if w == worker else 0
-        return sum(1 for x in self.query_worker if x == worker)
+        return self._counts[worker]  # type: ignore[attr-defined,no-any-return]
 
     @staticmethod
     def even(num_workers: int, batch: int) -> Partition:

@@ -10,7 +10,7 @@ reading the same upstream answer share it.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Iterable, Mapping
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from statistics import fmean
 
 from helium_lab.dsl.graph import Graph
@@ -20,6 +20,9 @@ from helium_lab.plan import Plan
 from helium_lab.prompt import Slot, segments
 from helium_lab.tokenizer import Tokenizer
 from helium_lab.trt.tree import TemplatedRadixTree
+
+
+SAMPLE = 32
 
 
 def llm_dependencies(graph: Graph) -> dict[str, tuple[str, ...]]:
@@ -50,17 +53,22 @@ class SlotLengths:
             got = self._cache[oid] = self._estimate(self.plan.graph.ops[oid])
         return got
 
+    def _mean(self, values: Sequence[str]) -> float:
+        """Mean token count over at most SAMPLE evenly spaced values (a per-op average
+        needs no more, and planning time must not grow with the batch)."""
+        step = max(1, len(values) // SAMPLE)
+        return fmean(self.count(v) for v in values[::step][:SAMPLE])
+
     def _estimate(self, op: Op) -> float:
         bound = self.plan.bound
         if isinstance(op, LLMOp):
             return float(min(op.profile.mean, op.sampling.max_tokens))
         if isinstance(op, InputOp):
-            return fmean(self.count(v) for v in bound.batch[op.name])
+            return self._mean(bound.batch[op.name])
         if isinstance(op, DataOp):
-            vals = [op.values] if isinstance(op.values, str) else op.values
-            return fmean(self.count(v) for v in vals)
+            return self._mean([op.values] if isinstance(op.values, str) else op.values)
         if isinstance(op, CacheFetchOp):
-            return fmean(self.count(v) for v in op.values)
+            return self._mean(op.values)
         if isinstance(op, LambdaOp):
             return float(op.est_tokens)
         return float(sum(self(d) for d in op.inputs()) or 1.0)

@@ -11,7 +11,7 @@ worker has its own sub-root, so prefixes are only shared within a worker.
           │                                             └─ "Please review" ── <A1> ── [Op3]
           └─ w1 ── ...
 
-Labels are `array('q')` so a node costs a few bytes per atom, not a Python int each.
+Labels are `array('i')` (4 bytes an atom) so a node costs a few bytes per atom, not a Python int each.
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ class Node:
         self.depth: float = weight + (parent.depth if parent is not None else 0.0)
 
     def has_slot(self) -> bool:
-        return any(a < 0 for a in self.label)
+        return bool(self.label) and min(self.label) < 0
 
 
 class Leaf:
@@ -86,9 +86,8 @@ class TemplatedRadixTree:
 
     def _weight(self, atoms: array) -> float:
         w = float(len(atoms))
-        for a in atoms:
-            if a < 0:
-                w += self.slot_weight[a] - 1.0
+        if atoms and min(atoms) < 0:
+            w += sum(self.slot_weight[a] - 1.0 for a in atoms if a < 0)
         return w
 
     def add(self, key: Hashable, atoms: Sequence[int], worker: int = 0,
@@ -102,8 +101,8 @@ class TemplatedRadixTree:
                 raise ValueError(f"TRT leaf {key!r} depends on {d!r}, which is not in the tree")
         node = self.roots.get(worker)
         if node is None:
-            node = self.roots[worker] = Node(array("q"), None, 0.0)
-        rest = array("q", atoms)
+            node = self.roots[worker] = Node(array("i"), None, 0.0)
+        rest = array("i", atoms)
         while rest:
             child = node.children.get(rest[0])
             if child is None:

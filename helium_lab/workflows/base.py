@@ -56,6 +56,11 @@ def names(base: Sequence[str], n: int, generic: str) -> list[str]:
     return [base[i] if i < len(base) else f"{generic} {i + 1}" for i in range(n)]
 
 
+def slug(name: str) -> str:
+    """`name` usable in an op id (no spaces)."""
+    return name.replace(" ", "_")
+
+
 def finish(wf: Workflow, bindings: Mapping[str, Sequence[str]], *, batch_size: int, seed: int,
            params: Mapping[str, object]) -> BoundGraph:
     """Compile `wf` over `bindings`; `meta` records how the workload was made."""

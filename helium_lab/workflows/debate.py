@@ -17,7 +17,16 @@ from __future__ import annotations
 
 from helium_lab.dsl import BoundGraph, LLMOp, Op, Workflow, history
 from helium_lab.workflows import sources
-from helium_lab.workflows.base import SAMPLING, Message, check_int, finish, labelled, names, profile
+from helium_lab.workflows.base import (
+    SAMPLING,
+    Message,
+    check_int,
+    finish,
+    labelled,
+    names,
+    profile,
+    slug,
+)
 from helium_lab.workflows.text import static_text
 
 ROLES = ("scholar", "skeptic", "pragmatist", "scientist", "teacher", "historian")
@@ -30,9 +39,10 @@ def _round(wf: Workflow, prefix: str, r: int, prev: list[LLMOp], roles: list[str
     out = []
     for a, role in enumerate(roles):
         others = labelled([(f"Agent {b + 1}", op) for b, op in enumerate(prev) if b != a])
-        msgs: list[Message] = [*history(prev[a]),
-                ("user", ["These are the other agents' answers:", *others, "\n", instr])]
-        out.append(wf.llm(msgs, name=f"{prefix}r{r}/{role}", sampling=SAMPLING,
+        msgs: list[Message] = [
+            *history(prev[a]),
+            ("user", ["These are the other agents' answers:", *others, "\n", instr])]
+        out.append(wf.llm(msgs, name=f"{prefix}r{r}/{slug(role)}", sampling=SAMPLING,
                           profile=profile(*oprof)))
     return out
 
@@ -44,7 +54,8 @@ def _first_round(wf: Workflow, prefix: str, roles: list[str], question: list[str
     for role in roles:
         system = static_text(f"{wf.name}/role/{role}", role_tokens, f"You are a {role}.")
         out.append(wf.llm([("system", system), ("user", [*question, "\n", instr])],
-                          name=f"{prefix}r1/{role}", sampling=SAMPLING, profile=profile(*oprof)))
+                          name=f"{prefix}r1/{slug(role)}", sampling=SAMPLING,
+                          profile=profile(*oprof)))
     return out
 
 

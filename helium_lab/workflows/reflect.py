@@ -17,7 +17,16 @@ from __future__ import annotations
 
 from helium_lab.dsl import BoundGraph, LLMOp, Op, Workflow, history
 from helium_lab.workflows import sources
-from helium_lab.workflows.base import SAMPLING, Message, check_int, finish, labelled, names, profile
+from helium_lab.workflows.base import (
+    SAMPLING,
+    Message,
+    check_int,
+    finish,
+    labelled,
+    names,
+    profile,
+    slug,
+)
 from helium_lab.workflows.text import static_text
 
 CRITICS = ("extraction", "calculation", "consistency", "units")
@@ -44,7 +53,7 @@ def _critics(wf: Workflow, prefix: str, question: list[str | Op], answer: LLMOp,
         else:
             msgs = [("system", system),
                     ("user", [*question, "\nAnalyst answer:\n", answer, "\n", instr])]
-        out.append(wf.llm(msgs, name=f"{prefix}critic/{kind}", sampling=SAMPLING,
+        out.append(wf.llm(msgs, name=f"{prefix}critic/{slug(kind)}", sampling=SAMPLING,
                           profile=profile(310, 150)))
     return out
 
