@@ -10,13 +10,14 @@ from collections.abc import Callable
 from helium_lab.errors import ConfigError
 from helium_lab.scheduling.baselines import lspf, opwise, querywise, random_order
 from helium_lab.scheduling.context import PlanningContext
-from helium_lab.scheduling.helium import helium_schedule
+from helium_lab.scheduling.helium import alg1_schedule, helium_schedule
 from helium_lab.scheduling.schedule import Partition, Schedule
 
 Policy = Callable[[PlanningContext], Schedule]
 
 POLICIES: dict[str, Policy] = {
     "helium": helium_schedule,
+    "helium_alg1": alg1_schedule,
     "querywise": querywise,
     "opwise": opwise,
     "random": random_order,

@@ -21,6 +21,7 @@ import math
 import sys
 import time
 from collections.abc import Hashable
+from dataclasses import replace
 
 from helium_lab.scheduling.context import PlanningContext
 from helium_lab.scheduling.partition import partition_workflow
@@ -171,7 +172,44 @@ class _Scheduler:
         return not node.children
 
 
+REFINE_MAX_CALLS = 64
+REFINE_BUDGET_S = 0.5
+
+
 def helium_schedule(ctx: PlanningContext, tokenizer: Tokenizer | None = None) -> Schedule:
+    """Alg. 1, then (for batches of at most REFINE_MAX_CALLS calls) call-level refinement."""
+    sched = alg1_schedule(ctx, tokenizer)
+    if 0 < ctx.plan.num_calls() <= REFINE_MAX_CALLS:
+        return refined(ctx, sched, tokenizer or ctx.tokenizer)
+    return sched
+
+
+def refined(ctx: PlanningContext, sched: Schedule, tok: Tokenizer) -> Schedule:
+    """Relocation search from Alg. 1's and LSPF's call orders; kept only if no worse."""
+    from helium_lab.scheduling.baselines import lspf
+    from helium_lab.scheduling.evaluation import token_steps
+    from helium_lab.scheduling.refine import refine
+    from helium_lab.scheduling.tokensteps import CallInstance
+
+    t0 = time.perf_counter()
+    inst = CallInstance.from_plan(ctx.plan, tok)
+    base = token_steps(sched, inst, ctx.cost)
+    starts = [base.orders]
+    assign = [sched.partition.worker_of(op, q) for op, q in inst.keys]
+    other = token_steps(replace(lspf(ctx), partition=sched.partition), inst, ctx.cost)
+    if all(assign[j] == w for w, o in enumerate(other.orders) for j in o):
+        starts.append(other.orders)
+    best, orders = refine(inst, ctx.cost, starts, REFINE_BUDGET_S)
+    stats = {**sched.stats, "alg1_token_steps": base.makespan, "refined_token_steps": best,
+             "refine_ms": (time.perf_counter() - t0) * 1e3}
+    if best >= base.makespan:
+        return replace(sched, stats=stats)
+    rank = {inst.keys[j]: i for o in orders for i, j in enumerate(o)}
+    return replace(sched, dispatch="strict", call_order=rank, stats=stats)
+
+
+def alg1_schedule(ctx: PlanningContext, tokenizer: Tokenizer | None = None) -> Schedule:
+    """Alg. 1 alone: the operator-level soft schedule."""
     tok = tokenizer or ctx.tokenizer
     plan = ctx.plan
     t0 = time.perf_counter()

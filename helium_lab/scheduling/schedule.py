@@ -68,6 +68,7 @@ class Schedule:
     dispatch: Dispatch = "best_effort"
     seed: int = 0
     stats: dict[str, float] = field(default_factory=dict, compare=False)
+    call_order: dict[tuple[str, int], int] | None = None  # explicit per-call ranks, if refined
 
     def __post_init__(self) -> None:
         index: dict[tuple[int, str], tuple[int, int]] = {}
@@ -83,6 +84,8 @@ class Schedule:
 
     def rank(self, op: str, query: int) -> tuple[int, int, int]:
         """Position of call (op, query) in its worker's order (smaller is earlier)."""
+        if self.call_order is not None:
+            return (self.call_order[(op, query)], 0, 0)
         w = self.partition.worker_of(op, query)
         s, i = self._index[(w, op)]  # type: ignore[attr-defined]
         return (s, query, i)
@@ -92,4 +95,7 @@ class Schedule:
         for w, stages in enumerate(self.stages):
             body = " ".join("[" + " ".join(st) + "]" for st in stages)
             lines.append(f"  worker {w}: [{body}]")
+        if self.call_order is not None:
+            calls = sorted(self.call_order, key=self.call_order.__getitem__)
+            lines.append("  refined call order: " + " ".join(f"{o}@{q}" for o, q in calls))
         return "\n".join(lines)

@@ -21,7 +21,6 @@ from helium_lab.prompt import Slot, segments
 from helium_lab.tokenizer import Tokenizer
 from helium_lab.trt.tree import TemplatedRadixTree
 
-
 SAMPLE = 32
 
 
