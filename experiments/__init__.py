@@ -27,4 +27,5 @@ def get_task(name: str) -> Task:
     if target is None:
         raise ConfigError(f"unknown task {name!r} (config key 'task'); known: {sorted(TASKS)}")
     module, fn = target.split(":")
-    return getattr(import_module(module), fn)  # type: ignore[no-any-return]
+    task: Task = getattr(import_module(module), fn)
+    return task

@@ -8,6 +8,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -122,7 +124,7 @@ def test_token_step_schedules_respect_dependencies_and_delays(wf, policy) -> Non
         for i in deps:
             assert ev.start[j] >= ev.end[i] + cost.delay(inst.len_out[i]) - 1e-6
     order = ev.orders[0]
-    for a, b in zip(order, order[1:], strict=False):
+    for a, b in itertools.pairwise(order):
         assert ev.start[b] >= ev.end[a] - 1e-6  # one worker runs one call at a time
 
 

@@ -20,7 +20,8 @@ class Graph:
         for op in self.ops.values():
             for dep in op.inputs():
                 if dep not in self.ops:
-                    raise GraphError(f"graph {name!r}: op {op.id!r} reads {dep!r}, not in the graph")
+                    raise GraphError(
+                        f"graph {name!r}: op {op.id!r} reads {dep!r}, not in the graph")
         self.order: tuple[str, ...] = self._topological_order()
 
     @staticmethod

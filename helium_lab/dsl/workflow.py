@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from typing import Union
 
 from helium_lab.dsl.ops import (
     DataOp,
@@ -29,7 +28,7 @@ from helium_lab.dsl.ops import (
 )
 from helium_lab.errors import GraphError
 
-Part = Union[str, Op]
+Part = str | Op
 
 
 class Workflow:
@@ -95,8 +94,9 @@ class Workflow:
         if cacheable and not deterministic:
             raise GraphError(f"lambda op {oid!r} is marked cacheable but not deterministic")
         ids = tuple(self._own(a, f"lambda {oid!r}") for a in args)
-        op = LambdaOp(id=oid, owner=self, fn=fn, args=ids, fn_name=getattr(fn, "__qualname__", "fn"),
-                      deterministic=deterministic, cacheable=cacheable, est_tokens=est_tokens)
+        op = LambdaOp(id=oid, owner=self, fn=fn, args=ids,
+                      fn_name=getattr(fn, "__qualname__", "fn"), deterministic=deterministic,
+                      cacheable=cacheable, est_tokens=est_tokens)
         return self._add(op)  # type: ignore[return-value]
 
     def llm(self, messages: Iterable[Msg | tuple[str, Part | Sequence[Part]]], *,
@@ -129,7 +129,8 @@ class Workflow:
     def output(self, name: str, source: Op) -> OutputOp:
         """Marks `source`'s value as the final output `name` of each query."""
         src = self._own(source, f"output {name!r}")
-        op = OutputOp(id=self._new_id("output:", f"output:{name}"), owner=self, name=name, source=src)
+        oid = self._new_id("output:", f"output:{name}")
+        op = OutputOp(id=oid, owner=self, name=name, source=src)
         return self._add(op)  # type: ignore[return-value]
 
     def build(self, terminals: Sequence[Op] | None = None):  # -> Graph

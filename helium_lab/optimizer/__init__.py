@@ -38,8 +38,9 @@ class OptimizerConfig:
         unknown = [p for p in names if p not in PASSES]
         if unknown:
             raise ConfigError(f"unknown optimizer pass(es) {unknown}; known: {list(PASSES)}")
-        return OptimizerConfig(*(p in names for p in PASSES),
-                               static_prefix_min_tokens=static_prefix_min_tokens)
+        on = {p: p in names for p in PASSES}
+        return OptimizerConfig(on["prune"], on["cse"], on["prompt_cache"], on["static_prefix"],
+                               static_prefix_min_tokens)
 
 
 def optimize(bound: BoundGraph, config: OptimizerConfig = OptimizerConfig(), *,

@@ -71,7 +71,7 @@ class _Scheduler:
         self.delay: dict[Key, float] = {}
         self.users: dict[Key, list[Key]] = {k: [] for k in tree.leaves}
         for key, leaf in tree.leaves.items():
-            op, w = key  # type: ignore[misc]
+            op, w = leaf.key[0], leaf.worker  # type: ignore[index]
             out = lengths(op)
             self.n[key] = partition.calls_on(op, w)
             shared = tree.static_prefix(key)

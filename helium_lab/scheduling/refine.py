@@ -39,7 +39,7 @@ def relocate(inst: CallInstance, cost: TokenStepCost, orders: list[list[int]],
                 for p2 in range(len(order)):
                     if p2 == p:
                         continue
-                    cand = [*orders[:w], rest[:p2] + [order[p]] + rest[p2:], *orders[w + 1:]]
+                    cand = [*orders[:w], [*rest[:p2], order[p], *rest[p2:]], *orders[w + 1:]]
                     m = _cost(inst, cost, cand)
                     if m < best * (1 - 1e-12):
                         best, orders, improved = m, cand, True

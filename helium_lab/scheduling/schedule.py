@@ -50,7 +50,7 @@ class Partition:
         w = self.op_worker.get(op)
         if w is not None:
             return len(self.query_worker) if w == worker else 0
-        return self._counts[worker]  # type: ignore[attr-defined,no-any-return]
+        return self._counts[worker]  # type: ignore[attr-defined]
 
     @staticmethod
     def even(num_workers: int, batch: int) -> Partition:

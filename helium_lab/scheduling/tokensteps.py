@@ -33,7 +33,7 @@ class CallInstance:
         keys: list[tuple[str, int]] = list(tree.leaves)  # type: ignore[arg-type]
         index = {k: i for i, k in enumerate(keys)}
         topo = {op.id: i for i, op in enumerate(plan.llm_ops)}
-        deps = [[index[d] for d in tree.leaves[k].deps] for k in keys]
+        deps = [[index[d] for d in tree.leaves[k].deps] for k in keys]  # type: ignore[index]
         users: list[list[int]] = [[] for _ in keys]
         for j, ds in enumerate(deps):
             for i in ds:
@@ -58,7 +58,8 @@ class Evaluation:
     orders: list[list[int]]
 
 
-def evaluate(inst: CallInstance, cost: TokenStepCost, orders: Sequence[Sequence[int]]) -> Evaluation:
+def evaluate(inst: CallInstance, cost: TokenStepCost,
+             orders: Sequence[Sequence[int]]) -> Evaluation:
     """Earliest start times for fixed per-worker orders σ (Eq. 5's constraints) and T(σ)."""
     n = len(inst)
     seen = sorted(i for o in orders for i in o)

@@ -11,7 +11,7 @@ worker has its own sub-root, so prefixes are only shared within a worker.
           │                                             └─ "Please review" ── <A1> ── [Op3]
           └─ w1 ── ...
 
-Labels are `array('i')` (4 bytes an atom) so a node costs a few bytes per atom, not a Python int each.
+Labels are `array('i')`: 4 bytes an atom, not a Python int object each.
 """
 
 from __future__ import annotations

@@ -109,5 +109,5 @@ def test_format_field_without_argument() -> None:
 
 
 def test_input_op_names() -> None:
-    wf, g = small()
+    _wf, g = small()
     assert [op.name for op in g.inputs if isinstance(op, InputOp)] == ["q"]
