@@ -16,7 +16,7 @@ from tests.helpers import fig4_workflow
 TOK = SyntheticTokenizer()
 
 
-def processor(policy: str = "helium", workers: int = 1, queries: int = 2,
+def processor(policy: str = "helium_alg1", workers: int = 1, queries: int = 2,
               **cfg: object) -> QueryProcessor:
     plan = optimize(fig4_workflow().compile(question=[f"q{i} why" for i in range(queries)]),
                     OptimizerConfig(prompt_cache=False), tokenizer=TOK)
@@ -67,7 +67,7 @@ def test_vllm_style_one_call_at_a_time() -> None:
 
 def test_outputs_identical_across_policies_routers_and_workers() -> None:
     results = set()
-    for policy in ("helium", "querywise", "opwise", "random", "lspf"):
+    for policy in ("helium", "helium_alg1", "querywise", "opwise", "random", "lspf"):
         for workers in (1, 2):
             for router in ("schedule", "least_loaded", "prefix_affinity", "round_robin"):
                 proc = processor(policy, workers, queries=3, router=router)
@@ -89,3 +89,14 @@ def test_prewarm_prompts_are_the_calls_leading_tokens() -> None:
 def test_bad_router() -> None:
     with pytest.raises(ConfigError, match="unknown router 'fastest'"):
         ProcessorConfig(router="fastest")
+
+
+def test_refined_small_batch_runs_in_its_explicit_order() -> None:
+    proc = processor("helium", queries=2, max_inflight_total=1)
+    assert proc.schedule.call_order is not None and proc.schedule.dispatch == "strict"
+    order = []
+    calls = proc.start()
+    while calls:
+        order.append((calls[0].op, calls[0].query))
+        calls = finish(proc, calls[0], float(len(order)))
+    assert order == sorted(proc.schedule.call_order, key=proc.schedule.call_order.__getitem__)
