@@ -60,7 +60,7 @@ def run(cfg: dict[str, Any], run_dir: Path) -> dict[str, Any]:
     ratios = {}
     for b in tqdm(p["branches"], desc="branches", disable=not cfg.get("progress", True)):
         row = measure(int(b), batch, workers, reps, settings, int(cfg["seed"]))
-        big = measure(int(b), int(p["scaling_batch"]), workers, max(3, reps // 3), settings,
+        big = measure(int(b), int(p["scaling_batch"]), workers, reps, settings,
                       int(cfg["seed"]))
         small_ms = row["trt_ms_median"] + row["cas_ms_median"]
         big_ms = big["trt_ms_median"] + big["cas_ms_median"]

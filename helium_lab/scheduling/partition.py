@@ -17,6 +17,8 @@ from __future__ import annotations
 import heapq
 from collections.abc import Sequence
 
+import numpy as np
+
 from helium_lab.dsl.ops import InputOp, LLMOp
 from helium_lab.prompt import Slot, Static, segments
 from helium_lab.scheduling.context import PlanningContext
@@ -29,7 +31,8 @@ def _lpt(weights: Sequence[float], speeds: Sequence[float]) -> tuple[list[int], 
     """Longest processing time first onto the least-loaded worker; returns (owner, max load)."""
     heap = [(0.0, w) for w in range(len(speeds))]
     owner = [0] * len(weights)
-    for i in sorted(range(len(weights)), key=lambda i: -weights[i]):
+    order = np.argsort(-np.asarray(weights, dtype=float), kind="stable").tolist()
+    for i in order:
         load, w = heapq.heappop(heap)
         owner[i] = w
         heapq.heappush(heap, (load + weights[i] / speeds[w], w))
@@ -68,13 +71,17 @@ def partition_workflow(ctx: PlanningContext) -> Partition:
     fixed, inputs = _op_static_and_inputs(ctx)
     outs = {op.id: min(op.profile.mean, op.sampling.max_tokens) for op in plan.llm_ops}
     # per-query weight: Σ_ops len_out · prompt chars (Eq. 3's dominant term)
-    lens = {name: [len(v) for v in vals] for name, vals in plan.bound.batch.items()}
+    lens = {name: np.fromiter(map(len, vals), dtype=float, count=len(vals))
+            for name, vals in plan.bound.batch.items()}
     base = sum(outs[o] * fixed[o] for o in fixed)
     per_input: dict[str, float] = {}
     for o, names in inputs.items():
         for n in names:
             per_input[n] = per_input.get(n, 0.0) + outs[o]
-    qweight = [base + sum(k * lens[n][q] for n, k in per_input.items()) for q in range(size)]
+    qw = np.full(size, base)
+    for n, k in per_input.items():
+        qw += k * lens[n]
+    qweight: list[float] = qw.tolist()
     owner, split_cost = _lpt(qweight, speeds)
     split = Partition(workers, tuple(owner))
     if size >= 2 * workers:
@@ -87,7 +94,7 @@ def partition_workflow(ctx: PlanningContext) -> Partition:
         first = next((s.op for s in segs if isinstance(s, Slot)), op.id)
         groups.setdefault((lead, first), []).append(op.id)
     gl = list(groups.values())
-    mean_in = {n: sum(v) / size for n, v in lens.items()}
+    mean_in = {n: float(v.mean()) for n, v in lens.items()}
     opw = {o: size * outs[o] * (fixed[o] + sum(mean_in[n] for n in inputs[o])) for o in fixed}
     gweight = [sum(opw[o] for o in g) for g in gl]
     gowner, group_cost = _lpt(gweight, speeds)
