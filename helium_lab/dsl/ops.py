@@ -177,7 +177,7 @@ class LambdaOp(Op):
     kind: OpKind = field(init=False, default=OpKind.LAMBDA)
 
     def _inputs(self) -> tuple[str, ...]:
-        return self.args
+        return tuple(dict.fromkeys(self.args))  # each input once, even if read twice
 
     def params(self) -> tuple[object, ...]:
         return (self.fn_name, self.deterministic)

@@ -58,5 +58,5 @@ def run_echo(proc: QueryProcessor, tokenizer: Tokenizer, max_steps: int = 10_000
         if steps > max_steps:
             raise RuntimeError("echo run did not finish")
     if not proc.done:
-        raise RuntimeError("echo engine drained but the processor is not done (lost a call?)")
+        raise RuntimeError(f"echo engine drained but the processor is not done: {proc.stuck()}")
     return engine

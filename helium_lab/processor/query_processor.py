@@ -112,6 +112,12 @@ class QueryProcessor:
     def done(self) -> bool:
         return self._started and self._unvalued == 0
 
+    def stuck(self) -> dict[str, list[CallKey]]:
+        """Diagnostics: calls waiting for inputs, and queued calls not yet submitted."""
+        waiting = [k for k, m in self._missing.items() if m > 0]
+        queued = [(i[2].call.op, i[2].call.query) for h in self._heaps for i in h]
+        return {"waiting": waiting, "queued": queued}
+
     def outputs(self) -> list[dict[str, str]]:
         """Final outputs of each query, by output name."""
         outs = [op for op in self.graph.outputs if isinstance(op, OutputOp)]

@@ -100,3 +100,20 @@ def test_refined_small_batch_runs_in_its_explicit_order() -> None:
         order.append((calls[0].op, calls[0].query))
         calls = finish(proc, calls[0], float(len(order)))
     assert order == sorted(proc.schedule.call_order, key=proc.schedule.call_order.__getitem__)
+
+
+def test_lambda_reading_one_op_twice_after_cse_completes() -> None:
+    from helium_lab.dsl import Workflow
+
+    wf = Workflow("twice")
+    q = wf.input("q")
+    a = wf.llm([("user", q)], name="a")
+    b = wf.llm([("user", q)], name="b")  # CSE merges b into a: the lambda reads a twice
+    wf.output("o", wf.lam(lambda x, y: x + "|" + y, a, b, name="join"))
+    plan = optimize(wf.build().compile(q=["x"]), tokenizer=TOK)
+    assert plan.aliases == {"b": "a"}
+    sched = get_policy("helium")(PlanningContext(plan, TOK, TokenStepCost.uniform(1)))
+    proc = QueryProcessor(plan, sched, TOK)
+    run_echo(proc, TOK)
+    left, right = proc.outputs()[0]["o"].split("|")
+    assert left == right and len(proc.records) == 1
