@@ -44,6 +44,12 @@ class SyntheticTokenizer:
         return " ".join(f"t{i}" for i in ids)
 
 
+def token_count(tokenizer: Tokenizer, text: str) -> int:
+    """Tokens in `text`, without building the id list when the tokenizer can count."""
+    count = getattr(tokenizer, "count", None)
+    return int(count(text)) if count is not None else len(tokenizer.encode(text))
+
+
 def synthetic_text(seed: bytes | str, n_tokens: int, prefix: str = "w") -> str:
     """`n_tokens` pseudo-random words derived only from `seed` (same seed, same text)."""
     if isinstance(seed, str):

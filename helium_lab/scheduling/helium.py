@@ -26,7 +26,7 @@ from dataclasses import replace
 from helium_lab.scheduling.context import PlanningContext
 from helium_lab.scheduling.partition import partition_workflow
 from helium_lab.scheduling.schedule import Partition, Schedule
-from helium_lab.tokenizer import Tokenizer
+from helium_lab.tokenizer import Tokenizer, token_count
 from helium_lab.trt.build import SlotLengths, operator_trt
 from helium_lab.trt.tree import Node, TemplatedRadixTree
 
@@ -214,7 +214,7 @@ def alg1_schedule(ctx: PlanningContext, tokenizer: Tokenizer | None = None) -> S
     plan = ctx.plan
     t0 = time.perf_counter()
     partition = partition_workflow(ctx)
-    lengths = SlotLengths(plan, lambda s: len(tok.encode(s)))
+    lengths = SlotLengths(plan, lambda s: token_count(tok, s))
     workers_of = {op.id: [w for w in partition.workers_of(op.id) if partition.calls_on(op.id, w)]
                   for op in plan.llm_ops}
     tree = operator_trt(plan, tok, workers_of, lengths, partition.op_worker)

@@ -44,6 +44,7 @@ from scipy.sparse import coo_matrix
 
 from helium_lab.cost import TokenStepCost
 from helium_lab.scheduling.tokensteps import CallInstance, evaluate
+from helium_lab.trt.tree import Node
 
 _TARGET = 1000.0  # internal time scale: UB maps to this
 _REL_GAP = 1e-6
@@ -91,6 +92,7 @@ class _Data:
         for j in range(n):
             for i in self.anc[j]:
                 self.desc[i].add(j)
+        self.groups = self._groups(inst)
         # prefill(i, j) with i = n for the start node (full prompt)
         pre = np.zeros((n + 1, n))
         for j in range(n):
@@ -123,6 +125,23 @@ class _Data:
                 chain = self.dmin[i] + max(self.pmin[k] + self.q[k] for k in self.users[i])
                 energy = self.dmin[i] + sum(self.pmin[k] for k in self.desc[i]) / workers
                 self.q[i] = max(chain, energy)
+
+    def _groups(self, inst: CallInstance) -> list[list[int]]:
+        """Call sets below each weighted TRT node (2 ≤ size < n): calls sharing a prefix."""
+        index = {k: i for i, k in enumerate(inst.keys)}
+        found: set[frozenset[int]] = set()
+
+        def walk(node: Node) -> set[int]:
+            calls = {index[k] for k in node.leaves if k in index}
+            for child in node.children.values():
+                calls |= walk(child)
+            if node.weight > 0 and 2 <= len(calls) < self.n:
+                found.add(frozenset(calls))
+            return calls
+
+        for root in inst.tree.roots.values():
+            walk(root)
+        return sorted((sorted(g) for g in found), key=lambda g: (len(g), g))
 
     def _topo(self) -> list[int]:
         indeg = [len(d) for d in self.deps]
@@ -391,6 +410,10 @@ def _build(d: _Data, ub: float, scale: float) -> _Model:
             rows.append((row, -big, inf))
         if i < j and (j, i) in pair:
             rows.append(({a: 1.0 for a in alist + pair[(j, i)]}, -inf, 1.0))
+    for g in d.groups:  # calls sharing a prefix: someone enters the group from outside
+        gs = set(g)
+        row = {a: 1.0 for j in g for a in into[j] if arcs[a][0] not in gs}
+        rows.append((row, 1.0, inf))
     for j in range(n):  # tails
         rows.append(({col_C: 1.0, col_c[j]: -1.0}, d.q[j] * s, inf))
 

@@ -15,6 +15,7 @@ ready-dispatch), "lspf" (longest shared prefix first, decided against the engine
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -31,10 +32,8 @@ class Partition:
     op_worker: dict[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        counts = [0] * self.num_workers
-        for w in self.query_worker:
-            counts[w] += 1
-        object.__setattr__(self, "_counts", tuple(counts))
+        counts = Counter(self.query_worker)
+        object.__setattr__(self, "_counts", tuple(counts[w] for w in range(self.num_workers)))
 
     def worker_of(self, op: str, query: int) -> int:
         w = self.op_worker.get(op)

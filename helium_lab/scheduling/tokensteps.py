@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from helium_lab.cost import TokenStepCost
 from helium_lab.plan import Plan
-from helium_lab.tokenizer import Tokenizer
+from helium_lab.tokenizer import Tokenizer, token_count
 from helium_lab.trt.build import SlotLengths, call_trt
 from helium_lab.trt.tree import TemplatedRadixTree
 
@@ -28,7 +28,7 @@ class CallInstance:
 
     @staticmethod
     def from_plan(plan: Plan, tokenizer: Tokenizer) -> CallInstance:
-        lengths = SlotLengths(plan, lambda s: len(tokenizer.encode(s)))
+        lengths = SlotLengths(plan, lambda s: token_count(tokenizer, s))
         tree = call_trt(plan, tokenizer, lengths=lengths)
         keys: list[tuple[str, int]] = list(tree.leaves)  # type: ignore[arg-type]
         index = {k: i for i, k in enumerate(keys)}

@@ -18,10 +18,10 @@ from helium_lab.dsl.ops import CacheFetchOp, DataOp, InputOp, LambdaOp, LLMOp, O
 from helium_lab.evaluate import evaluate
 from helium_lab.plan import Plan
 from helium_lab.prompt import Slot, segments
-from helium_lab.tokenizer import Tokenizer
+from helium_lab.tokenizer import Tokenizer, token_count
 from helium_lab.trt.tree import TemplatedRadixTree
 
-SAMPLE = 32
+SAMPLE = 16
 
 
 def llm_dependencies(graph: Graph) -> dict[str, tuple[str, ...]]:
@@ -83,7 +83,7 @@ def operator_trt(plan: Plan, tokenizer: Tokenizer, workers_of: Mapping[str, Iter
     With `pinned=None` every op is taken to follow the query split.
     """
     tree = TemplatedRadixTree()
-    est = lengths or SlotLengths(plan, lambda s: len(tokenizer.encode(s)))
+    est = lengths or SlotLengths(plan, lambda s: token_count(tokenizer, s))
     graph = plan.graph
     deps = llm_dependencies(graph)
     for op in graph.llm_ops:
@@ -104,7 +104,7 @@ def call_trt(plan: Plan, tokenizer: Tokenizer, queries: Iterable[int] | None = N
              lengths: SlotLengths | None = None) -> TemplatedRadixTree:
     """The call-level TRT (one worker): leaves are (op id, query) for every call to run."""
     tree = TemplatedRadixTree()
-    est = lengths or SlotLengths(plan, lambda s: len(tokenizer.encode(s)))
+    est = lengths or SlotLengths(plan, lambda s: token_count(tokenizer, s))
     graph, bound = plan.graph, plan.bound
     deps = llm_dependencies(graph)
     for q in queries if queries is not None else range(plan.size):
