@@ -38,7 +38,7 @@ class SyntheticTokenizer:
         return list(self._encode_cached(text))
 
     def count(self, text: str) -> int:
-        return len(text.split())
+        return len(self._encode_cached(text))
 
     def decode(self, ids: Sequence[int]) -> str:
         return " ".join(f"t{i}" for i in ids)
