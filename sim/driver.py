@@ -1,0 +1,190 @@
+"""Run a query processor against simulated engines on SimPy time.
+
+The processor is a pure state machine (DESIGN.md); this driver owns time:
+
+1. prewarm: every prefix from `proc.prewarm_prompts()` is prefilled (and soft-pinned) on
+   its worker; `proc.start()` runs once all prewarms finished (`SimResult.start_t`).
+2. Calls the processor emits reach their engine `submit_overhead_s` later (the baselines'
+   load balancer plus HTTP round trip; 0 for an in-process engine); their `submit_t` is
+   the emission time, so per-call latencies include the overhead.
+3. Each completion goes to `proc.on_finished` at its finish time; the calls it returns
+   are dispatched the same way. The run ends when no event is left; the processor must
+   then be `done`.
+
+`simulate` runs one processor on fresh engines; a `Simulation` keeps its engines (and
+their prefix caches and pins) for further runs, e.g. Trading's warm-up day, then the
+measured day.
+
+Deterministic: SimPy orders simultaneous events by scheduling order and nothing here
+reads a clock or iterates an unordered container, so equal inputs give equal results.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import simpy
+from tqdm import tqdm
+
+from helium_lab.processor.calls import CallRecord, CallResult, LLMCall
+from helium_lab.tokenizer import SyntheticTokenizer, Tokenizer
+from sim.config import EngineConfig
+from sim.cost_model import CostModel
+from sim.engine import IterationSample, SimEngine
+from sim.errors import SimError
+
+
+class Processor(Protocol):
+    """What the driver needs from `helium_lab.processor.QueryProcessor`."""
+
+    def start(self) -> list[LLMCall]: ...
+
+    def on_finished(self, result: CallResult) -> list[LLMCall]: ...
+
+    @property
+    def done(self) -> bool: ...
+
+    def prewarm_prompts(self) -> dict[int, list[tuple[int, ...]]]: ...
+
+
+@dataclass(frozen=True)
+class SimResult:
+    """One processor run. Times are simulated seconds on the simulation's clock (0 at the
+    first run): the run began at `begin_t`, prewarm ended and `proc.start()` ran at
+    `start_t`, and `makespan` = last completion - `begin_t` (prewarm included). `records`
+    (completion order) and `timeseries` cover this run; `stats` are each engine's
+    cumulative counters at its end."""
+
+    records: tuple[CallRecord, ...]
+    timeseries: dict[int, tuple[IterationSample, ...]]
+    stats: dict[int, dict[str, float]]
+    begin_t: float
+    start_t: float
+    makespan: float
+
+
+def simulate(proc: Processor, engines_config: Sequence[EngineConfig],
+             cost_model: CostModel | Sequence[CostModel], *,
+             tokenizer: Tokenizer | None = None, submit_overhead_s: float = 0.0,
+             progress: bool = False) -> SimResult:
+    """Run `proc` to completion on fresh engines, one per entry of `engines_config`
+    (worker w uses `engines_config[w]` and `cost_model[w]`, or one shared cost model)."""
+    sim = Simulation(engines_config, cost_model, tokenizer=tokenizer,
+                     submit_overhead_s=submit_overhead_s)
+    return sim.run(proc, progress=progress)
+
+
+class Simulation:
+    """Engines whose caches and clock persist across runs (a warm-up batch, then a
+    measured one). Construction has no side effects until `run`."""
+
+    def __init__(self, engines_config: Sequence[EngineConfig],
+                 cost_model: CostModel | Sequence[CostModel], *,
+                 tokenizer: Tokenizer | None = None, submit_overhead_s: float = 0.0) -> None:
+        if submit_overhead_s < 0:
+            raise SimError(f"submit_overhead_s must be >= 0, got {submit_overhead_s}")
+        if not engines_config:
+            raise SimError("a simulation needs at least one engine config")
+        if isinstance(cost_model, Sequence):
+            costs = list(cost_model)
+            if len(costs) != len(engines_config):
+                raise SimError(f"{len(costs)} cost models for {len(engines_config)} engines")
+        else:
+            costs = [cost_model] * len(engines_config)
+        self.env = simpy.Environment()
+        self.tokenizer = tokenizer or SyntheticTokenizer()
+        self.overhead = submit_overhead_s
+        self.engines = [SimEngine(self.env, cfg, costs[w], self.tokenizer, self._on_finish,
+                                  worker=w) for w, cfg in enumerate(engines_config)]
+        self._run: _Run | None = None
+
+    def run(self, proc: Processor, *, progress: bool = False) -> SimResult:
+        """Run `proc` to completion, continuing from the current simulated time."""
+        self._run = _Run(self, proc, progress)
+        try:
+            return self._run.execute()
+        finally:
+            self._run = None
+
+    def _on_finish(self, result: CallResult) -> None:
+        if self._run is None:
+            raise SimError(f"call {result.call_id} finished outside a run")
+        self._run.on_finish(result)
+
+
+class _Run:
+    """State of one processor run."""
+
+    def __init__(self, sim: Simulation, proc: Processor, progress: bool) -> None:
+        self.sim = sim
+        self.proc = proc
+        self.env = sim.env
+        self.engines = sim.engines
+        self.calls: dict[int, LLMCall] = {}
+        self.records: list[CallRecord] = []
+        self.begin_t = self.start_t = sim.env.now
+        self.first_sample = [len(e.timeseries) for e in sim.engines]
+        self.bar = tqdm(desc="simulate", unit="call", disable=not progress)
+
+    def execute(self) -> SimResult:
+        self.env.process(self._main())
+        try:
+            self.env.run()
+        finally:
+            self.bar.close()
+        if not self.proc.done:
+            raise SimError(f"simulation ran out of events but the processor is not done "
+                           f"({len(self.calls)} calls submitted, {len(self.records)} finished)")
+        last = max((r.finish_t for r in self.records), default=self.start_t)
+        return SimResult(
+            records=tuple(self.records),
+            timeseries={w: tuple(e.timeseries[self.first_sample[w]:])
+                        for w, e in enumerate(self.engines)},
+            stats={w: e.stats() for w, e in enumerate(self.engines)},
+            begin_t=self.begin_t, start_t=self.start_t, makespan=last - self.begin_t)
+
+    def _main(self) -> Generator[simpy.Event, Any, None]:
+        waits = []
+        for w, prefixes in sorted(self.proc.prewarm_prompts().items()):
+            engine = self._engine(w, "prewarm")
+            for prefix in prefixes:
+                engine.prewarm(prefix)
+            waits.append(engine.prewarmed())
+        if waits:
+            yield self.env.all_of(waits)
+        self.start_t = self.env.now
+        self._dispatch(self.proc.start())
+
+    def on_finish(self, result: CallResult) -> None:
+        call = self.calls[result.call_id]
+        self.records.append(CallRecord(
+            call.call_id, call.query, call.op, call.worker, result.submit_t, result.start_t,
+            result.first_token_t, result.finish_t, call.prompt_tokens, result.cached_tokens,
+            len(result.output_ids)))
+        self.bar.update()
+        self._dispatch(self.proc.on_finished(result))
+
+    def _dispatch(self, calls: list[LLMCall]) -> None:
+        now = self.env.now
+        for call in calls:
+            engine = self._engine(call.worker, f"call {call.call_id}")
+            if call.call_id in self.calls:
+                raise SimError(f"call id {call.call_id} (op {call.op!r}) submitted twice")
+            self.calls[call.call_id] = call
+            if self.sim.overhead > 0:
+                self.env.process(self._deliver(engine, call, now))
+            else:
+                engine.submit(call, submit_t=now)
+
+    def _deliver(self, engine: SimEngine, call: LLMCall,
+                 emitted: float) -> Generator[simpy.Event, Any, None]:
+        yield self.env.timeout(self.sim.overhead)
+        engine.submit(call, submit_t=emitted)
+
+    def _engine(self, worker: int, what: str) -> SimEngine:
+        if not 0 <= worker < len(self.engines):
+            raise SimError(f"{what} targets worker {worker}, but only "
+                           f"{len(self.engines)} engines are configured")
+        return self.engines[worker]

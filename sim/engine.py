@@ -1,0 +1,202 @@
+"""A simulated vLLM engine for one worker: a SimPy process stepping the scheduler.
+
+Each iteration: schedule a batch, hold the engine for the cost model's step time, then
+apply the step (sample tokens, finish requests) and report each finished call's
+`CallResult` to the completion callback, all at the step's end time. An idle engine
+sleeps until `submit` or `prewarm` wakes it. Calls that arrive during a step join the
+waiting queue and are considered at the next step, as in vLLM.
+
+Implements `helium_lab.processor.engine.Engine` (submit / prewarm / stats).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Generator
+from typing import Any, NamedTuple
+
+import simpy
+
+from helium_lab.processor.calls import CallResult, LLMCall, synthetic_output
+from helium_lab.tokenizer import Tokenizer
+from sim.config import EngineConfig
+from sim.cost_model import BatchShape, CostModel
+from sim.errors import SimError
+from sim.kv_cache import KVCacheManager
+from sim.queue_policy import make_queue
+from sim.request import SimRequest
+from sim.scheduler import Scheduler, SchedulerOutput
+
+
+class IterationSample(NamedTuple):
+    """One engine step: start time, duration, requests running and waiting after
+    scheduling, tokens batched, KV usage after scheduling."""
+
+    t: float
+    dt: float
+    running: int
+    waiting: int
+    batched_tokens: int
+    kv_usage: float
+
+
+class SimEngine:
+    """One worker's engine. Construct it, then call `submit`/`prewarm`; no side effects
+    until the SimPy environment runs."""
+
+    def __init__(self, env: simpy.Environment, config: EngineConfig, cost_model: CostModel,
+                 tokenizer: Tokenizer, on_finish: Callable[[CallResult], None],
+                 worker: int = 0) -> None:
+        self.env = env
+        self.config = config
+        self.cost_model = cost_model
+        self.tokenizer = tokenizer
+        self.on_finish = on_finish
+        self.worker = worker
+        self.kv = KVCacheManager(config.resolved_num_gpu_blocks, config.block_size,
+                                 config.enable_prefix_caching)
+        self.scheduler = Scheduler(config, self.kv, make_queue(config.queue_order))
+        self.timeseries: list[IterationSample] = []
+        self.num_finished = 0
+        self.num_prewarms = 0
+        self.num_prewarms_skipped = 0
+        self._next_id = 0
+        self._pending_prewarms = 0
+        self._prewarm_waiters: list[simpy.Event] = []
+        self._wakeup = env.event()
+        self._proc = env.process(self._run())
+
+    # -- Engine protocol ------------------------------------------------------------------
+
+    def submit(self, call: LLMCall, submit_t: float | None = None) -> None:
+        """Queue `call` (stamped `submit_t`, default now). Raises SimError if it can't run."""
+        if call.output_tokens < 1:
+            raise SimError(f"call {call.call_id} (op {call.op!r}): output_tokens must be "
+                           f">= 1, got {call.output_tokens}")
+        text = synthetic_output(call.prompt_ids, call.output_tokens)
+        ids = self.tokenizer.encode(text)
+        if len(ids) < call.output_tokens:
+            raise SimError(f"call {call.call_id}: the tokenizer turned a {call.output_tokens}-"
+                           f"word synthetic output into only {len(ids)} tokens")
+        if len(ids) > call.output_tokens:
+            ids = ids[:call.output_tokens]
+            text = self.tokenizer.decode(ids)
+        req = self._new_request(call.prompt_ids, tuple(ids), call.priority, call, text)
+        req.submit_t = self.env.now if submit_t is None else submit_t
+        self.scheduler.add(req)
+        self._wake()
+
+    def prewarm(self, prompt_ids: tuple[int, ...]) -> None:
+        """Soft-pin `prompt_ids`' full blocks and, unless they are all cached already,
+        prefill them with a max_tokens=1 request (Helium's proactive KV cache: evicted
+        prefixes are recomputed when prewarmed again). No-op without prefix caching."""
+        full = len(prompt_ids) // self.config.block_size * self.config.block_size
+        if not self.config.enable_prefix_caching or full == 0:
+            return
+        self.kv.pin_prefix(prompt_ids)
+        if self.kv.cached_prefix_tokens(prompt_ids) >= full:
+            self.num_prewarms_skipped += 1
+            return
+        req = self._new_request(tuple(prompt_ids), (0,), -(1 << 62), None, "")
+        req.submit_t = self.env.now
+        self._pending_prewarms += 1
+        self.scheduler.add(req)
+        self._wake()
+
+    def stats(self) -> dict[str, float]:
+        steps = self.timeseries
+        n = max(len(steps), 1)
+        kv = self.kv
+        return {
+            "prefix_cache_queries": float(kv.num_queries),
+            "prefix_cache_hits": float(kv.num_hits),
+            "prefix_cache_hit_rate": kv.num_hits / kv.num_queries if kv.num_queries else 0.0,
+            "kv_usage": kv.pool.usage(),
+            "kv_usage_mean": sum(s.kv_usage for s in steps) / n,
+            "evicted_blocks": float(kv.pool.num_evicted),
+            "evicted_pinned_blocks": float(kv.pool.num_pinned_evicted),
+            "num_preemptions": float(self.scheduler.num_preemptions),
+            "num_steps": float(len(steps)),
+            "batch_requests_mean": sum(s.running for s in steps) / n,
+            "batch_tokens_mean": sum(s.batched_tokens for s in steps) / n,
+            "busy_s": sum(s.dt for s in steps),
+            "num_finished": float(self.num_finished),
+            "num_prewarms": float(self.num_prewarms),
+            "num_prewarms_skipped": float(self.num_prewarms_skipped),
+        }
+
+    # -- simulation -----------------------------------------------------------------------
+
+    def prewarmed(self) -> simpy.Event:
+        """An event that fires once every prewarm submitted so far has finished."""
+        ev = self.env.event()
+        if self._pending_prewarms == 0:
+            ev.succeed()
+        else:
+            self._prewarm_waiters.append(ev)
+        return ev
+
+    def _new_request(self, prompt: tuple[int, ...], output: tuple[int, ...], priority: int,
+                     call: LLMCall | None, text: str) -> SimRequest:
+        req = SimRequest(self._next_id, prompt, output, priority, call, text)
+        self._next_id += 1
+        total = len(prompt) + len(output)
+        if total > self.config.max_model_len:
+            raise SimError(f"{req.name} on worker {self.worker}: prompt {len(prompt)} + "
+                           f"max_tokens {len(output)} = {total} tokens exceeds max_model_len "
+                           f"{self.config.max_model_len}")
+        need = self.kv.blocks_needed(total - 1)
+        if need > self.kv.num_usable_blocks:
+            raise SimError(f"{req.name} on worker {self.worker}: prompt {len(prompt)} + "
+                           f"output {len(output)} tokens need {need} KV blocks of "
+                           f"{self.config.block_size}, but the whole cache has only "
+                           f"{self.kv.num_usable_blocks}")
+        return req
+
+    def _wake(self) -> None:
+        if not self._wakeup.triggered:
+            self._wakeup.succeed()
+
+    def _run(self) -> Generator[simpy.Event, Any, None]:
+        sched = self.scheduler
+        while True:
+            if not sched.has_work():
+                self._wakeup = self.env.event()
+                yield self._wakeup
+                continue
+            t0 = self.env.now
+            out = sched.schedule(t0)
+            if not out.chunks:
+                if out.preempted:
+                    continue  # a request preempted itself; vLLM runs an empty step
+                names = ", ".join(r.name for r in sched.waiting)
+                raise SimError(f"worker {self.worker}: engine stalled at t={t0:.6f}s with "
+                               f"nothing schedulable (waiting: {names})")
+            dt = self.cost_model.step_time(self._shape(out))
+            self.timeseries.append(IterationSample(t0, dt, len(sched.running),
+                                                   len(sched.waiting),
+                                                   out.num_batched_tokens, self.kv.pool.usage()))
+            yield self.env.timeout(dt)
+            for req in sched.update(out, self.env.now):
+                self._finish(req)
+
+    @staticmethod
+    def _shape(out: SchedulerOutput) -> BatchShape:
+        return BatchShape(
+            prefills=tuple((c.num_tokens, c.context_len) for c in out.chunks if not c.is_decode),
+            decodes=tuple(c.context_len for c in out.chunks if c.is_decode))
+
+    def _finish(self, req: SimRequest) -> None:
+        if req.call is None:
+            self.num_prewarms += 1
+            self._pending_prewarms -= 1
+            if self._pending_prewarms == 0:
+                for ev in self._prewarm_waiters:
+                    ev.succeed()
+                self._prewarm_waiters.clear()
+            return
+        self.num_finished += 1
+        assert req.start_t is not None and req.first_token_t is not None
+        assert req.finish_t is not None and req.cached_tokens is not None
+        self.on_finish(CallResult(req.call.call_id, req.output_text, req.output_ids,
+                                  req.submit_t, req.start_t, req.first_token_t,
+                                  req.finish_t, req.cached_tokens))

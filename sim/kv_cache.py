@@ -1,0 +1,170 @@
+"""Per-request KV block bookkeeping over a `BlockPool`: vLLM v1's KVCacheManager.
+
+Contract (one full-attention group, `hash_block_size == block_size`, as in vLLM for the
+models simulated here):
+
+- `find_cached_prefix(req)` is read-only: the longest run of cached full blocks from the
+  start of `req`'s tokens, stopping at the first miss, capped so that at least one token
+  is computed (vLLM: `max_cache_hit_length = request.num_tokens - 1`). A fully cached
+  prompt of L tokens therefore hits `(L - 1) // B * B` tokens.
+- `allocate_slots(req, n, hit)` either changes nothing and returns False (not enough free
+  blocks, counting hit blocks that must leave the free queue), or takes references on
+  the hit blocks, allocates blocks for `num_computed + hit + n` tokens (evicting cached
+  blocks from the queue head) and caches every block that became full, up to the tokens
+  already sampled (`req.num_tokens`). It does not advance `req.num_computed_tokens`.
+- `free(req)` releases the request's blocks in reverse order (tail evicted first). Blocks
+  stay cached until evicted.
+- With prefix caching off nothing is ever hashed or hit.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sim.block_hash import BlockHasher
+from sim.block_pool import Block, BlockPool
+from sim.request import SimRequest
+
+
+def cdiv(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+@dataclass(frozen=True)
+class CacheHit:
+    """A prefix-cache hit: the cached blocks and the tokens they cover."""
+
+    blocks: tuple[Block, ...] = ()
+    num_tokens: int = 0
+
+
+NO_HIT = CacheHit()
+
+
+class KVCacheManager:
+    """Allocates, caches and frees the KV blocks of requests on one engine."""
+
+    def __init__(self, num_gpu_blocks: int, block_size: int, enable_caching: bool = True) -> None:
+        self.block_size = block_size
+        self.enable_caching = enable_caching
+        self.pool = BlockPool(num_gpu_blocks, enable_caching)
+        self.hasher = BlockHasher(block_size)
+        self._blocks: dict[int, list[Block]] = {}
+        self._num_cached: dict[int, int] = {}
+        self.num_queries = 0
+        self.num_hits = 0
+
+    # -- lookups -------------------------------------------------------------------------
+
+    @property
+    def num_usable_blocks(self) -> int:
+        return self.pool.num_usable_blocks
+
+    def blocks_needed(self, num_tokens: int) -> int:
+        return cdiv(num_tokens, self.block_size)
+
+    def find_cached_prefix(self, req: SimRequest) -> CacheHit:
+        """Longest cached prefix of `req` (at most num_tokens - 1 tokens). Read-only."""
+        if not self.enable_caching:
+            return NO_HIT
+        self._update_hashes(req)
+        hit = self._lookup(req.block_hashes[:(req.num_tokens - 1) // self.block_size])
+        return CacheHit(tuple(hit), len(hit) * self.block_size) if hit else NO_HIT
+
+    def cached_prefix_tokens(self, tokens: Sequence[int]) -> int:
+        """Tokens of `tokens` covered by cached full blocks (no recompute cap). Read-only."""
+        if not self.enable_caching:
+            return 0
+        return len(self._lookup(self.hasher.known_hashes(tokens))) * self.block_size
+
+    def record_lookup(self, req: SimRequest, hit: CacheHit) -> None:
+        """Count a lookup in the hit-rate stats (vLLM counts at admission only)."""
+        if self.enable_caching:
+            self.num_queries += req.num_tokens
+            self.num_hits += hit.num_tokens
+
+    def num_blocks_of(self, req: SimRequest) -> int:
+        return len(self._blocks.get(req.request_id, ()))
+
+    # -- mutation ------------------------------------------------------------------------
+
+    def allocate_slots(self, req: SimRequest, num_new_tokens: int, hit: CacheHit = NO_HIT,
+                       *, full_sequence_must_fit: bool = False) -> bool:
+        """Make room for `num_new_tokens` more computed tokens; False (no change) if full.
+
+        `full_sequence_must_fit` is vLLM's admission gate (`scheduler_reserve_full_isl`):
+        a waiting request is admitted only if all its current tokens would fit.
+        """
+        req_blocks = self._blocks.get(req.request_id, [])
+        if (not hit.blocks and not full_sequence_must_fit
+                and self.blocks_needed(req.num_computed_tokens + num_new_tokens)
+                <= len(req_blocks)):
+            # fast path (most decodes): the request's blocks already have the slots
+            if self.enable_caching:
+                self._cache_blocks(req, min(req.num_computed_tokens + num_new_tokens,
+                                            req.num_tokens))
+            return True
+        num_computed = req.num_computed_tokens + hit.num_tokens
+        held = len(req_blocks) + len(hit.blocks)
+        from_queue = sum(1 for b in hit.blocks if b.ref_cnt == 0)
+        free = self.pool.get_num_free_blocks()
+        if full_sequence_must_fit and (
+                max(self.blocks_needed(req.num_tokens) - held, 0) + from_queue > free):
+            return False
+        num_slots = num_computed + num_new_tokens
+        if max(self.blocks_needed(num_slots) - held, 0) + from_queue > free:
+            return False
+        self._blocks[req.request_id] = req_blocks
+        if hit.blocks:
+            self.pool.touch(hit.blocks)
+            req_blocks.extend(hit.blocks)
+            self._num_cached[req.request_id] = len(req_blocks)
+        missing = self.blocks_needed(num_slots) - len(req_blocks)
+        if missing > 0:
+            req_blocks.extend(self.pool.get_new_blocks(missing))
+        if self.enable_caching:
+            self._cache_blocks(req, min(num_slots, req.num_tokens))
+        return True
+
+    def free(self, req: SimRequest) -> None:
+        """Release all of `req`'s blocks, tail first (finish or preemption)."""
+        blocks = self._blocks.pop(req.request_id, [])
+        self._num_cached.pop(req.request_id, None)
+        self.pool.free_blocks(reversed(blocks))
+
+    def pin_prefix(self, tokens: Sequence[int]) -> None:
+        """Soft-pin the full blocks of `tokens` (see `BlockPool.pin`)."""
+        self.pool.pin(self.hasher.hashes(tokens))
+
+    def check_integrity(self) -> None:
+        """Assert pool invariants and that each ref count equals its number of holders."""
+        self.pool.check_integrity()
+        holders = Counter(b.block_id for blocks in self._blocks.values() for b in blocks)
+        for blk in self.pool.blocks[1:]:
+            assert blk.ref_cnt == holders[blk.block_id], (
+                f"{blk}: held by {holders[blk.block_id]} requests")
+
+    # -- internals -----------------------------------------------------------------------
+
+    def _update_hashes(self, req: SimRequest) -> None:
+        self.hasher.extend(req.block_hashes, req.all_ids, req.num_tokens)
+
+    def _lookup(self, hashes: Sequence[int]) -> list[Block]:
+        hit: list[Block] = []
+        for h in hashes:
+            blk = self.pool.get_cached_block(h)
+            if blk is None:
+                break
+            hit.append(blk)
+        return hit
+
+    def _cache_blocks(self, req: SimRequest, num_tokens: int) -> None:
+        start = self._num_cached.get(req.request_id, 0)
+        end = num_tokens // self.block_size
+        if start >= end:
+            return
+        self._update_hashes(req)
+        self.pool.cache_full_blocks(self._blocks[req.request_id], req.block_hashes, start, end)
+        self._num_cached[req.request_id] = end

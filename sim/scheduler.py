@@ -1,0 +1,157 @@
+"""One engine's iteration-level scheduler: vLLM v1's `Scheduler.schedule` and its update.
+
+Each step gets a token budget (`max_num_batched_tokens`):
+
+1. Running requests, in order, each get `num_tokens - num_computed_tokens` tokens (one for
+   a decode, the rest of the prompt for a prefill, capped by the budget: chunked prefill).
+   If their KV blocks cannot be allocated, the queue order's victim (the newest running
+   request under FCFS) is preempted by recompute: its blocks are freed and it returns to
+   the front of the waiting queue with `num_computed_tokens = 0`. If the victim is the
+   request itself, the running pass stops (the step may then be empty: with the
+   priority order a re-admitted request can precede, and be the victim of, itself).
+2. Only if nothing was preempted, waiting requests are admitted in queue order while
+   budget and `max_num_seqs` allow: a prefix-cache lookup, then allocation of the first
+   chunk (admission requires the whole current sequence to fit, as vLLM's
+   `scheduler_reserve_full_isl`). The first admission that fails ends the pass.
+
+`update` then plays the forward pass's outcome: requests whose computed tokens caught up
+sample one token; those that reach `max_tokens` finish and free their blocks.
+Pure logic: no SimPy, times are passed in.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sim.config import EngineConfig
+from sim.kv_cache import NO_HIT, KVCacheManager
+from sim.queue_policy import WaitingQueue
+from sim.request import SimRequest, Status
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """Tokens of one request computed in a step, after `context_len` already computed."""
+
+    req: SimRequest
+    num_tokens: int
+    context_len: int
+    is_decode: bool
+
+
+@dataclass(frozen=True)
+class SchedulerOutput:
+    chunks: tuple[Chunk, ...]
+    preempted: tuple[SimRequest, ...]
+
+    @property
+    def num_batched_tokens(self) -> int:
+        return sum(c.num_tokens for c in self.chunks)
+
+
+class Scheduler:
+    """Continuous batching with chunked prefill, prefix caching and recompute preemption."""
+
+    def __init__(self, config: EngineConfig, kv: KVCacheManager, waiting: WaitingQueue) -> None:
+        self.config = config
+        self.kv = kv
+        self.waiting = waiting
+        self.running: list[SimRequest] = []
+        self.num_preemptions = 0
+
+    def add(self, req: SimRequest) -> None:
+        req.status = Status.WAITING
+        self.waiting.add(req)
+
+    def has_work(self) -> bool:
+        return bool(self.running) or len(self.waiting) > 0
+
+    def schedule(self, now: float) -> SchedulerOutput:
+        budget = self.config.max_num_batched_tokens
+        chunks: dict[int, Chunk] = {}
+        preempted: list[SimRequest] = []
+        i = 0
+        while i < len(self.running) and budget > 0:
+            req = self.running[i]
+            n = min(req.num_tokens - req.num_computed_tokens, budget)
+            scheduled = True
+            while not self.kv.allocate_slots(req, n):
+                victim = self.waiting.victim(self.running)
+                j = self.running.index(victim)
+                del self.running[j]
+                if j < i:
+                    i -= 1
+                undone = chunks.pop(victim.request_id, None)
+                if undone is not None:
+                    budget += undone.num_tokens
+                self._preempt(victim)
+                preempted.append(victim)
+                if victim is req:
+                    scheduled = False
+                    break
+            if not scheduled:
+                break
+            chunks[req.request_id] = self._chunk(req, n)
+            budget -= n
+            i += 1
+        if not preempted:
+            budget = self._admit(now, budget, chunks)
+        for c in chunks.values():
+            c.req.num_computed_tokens += c.num_tokens
+        return SchedulerOutput(tuple(chunks.values()), tuple(preempted))
+
+    def update(self, out: SchedulerOutput, now: float) -> list[SimRequest]:
+        """Apply a finished step at time `now`; return requests that finished, in order."""
+        finished: list[SimRequest] = []
+        for c in out.chunks:
+            req = c.req
+            if req.num_computed_tokens < req.num_tokens:
+                continue  # a prefill chunk that did not reach the end: nothing sampled
+            req.num_output += 1
+            if req.first_token_t is None:
+                req.first_token_t = now
+            if req.finished:
+                req.status = Status.FINISHED
+                req.finish_t = now
+                self.kv.free(req)
+                finished.append(req)
+        if finished:
+            done = {r.request_id for r in finished}
+            self.running = [r for r in self.running if r.request_id not in done]
+        return finished
+
+    # -- internals -----------------------------------------------------------------------
+
+    def _admit(self, now: float, budget: int, chunks: dict[int, Chunk]) -> int:
+        if not len(self.waiting) or len(self.running) >= self.config.max_num_seqs:
+            return budget
+        self.waiting.begin_admission(self.kv)
+        while budget > 0 and len(self.waiting) and len(self.running) < self.config.max_num_seqs:
+            req = self.waiting.peek()
+            hit = self.kv.find_cached_prefix(req) if req.num_computed_tokens == 0 else NO_HIT
+            n = min(req.num_tokens - req.num_computed_tokens - hit.num_tokens, budget)
+            if not self.kv.allocate_slots(req, n, hit, full_sequence_must_fit=True):
+                break
+            self.kv.record_lookup(req, hit)
+            self.waiting.pop()
+            self.running.append(req)
+            if req.cached_tokens is None:
+                req.cached_tokens = hit.num_tokens
+                req.start_t = now
+            req.status = Status.RUNNING
+            req.num_computed_tokens += hit.num_tokens
+            chunks[req.request_id] = self._chunk(req, n)
+            budget -= n
+        return budget
+
+    def _chunk(self, req: SimRequest, n: int) -> Chunk:
+        return Chunk(req, n, req.num_computed_tokens, n == 1 and req.num_output > 0
+                     and req.num_computed_tokens == req.num_tokens - 1)
+
+    def _preempt(self, req: SimRequest) -> None:
+        self.kv.free(req)
+        req.status = Status.PREEMPTED
+        req.num_computed_tokens = 0
+        req.num_preemptions += 1
+        self.num_preemptions += 1
+        self.waiting.prepend(req)
