@@ -1,8 +1,9 @@
-"""Exact solver of Eq. 5 (PAPER.md §4.1) for small call-level instances: a MILP on HiGHS.
+"""Exact solver of Eq. 5 (PAPER.md §4.1) for small call-level instances.
 
 It gives the reference optimum σ* of the optimality study (§4.5, Table 5; Eq. 6's gap).
+Two exact engines share one model of Eq. 5 and a heuristic incumbent:
 
-Formulation (times in token steps, internally rescaled so the makespan is ~1e3):
+MILP (HiGHS), any number of workers. Times in token steps, rescaled so that UB ≈ 1e3.
 
 * Immediate-precedence binaries x[a] for arcs a = (i → j, class k): i is a call or the dummy
   start node of a worker, j a call. Workers with the same (usage, delay) scale form a
@@ -14,30 +15,43 @@ Formulation (times in token steps, internally rescaled so the makespan is ~1e3):
   b_j ≥ c_i + d_i for each dependency i → j (Eq. 4; d by the producer's worker, as in the
   paper), C ≥ c_j, minimize C. Cycles among calls are impossible because usage > 0.
 * Upper bound UB: the best of a few list schedules improved by local search (relocation
-  moves), the caller's `warm_start` and `upper_bound`. It gives C ≤ UB, time windows
-  b_j ∈ [r_j, UB − q_j − p^min_j] (r: heads, q: tails, from dependency chains with minimal
-  processing times and delays plus energy bounds), per-pair big-Ms M_ij = UB − q_i − r_j,
-  and removes arcs that cannot fit in the windows or run a descendant before its ancestor.
+  moves), the caller's `warm_start` and `upper_bound`, passed to HiGHS as a MIP start. It
+  gives C ≤ UB, time windows b_j ∈ [r_j, UB − q_j − p^min_j] (r: heads, q: tails, from
+  dependency chains with minimal usages and delays, and energy), per-pair big-Ms
+  M_ij = UB − q_i − r_j, and removes arcs that cannot fit in the windows or would run a
+  descendant right before its ancestor.
 * Valid inequalities: C ≥ c_j + q_j; W·C ≥ Σ_j p_j, and W·(C − t − t') ≥ Σ p_j over the calls
   with r_j ≥ t and q_j ≥ t'; W·(C − c_i − d_i) ≥ Σ p over i's descendants; W·(b_j − d) ≥ Σ p
-  over j's ancestors; x[i→j] + x[j→i] ≤ 1; with ≥ 2 identical workers, symmetry breaking
-  (used workers first, ordered by the index of their first call).
+  over j's ancestors; x[i→j] + x[j→i] ≤ 1; for the calls below each TRT node, one arc
+  enters the group from outside (a subtour cut: the shared prefix is prefilled at least
+  once). Symmetry breaking: identical workers are used in order of their first call's
+  index; interchangeable queries (blocks of keys (op, q) whose swap maps usages, delays and
+  dependencies onto themselves) start their first op in block order.
 
-The solver is HiGHS through `highspy` (bundled with the venv) so that the heuristic
-incumbent is passed as a MIP start (`setSolution`); without `highspy` it falls back to
-`scipy.optimize.milp` (the same HiGHS, no MIP start), where the heuristic still supplies
-UB and the big-Ms. The reported makespan is always T(σ) of the returned orders re-evaluated
-by `tokensteps.evaluate`.
+Branch and bound (`_SingleBnB`), one worker only: depth-first over dependency-feasible
+orders with Jackson's-preemptive-schedule bounds (one of them charging each TRT node's
+tokens once to the cheapest call that can enter it), Pareto dominance on (scheduled set,
+last call) states, and the same query symmetry breaking. On the Table 5 sizes it is far
+faster than the MILP; `solve_exact(method="auto")` runs it first, then the MILP, then
+resumes it (see `solve_exact`).
+
+The MILP goes through `highspy` (a HiGHS binding installed in the venv) so that the
+incumbent is a MIP start (`setSolution`); without `highspy` it falls back to
+`scipy.optimize.milp` (the same HiGHS, no MIP start: UB and the big-Ms still come from the
+incumbent). The reported makespan is always T(σ) of the returned orders re-evaluated with
+`tokensteps.evaluate`.
 """
 
 from __future__ import annotations
 
+import heapq
 import itertools
 import math
 import random
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 from scipy.sparse import coo_matrix
@@ -48,6 +62,8 @@ from helium_lab.trt.tree import Node
 
 _TARGET = 1000.0  # internal time scale: UB maps to this
 _REL_GAP = 1e-6
+_MAX_SYMMETRY_CALLS = 200
+_MAX_MEMO = 2_000_000  # B&B dominance labels kept (each a few hundred bytes)
 
 
 @dataclass(frozen=True)
@@ -92,7 +108,10 @@ class _Data:
         for j in range(n):
             for i in self.anc[j]:
                 self.desc[i].add(j)
-        self.groups = self._groups(inst)
+        self.nodes = self._tree_nodes(inst)
+        # calls sharing a prefix (2 <= size < n), for the MILP's group-entry cuts
+        self.groups = sorted({tuple(sorted(m)) for _, _, m in self.nodes if 2 <= len(m) < n},
+                             key=lambda g: (len(g), g))
         # prefill(i, j) with i = n for the start node (full prompt)
         pre = np.zeros((n + 1, n))
         for j in range(n):
@@ -100,7 +119,11 @@ class _Data:
             for i in range(n):
                 if i != j:
                     pre[i, j] = inst.prefill(i, j)
-        lo = [float(x) for x in inst.len_out]
+        lo = self.lo = [float(x) for x in inst.len_out]
+        self.dec = [cost.usage(0.0, lo[j], self.rep[0]) for j in range(n)]  # class 0 only
+        # usage of entering each TRT node, per member call (class 0 only; the B&B is 1-worker)
+        self.enter = [[cost.usage(w, lo[j], self.rep[0]) - self.dec[j] for j in members]
+                      for w, _, members in self.nodes]
         self.U = [np.array([[cost.usage(float(pre[i, j]), lo[j], self.rep[k]) for j in range(n)]
                             for i in range(n + 1)]) for k in range(self.K)]
         self.D = [np.array([cost.delay(lo[j], self.rep[k]) for j in range(n)])
@@ -125,23 +148,66 @@ class _Data:
                 chain = self.dmin[i] + max(self.pmin[k] + self.q[k] for k in self.users[i])
                 energy = self.dmin[i] + sum(self.pmin[k] for k in self.desc[i]) / workers
                 self.q[i] = max(chain, energy)
+        self.orbits = self._query_orbits(inst) if n <= _MAX_SYMMETRY_CALLS else []
 
-    def _groups(self, inst: CallInstance) -> list[list[int]]:
-        """Call sets below each weighted TRT node (2 ≤ size < n): calls sharing a prefix."""
+    def _tree_nodes(self, inst: CallInstance) -> list[tuple[float, int, list[int]]]:
+        """(tokens, call bitmask, calls by len_out) for each weighted TRT node above a call."""
         index = {k: i for i, k in enumerate(inst.keys)}
-        found: set[frozenset[int]] = set()
+        lo = inst.len_out
+        out: list[tuple[float, int, list[int]]] = []
 
         def walk(node: Node) -> set[int]:
             calls = {index[k] for k in node.leaves if k in index}
             for child in node.children.values():
                 calls |= walk(child)
-            if node.weight > 0 and 2 <= len(calls) < self.n:
-                found.add(frozenset(calls))
+            if node.weight > 0 and calls:
+                out.append((float(node.weight), sum(1 << j for j in calls),
+                            sorted(calls, key=lambda j: (lo[j], j))))
             return calls
 
         for root in inst.tree.roots.values():
             walk(root)
-        return sorted((sorted(g) for g in found), key=lambda g: (len(g), g))
+        return out
+
+    def _query_orbits(self, inst: CallInstance) -> list[list[list[int]]]:
+        """Interchangeable queries: blocks of calls (keys (op, query), aligned by op) such that
+        swapping two blocks of an orbit maps the instance onto itself (usages, delays and
+        dependencies). Any schedule can then be relabelled so that the blocks of an orbit
+        come in a fixed order, which both searches impose to cut symmetric branches."""
+        blocks: dict[object, dict[object, int]] = {}
+        for j, key in enumerate(inst.keys):
+            if not isinstance(key, tuple) or len(key) != 2:
+                return []
+            blocks.setdefault(key[1], {})[key[0]] = j
+        orbits: list[list[list[int]]] = []
+        for qry in blocks:
+            ops = sorted(blocks[qry], key=str)
+            block = [blocks[qry][o] for o in ops]
+            for orbit in orbits:
+                rep = orbit[0]
+                ops0 = [inst.keys[j][0] for j in rep]
+                if ops0 == ops and self._swappable(rep, block):
+                    orbit.append(block)
+                    break
+            else:
+                orbits.append([block])
+        return [o for o in orbits if len(o) > 1]
+
+    def _swappable(self, a: list[int], b: list[int]) -> bool:
+        n = self.n
+        perm = list(range(n + 1))
+        for x, y in zip(a, b, strict=True):
+            perm[x], perm[y] = y, x
+        for j in range(n):
+            if sorted(perm[i] for i in self.deps[j]) != self.deps[perm[j]]:
+                return False
+        for k in range(self.K):
+            U, D = self.U[k], self.D[k]
+            if not np.array_equal(D[perm[:n]], D):
+                return False
+            if not np.array_equal(U[np.ix_(perm, perm[:n])], U):
+                return False
+        return True
 
     def _topo(self) -> list[int]:
         indeg = [len(d) for d in self.deps]
@@ -313,13 +379,196 @@ def _heuristic(d: _Data, budget_s: float, extra: list[list[list[int]]]
 
 
 def _canonical(d: _Data, orders: list[list[int]]) -> list[list[int]]:
-    """Permute identical workers: used ones first, by the index of their first call."""
+    """An equivalent schedule meeting the MILP's symmetry breaking: interchangeable query
+    blocks relabelled by the start of their first op, then identical workers permuted (used
+    ones first, by the index of their first call)."""
+    t = d.times(orders)
+    if t is not None and d.orbits:
+        start = t[1]
+        perm = list(range(d.n))
+        for orbit in d.orbits:
+            ranked = sorted(orbit, key=lambda b: (start[b[0]], b[0]))
+            for src, dst in zip(ranked, orbit, strict=True):
+                for x, y in zip(src, dst, strict=True):
+                    perm[x] = y
+        orders = [[perm[j] for j in o] for o in orders]
     out = [list(o) for o in orders]
     for ws in d.members:
         seqs = sorted((orders[w] for w in ws), key=lambda o: (not o, o[0] if o else 0))
         for w, s in zip(ws, seqs, strict=True):
             out[w] = list(s)
     return out
+
+
+# -- one worker: depth-first branch and bound --------------------------------------------
+def _jackson(items: list[tuple[float, float, float]]) -> float:
+    """Jackson's preemptive schedule of (head, processing, tail) jobs: max(completion + tail),
+    the optimum of the preemptive one-machine relaxation (a lower bound on the makespan)."""
+    items.sort()
+    heap: list[list[float]] = []
+    k, m = 0, len(items)
+    now = lb = 0.0
+    while k < m or heap:
+        if not heap and now < items[k][0]:
+            now = items[k][0]
+        while k < m and items[k][0] <= now:
+            heapq.heappush(heap, [-items[k][2], items[k][1]])
+            k += 1
+        top = heap[0]
+        nxt = items[k][0] if k < m else math.inf
+        if now + top[1] <= nxt:
+            now += top[1]
+            heapq.heappop(heap)
+            if now - top[0] > lb:
+                lb = now - top[0]
+        else:
+            top[1] -= nxt - now
+            now = nxt
+    return lb
+
+
+class _SingleBnB:
+    """Exact search over dependency-feasible orders of one worker.
+
+    Depth-first; a node is a prefix of the order (scheduled set S, last call l, clock t,
+    release times its users inherited). Children are ranked by a lower bound: Jackson's
+    preemptive schedule of the remaining calls with heads/tails from dependency chains and
+    energy, once with each call's cheapest possible usage given the remaining predecessors,
+    once splitting usage by TRT node (a node's tokens are paid at least once, by the call
+    with the shortest output that enters it, unless the last call already holds it).
+    States (sched, l) keep Pareto labels (clock, pending releases) to drop dominated prefixes.
+    Resumable: `run` continues where the last call stopped.
+    """
+
+    def __init__(self, d: _Data, order: list[int], makespan: float, cutoff: float) -> None:
+        n = self.n = d.n
+        self.d = d
+        self.U = [[float(x) for x in row] for row in d.U[0]]
+        self.D = [float(x) for x in d.D[0]]
+        self.depmask = [sum(1 << i for i in d.deps[j]) for j in range(n)]
+        self.descm = [sum(1 << k for k in d.desc[j]) for j in range(n)]
+        self.ancm = [sum(1 << k for k in d.anc[j]) for j in range(n)]
+        self.preds = [sorted((self.U[i][j], i) for i in [*range(n), n]
+                             if i != j and i not in d.desc[j]) for j in range(n)]
+        self.nodes = [(mask, members, dict(zip(members, costs, strict=True)))
+                      for (_, mask, members), costs in zip(d.nodes, d.enter, strict=True)]
+        self.full = (1 << n) - 1
+        self.gate = [0] * n  # query symmetry: a block starts only after the previous one
+        for orbit in d.orbits:
+            for prev, block in itertools.pairwise(orbit):
+                both = sum(1 << j for j in prev + block)
+                for j in block:
+                    self.gate[j] = both
+        self.best, self.order = makespan, list(order)
+        self.cutoff = min(makespan, cutoff)
+        self.memo: dict[tuple[int, int], list[tuple[float, ...]]] = {}
+        self.labels = 0  # labels held in `memo`
+        self.expanded = 0
+        root = self.lower(0, n, 0.0, [0.0] * n)
+        self.root_bound = root
+        self.stack: list[tuple[float, int, int, float, list[float], list[int]]] = [
+            (root, 0, n, 0.0, [0.0] * n, [])]
+
+    def lower(self, sched: int, last: int, t: float, rel: list[float]) -> float:
+        d, n, D = self.d, self.n, self.D
+        rm = self.full & ~sched
+        R = [j for j in d.topo if (rm >> j) & 1]
+        pp = [0.0] * n
+        for j in R:
+            for u, i in self.preds[j]:
+                if i == last or (i < n and (rm >> i) & 1):
+                    pp[j] = u
+                    break
+        h = [0.0] * n
+        for j in R:
+            v = t if t > rel[j] else rel[j]
+            dm = math.inf
+            for i in d.deps[j]:
+                if (rm >> i) & 1:
+                    x = h[i] + pp[i] + D[i]
+                    v = x if x > v else v
+                    dm = D[i] if D[i] < dm else dm
+            if dm < math.inf:
+                a = self.ancm[j] & rm
+                x = t + dm + sum(pp[i] for i in R if (a >> i) & 1)
+                v = x if x > v else v
+            h[j] = v
+        q = [0.0] * n
+        for j in reversed(R):
+            if d.users[j]:
+                v = max(pp[k] + q[k] for k in d.users[j])
+                dd = self.descm[j]
+                x = sum(pp[k] for k in R if (dd >> k) & 1)
+                q[j] = D[j] + (v if v > x else x)
+        lb = _jackson([(h[j], pp[j], q[j]) for j in R])
+        own = [d.dec[j] for j in range(n)]
+        items: list[tuple[float, float, float]] = []
+        held = 1 << last if last < n else 0
+        for mask, members, enter in self.nodes:
+            mr = mask & rm
+            if not mr or mask & held:
+                continue
+            if mr & (mr - 1) == 0:
+                j = mr.bit_length() - 1
+                own[j] += enter[j]
+            else:
+                inside = [j for j in members if (mr >> j) & 1]
+                items.append((min(h[j] for j in inside), enter[inside[0]],
+                              min(q[j] for j in inside)))
+        items.extend((h[j], own[j], q[j]) for j in R)
+        lb2 = _jackson(items)
+        return max(lb, lb2, t)
+
+    def bound(self) -> float:
+        return min([self.best, *(e[0] for e in self.stack)])
+
+    def run(self, deadline: float) -> bool:
+        """Search until done (True: `best` is optimal below the cutoff) or the deadline."""
+        n, U, D, full = self.n, self.U, self.D, self.full
+        users = self.d.users
+        while self.stack:
+            if time.perf_counter() > deadline:
+                return False
+            lb, sched, last, t, rel, seq = self.stack.pop()
+            limit = min(self.best, self.cutoff) * (1 - 1e-9)
+            if lb >= limit:
+                continue
+            self.expanded += 1
+            if sched == full:
+                self.best, self.order = t, seq
+                continue
+            lab = (t, *(rel[j] if rel[j] > t else t for j in range(n)
+                        if not (sched >> j) & 1 and self.depmask[j] & sched))
+            if self.labels > _MAX_MEMO:  # dominance is optional: bound the memory
+                self.memo.clear()
+                self.labels = 0
+            labels = self.memo.setdefault((sched, last), [])
+            if any(all(a <= b for a, b in zip(o, lab, strict=True)) for o in labels):
+                continue
+            kept = [o for o in labels if not all(b <= a for a, b in zip(o, lab, strict=True))]
+            self.labels += len(kept) + 1 - len(labels)
+            labels[:] = kept
+            labels.append(lab)
+            children = []
+            for j in range(n):
+                if (sched >> j) & 1 or self.depmask[j] & ~sched:
+                    continue
+                if self.gate[j] and not self.gate[j] & sched:
+                    continue
+                c = (t if t > rel[j] else rel[j]) + U[last][j]
+                nrel = rel
+                if users[j]:
+                    nrel = list(rel)
+                    for k in users[j]:
+                        if c + D[j] > nrel[k]:
+                            nrel[k] = c + D[j]
+                s2 = sched | (1 << j)
+                clb = c if s2 == full else self.lower(s2, j, c, nrel)
+                if clb < limit:
+                    children.append((clb, s2, j, c, nrel, [*seq, j]))
+            children.sort(key=lambda e: -e[0])
+            self.stack.extend(children)
+        return True
 
 
 # -- the MILP ---------------------------------------------------------------------------
@@ -335,7 +584,7 @@ class _Model:
     arcs: list[tuple[int, int, int]]  # (src, dst, class); src >= n: start node of worker src-n
 
 
-def _build(d: _Data, ub: float, scale: float) -> _Model:
+def _build(d: _Data, ub: float, scale: float, lb: float = 0.0) -> _Model:
     n, W = d.n, d.W
     tol = 1e-9 * max(ub, 1.0)
     ubs = ub + tol
@@ -432,6 +681,9 @@ def _build(d: _Data, ub: float, scale: float) -> _Model:
         if d.anc[i]:
             row = energy({col_b[i]: float(W)}, d.anc[i])
             rows.append((row, W * min(d.dmin[p] for p in d.deps[i]) * s, inf))
+    for orbit in d.orbits:  # interchangeable queries start in block order
+        for prev, block in itertools.pairwise(orbit):
+            rows.append(({col_b[block[0]]: 1.0, col_b[prev[0]]: -1.0}, 0.0, inf))
     for ws in d.members:  # symmetry breaking among identical workers
         for w1, w2 in itertools.pairwise(ws):
             used = {a: 1.0 for a in out_of[n + w1]}
@@ -457,7 +709,7 @@ def _build(d: _Data, ub: float, scale: float) -> _Model:
         col_hi[col_b[j]] = (ubs - d.q[j] - d.pmin[j]) * s
         col_lo[col_c[j]] = (d.r[j] + d.pmin[j]) * s
         col_hi[col_c[j]] = (ubs - d.q[j]) * s
-    col_lo[col_C] = d.static_bound() * s
+    col_lo[col_C] = max(d.static_bound(), lb) * s
     col_hi[col_C] = ubs * s
     cost = np.zeros(ncol)
     cost[col_C] = 1.0
@@ -543,7 +795,8 @@ def _solve_scipy(m: _Model, time_limit: float) -> tuple[str, np.ndarray | None, 
                constraints=LinearConstraint(m.A.tocsr(), m.row_lo, m.row_hi),
                options={"time_limit": max(time_limit, 0.01), "mip_rel_gap": _REL_GAP,
                         "disp": False})
-    bound = float(getattr(res, "mip_dual_bound", -math.inf) or -math.inf)
+    dual = getattr(res, "mip_dual_bound", None)
+    bound = -math.inf if dual is None else float(dual)
     status = {0: "optimal", 1: "time_limit", 2: "infeasible"}.get(res.status, "error")
     return status, (None if res.x is None else np.asarray(res.x)), bound
 
@@ -567,67 +820,111 @@ def _orders_from(d: _Data, m: _Model, x: np.ndarray) -> list[list[int]] | None:
     return orders if len(seen) == n else None
 
 
+def _run_milp(d: _Data, ub: float, lb: float, incumbent: list[list[int]] | None,
+              time_limit: float) -> tuple[str, list[list[int]] | None, float]:
+    """One HiGHS run: status, the solution's orders (if any), proven lower bound."""
+    scale = max(ub, 1e-9) / _TARGET
+    model = _build(d, ub, scale, lb)
+    start = None if incumbent is None else _start_values(d, model, _canonical(d, incumbent),
+                                                          scale)
+    try:
+        import highspy  # noqa: F401
+    except ImportError:
+        status, x, dual = _solve_scipy(model, time_limit)
+    else:
+        status, x, dual = _solve_highspy(model, start, time_limit)
+    orders = None if x is None else _orders_from(d, model, x)
+    bound = ub if status == "infeasible" else max(lb, dual * scale if math.isfinite(dual) else lb)
+    return status, orders, bound
+
+
 def solve_exact(inst: CallInstance, cost: TokenStepCost, workers: int = 1, *,
                 time_limit_s: float = 60.0, warm_start: list[list[int]] | None = None,
-                upper_bound: float | None = None) -> MilpResult:
+                upper_bound: float | None = None,
+                method: Literal["auto", "milp", "bnb"] = "auto") -> MilpResult:
     """Minimize T(σ) (Eq. 5) over worker assignments and orders, exactly for small instances.
 
-    `warm_start`: per-worker orders to start from (used as the MIP start when better than the
-    built-in heuristic). `upper_bound`: a makespan the caller knows to be achievable; if it
-    is below every schedule the heuristics find and no schedule reaches it, the status is
-    "infeasible", `bound` is `upper_bound` and the best schedule found is returned.
-    `time_limit_s` covers the heuristic, the model build and the HiGHS run.
+    `method`: "milp" solves the MILP of the module docstring with HiGHS; "bnb" (one worker
+    only) runs the depth-first branch and bound `_SingleBnB`; "auto" uses the MILP for
+    several workers and, for one worker, B&B for a third of the time, then the MILP (warm
+    started from the B&B incumbent, C ≥ the B&B bound) for a third, then resumes the B&B.
+    `warm_start`: per-worker orders to start from. `upper_bound`: a makespan the caller
+    knows to be achievable; if no schedule reaches it, the status is "infeasible", `bound`
+    is a proven lower bound ≥ `upper_bound` and the best schedule found is returned.
+    `time_limit_s` covers everything (heuristic, model build, search).
     """
     t0 = time.perf_counter()
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
     if len(cost.capacities) < workers:
         raise ValueError(f"cost has {len(cost.capacities)} worker capacities, need {workers}")
+    if method not in ("auto", "milp", "bnb"):
+        raise ValueError(f"method must be 'auto', 'milp' or 'bnb', got {method!r}")
+    if method == "bnb" and workers != 1:
+        raise ValueError("method='bnb' handles one worker only")
     n = len(inst)
     if n == 0:
         return MilpResult("optimal", 0.0, 0.0, [[] for _ in range(workers)], 0.0, 0.0)
+    deadline = t0 + time_limit_s
     d = _Data(inst, cost, workers)
     extra: list[list[list[int]]] = []
     if warm_start is not None:
         if len(warm_start) != workers:
             raise ValueError(f"warm_start has {len(warm_start)} worker orders, need {workers}")
-        if d.times(warm_start) is None:
-            raise ValueError("warm_start violates a dependency or misses calls")
+        if sorted(j for o in warm_start for j in o) != list(range(n)) or \
+                d.times(warm_start) is None:
+            raise ValueError("warm_start must hold every call once, in dependency order")
         extra.append([list(o) for o in warm_start])
     budget = min(2.0, 0.05 * time_limit_s) * (1.0 if n > 8 else 0.3)
-    best, best_orders = _heuristic(d, budget, extra)
-    best_orders = _canonical(d, best_orders)
-    ub = best if upper_bound is None else min(best, float(upper_bound))
+    best, orders = _heuristic(d, budget, extra)
+    orders = _canonical(d, orders)
+    cutoff = best if upper_bound is None else min(best, float(upper_bound))
     lb = d.static_bound()
-    scale = max(ub, 1e-9) / _TARGET
-    if lb >= ub * (1 - _REL_GAP):
-        status, bound, orders = "optimal", lb, best_orders
-    else:
-        model = _build(d, ub, scale)
-        start = _start_values(d, model, best_orders, scale) if best <= ub else None
-        remaining = time_limit_s - (time.perf_counter() - t0)
-        try:
-            import highspy  # noqa: F401
-            status, x, dual = _solve_highspy(model, start, remaining)
-        except ImportError:
-            status, x, dual = _solve_scipy(model, remaining)
-        orders = best_orders
-        if x is not None:
-            o = _orders_from(d, model, x)
-            if o is not None and d.makespan(o) <= d.makespan(best_orders):
-                orders = o
-        if status == "infeasible":
-            bound = ub
-        else:
-            bound = max(lb, dual * scale if math.isfinite(dual) else lb)
+    status = "time_limit"
+    bnb: _SingleBnB | None = None
+    if workers == 1 and method != "milp":
+        bnb = _SingleBnB(d, orders[0], best, cutoff)
+        lb = max(lb, bnb.root_bound)
+    if lb >= cutoff * (1 - _REL_GAP):
+        status = "optimal" if cutoff >= best * (1 - _REL_GAP) else "infeasible"
+    elif bnb is not None:
+        frac = 1.0 if method == "bnb" else 1.0 / 3.0
+        proved = bnb.run(time.perf_counter() + frac * (deadline - time.perf_counter()))
+        if bnb.best < best:
+            best, orders = bnb.best, [bnb.order]
+        lb = max(lb, min(bnb.bound(), cutoff))
+        if proved:
+            status = "optimal" if best <= cutoff * (1 + _REL_GAP) else "infeasible"
+    if status == "time_limit" and method != "bnb":
+        remaining = deadline - time.perf_counter()
+        if bnb is not None:
+            remaining /= 2.0
+        ub = min(best, cutoff)
+        status, found, bound = _run_milp(d, ub, lb, orders if best <= ub else None,
+                                         max(remaining, 0.01))
+        lb = max(lb, bound)
+        if found is not None and d.makespan(found) < best:
+            best, orders = d.makespan(found), found
+        if status == "optimal" and best > cutoff * (1 + _REL_GAP):
+            status = "infeasible"
+        if bnb is not None and status not in ("optimal", "infeasible"):
+            if best < bnb.best:
+                bnb.best, bnb.order = best, list(orders[0])
+            proved = bnb.run(deadline)
+            if bnb.best < best:
+                best, orders = bnb.best, [bnb.order]
+            lb = max(lb, min(bnb.bound(), cutoff))
+            status = ("optimal" if best <= cutoff * (1 + _REL_GAP) else "infeasible") \
+                if proved else "time_limit"
     mk = evaluate(inst, cost, orders).makespan
-    if status in ("optimal", "time_limit"):
-        bound = min(bound, mk)
-    gap = (mk - bound) / mk if mk > 0 else 0.0
+    bound = lb if status == "infeasible" else min(max(lb, 0.0), mk)
+    if status == "optimal":
+        bound = mk
+    gap = max((mk - bound) / mk, 0.0) if mk > 0 else 0.0
     if status == "time_limit" and gap <= _REL_GAP:
-        status = "optimal"
+        status, bound, gap = "optimal", mk, 0.0
     return MilpResult(status, mk, bound, [list(o) for o in orders],
-                      time.perf_counter() - t0, max(gap, 0.0))
+                      time.perf_counter() - t0, gap)
 
 
 __all__ = ["MilpResult", "solve_exact"]

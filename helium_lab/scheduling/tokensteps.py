@@ -66,6 +66,7 @@ def evaluate(inst: CallInstance, cost: TokenStepCost,
     if seen != list(range(n)):
         raise ValueError("orders must contain every call exactly once")
     start, end = [0.0] * n, [-1.0] * n
+    ran_on = [0] * n  # the producer's worker sets its delay (Eq. 4)
     pos = [0] * len(orders)
     clock = [0.0] * len(orders)
     prev: list[int | None] = [None] * len(orders)
@@ -77,8 +78,9 @@ def evaluate(inst: CallInstance, cost: TokenStepCost,
                 j = order[pos[w]]
                 if any(end[i] < 0 for i in inst.deps[j]):
                     break
-                b = max([clock[w]] + [end[i] + cost.delay(inst.len_out[i], w)
+                b = max([clock[w]] + [end[i] + cost.delay(inst.len_out[i], ran_on[i])
                                       for i in inst.deps[j]])
+                ran_on[j] = w
                 start[j] = b
                 end[j] = clock[w] = b + cost.usage(inst.prefill(prev[w], j), inst.len_out[j], w)
                 prev[w] = j
