@@ -1,7 +1,7 @@
 """Table 5: each scheduling method's total token steps T(σ) against the exact optimum.
 
 For every instance (a scaled-down primitive workflow on one worker), the plan is built
-with every optimizer pass off (Table 5 compares schedules, not rewrites), each method's
+with pruning only (Table 5 compares schedules, not rewrites or caches), each method's
 schedule is turned into call-level orders under its own dispatch discipline and costed
 with Eq. 5, and the MILP gives the optimum (or its best incumbent and bound within the
 time limit). Gap (Eq. 6) is taken against the best schedule known: the MILP incumbent, or a

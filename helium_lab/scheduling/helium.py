@@ -23,9 +23,13 @@ import time
 from collections.abc import Hashable
 from dataclasses import replace
 
+from helium_lab.scheduling.baselines import lspf
 from helium_lab.scheduling.context import PlanningContext
+from helium_lab.scheduling.evaluation import token_steps
 from helium_lab.scheduling.partition import partition_workflow
+from helium_lab.scheduling.refine import refine
 from helium_lab.scheduling.schedule import Partition, Schedule
+from helium_lab.scheduling.tokensteps import CallInstance
 from helium_lab.tokenizer import Tokenizer, token_count
 from helium_lab.trt.build import SlotLengths, operator_trt
 from helium_lab.trt.tree import Node, TemplatedRadixTree
@@ -186,11 +190,6 @@ def helium_schedule(ctx: PlanningContext, tokenizer: Tokenizer | None = None) ->
 
 def refined(ctx: PlanningContext, sched: Schedule, tok: Tokenizer) -> Schedule:
     """Relocation search from Alg. 1's and LSPF's call orders; kept only if no worse."""
-    from helium_lab.scheduling.baselines import lspf
-    from helium_lab.scheduling.evaluation import token_steps
-    from helium_lab.scheduling.refine import refine
-    from helium_lab.scheduling.tokensteps import CallInstance
-
     t0 = time.perf_counter()
     inst = CallInstance.from_plan(ctx.plan, tok)
     base = token_steps(sched, inst, ctx.cost)

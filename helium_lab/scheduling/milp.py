@@ -57,6 +57,7 @@ import numpy as np
 from scipy.sparse import coo_matrix
 
 from helium_lab.cost import TokenStepCost
+from helium_lab.scheduling.refine import relocate
 from helium_lab.scheduling.tokensteps import CallInstance, evaluate
 from helium_lab.trt.tree import Node
 
@@ -317,39 +318,6 @@ def _greedy(d: _Data, key: Callable[[int, int | None, int], tuple[float, ...]]) 
     return orders
 
 
-def _local_search(d: _Data, orders: list[list[int]], deadline: float
-                  ) -> tuple[float, list[list[int]]]:
-    """Relocate single calls (any worker, any position) while that lowers T(σ)."""
-    best = d.makespan(orders)
-    improved = True
-    while improved and time.perf_counter() < deadline:
-        improved = False
-        for w in range(d.W):
-            for p in range(len(orders[w])):
-                if p >= len(orders[w]):
-                    break
-                j = orders[w][p]
-                base = [list(o) for o in orders]
-                del base[w][p]
-                for w2 in range(d.W):
-                    for p2 in range(len(base[w2]) + 1):
-                        if w2 == w and p2 == p:
-                            continue
-                        cand = [list(o) for o in base]
-                        cand[w2].insert(p2, j)
-                        m = d.makespan(cand)
-                        if m < best * (1 - 1e-12):
-                            best, orders, improved = m, cand, True
-                            break
-                    if improved:
-                        break
-                if improved or time.perf_counter() > deadline:
-                    break
-            if improved:
-                break
-    return best, orders
-
-
 def _by_priority(prio: list[float]) -> Callable[[int, int | None, int], tuple[float, ...]]:
     return lambda j, p, w: (prio[j],)
 
@@ -372,7 +340,7 @@ def _heuristic(d: _Data, budget_s: float, extra: list[list[list[int]]]
     for _, _, o in scored:
         if time.perf_counter() > deadline:
             break
-        m, o2 = _local_search(d, [list(x) for x in o], deadline)
+        m, o2 = relocate(d.makespan, [list(x) for x in o], deadline, across_workers=True)
         if m < best:
             best, best_orders = m, o2
     return best, best_orders

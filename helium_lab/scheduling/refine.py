@@ -13,7 +13,7 @@ batch.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from helium_lab.cost import TokenStepCost
 from helium_lab.scheduling.tokensteps import CallInstance, evaluate
@@ -26,23 +26,30 @@ def _cost(inst: CallInstance, cost: TokenStepCost, orders: Sequence[Sequence[int
         return float("inf")
 
 
-def relocate(inst: CallInstance, cost: TokenStepCost, orders: list[list[int]],
-             deadline: float) -> tuple[float, list[list[int]]]:
-    """Single-call relocation within each worker's order until no move improves T(σ)."""
-    best = _cost(inst, cost, orders)
+def relocate(makespan: Callable[[list[list[int]]], float], orders: list[list[int]],
+             deadline: float, *, across_workers: bool = False
+             ) -> tuple[float, list[list[int]]]:
+    """Move single calls to other positions (of any worker if `across_workers`) while
+    `makespan(orders)` (inf when infeasible) drops; first improvement, until `deadline`."""
+    best = makespan(orders)
     improved = True
     while improved and time.perf_counter() < deadline:
         improved = False
         for w, order in enumerate(orders):
             for p in range(len(order)):
-                rest = order[:p] + order[p + 1:]
-                for p2 in range(len(order)):
-                    if p2 == p:
-                        continue
-                    cand = [*orders[:w], [*rest[:p2], order[p], *rest[p2:]], *orders[w + 1:]]
-                    m = _cost(inst, cost, cand)
-                    if m < best * (1 - 1e-12):
-                        best, orders, improved = m, cand, True
+                base = [list(o) for o in orders]
+                j = base[w].pop(p)
+                for w2 in (range(len(orders)) if across_workers else (w,)):
+                    for p2 in range(len(base[w2]) + 1):
+                        if (w2, p2) == (w, p):
+                            continue
+                        cand = [list(o) for o in base]
+                        cand[w2].insert(p2, j)
+                        m = makespan(cand)
+                        if m < best * (1 - 1e-12):
+                            best, orders, improved = m, cand, True
+                            break
+                    if improved:
                         break
                 if improved or time.perf_counter() > deadline:
                     break
@@ -60,7 +67,8 @@ def refine(inst: CallInstance, cost: TokenStepCost, starts: Sequence[list[list[i
     for _, i in scored:
         if time.perf_counter() > deadline:
             break
-        m, o = relocate(inst, cost, [list(x) for x in starts[i]], deadline)
+        m, o = relocate(lambda o: _cost(inst, cost, o), [list(x) for x in starts[i]],
+                        deadline)
         if m < best:
             best, best_orders = m, o
     return best, best_orders
