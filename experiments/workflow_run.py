@@ -1,75 +1,197 @@
 """The main job: one workflow batch, planned by a system and executed on a backend.
 
-Backends: `sim` (the SimPy simulator, `sim/`), `echo` (the planner's in-memory null engine,
-no timing model: useful to check plans and outputs in a second). Writes `calls.jsonl`
-(per-call records), `outputs.jsonl` (final outputs, one line per query) and the summary.
+Backends (config key `backend`): `sim` (SimPy engines, `sim/`), `vllm` (real engines,
+`runtime/`), `echo` (the planner's in-memory null engine: no timing model, checks plans
+and outputs in a second). With `warmup` set (Trading's protocol: day 1 warms the caches,
+day 2 is measured), a first batch runs on the same engines and prompt cache and only the
+second is reported.
+
+Run folder: `config.yaml` (by run.py), `calls.jsonl` (per-call records, times relative
+to the measured batch's start), `outputs.jsonl` (final outputs, one line per query),
+`timeseries.csv` (per engine step: batched requests and tokens, KV usage) and
+`summary.json` (keys in README.md).
 """
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import time
-from dataclasses import asdict
+from contextlib import closing
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from helium_lab.config import PlannerSettings, SystemConfig
+from helium_lab.backend import BackendResult, Session
+from helium_lab.config import (EngineSettings, ModelSettings, Orchestration, PlannerSettings,
+                               SystemConfig)
 from helium_lab.errors import ConfigError
 from helium_lab.io import atomic_write_text
 from helium_lab.optimizer import PromptCache
-from helium_lab.pipeline import plan_batch
-from helium_lab.processor import QueryProcessor, run_echo
-from helium_lab.tokenizer import SyntheticTokenizer
+from helium_lab.pipeline import Planned, plan_batch
+from helium_lab.processor import QueryProcessor
 from helium_lab.workflows import make_workload
+from experiments.run_metrics import summarize
 
-BACKENDS = ("sim", "echo")
+BACKENDS = ("sim", "vllm", "echo")
 
 
-def run(cfg: dict[str, Any], run_dir: Path) -> dict[str, Any]:
-    backend = str(cfg.get("backend"))
-    if backend not in BACKENDS:
-        raise ConfigError(f"unknown backend {backend!r} (config key 'backend'); "
-                          f"known: {list(BACKENDS)}")
-    system = SystemConfig.from_dict(cfg["system"])
-    settings = PlannerSettings.from_dict(cfg["planner"])
-    bound = make_workload(str(cfg["workflow"]), batch_size=int(cfg["batch_size"]),
-                          seed=int(cfg["seed"]), **dict(cfg.get("workflow_params") or {}))
-    tok = SyntheticTokenizer()
-    namespace = f"{cfg.get('model', {}).get('name', 'synthetic')}"
-    cache = None
-    if "prompt_cache" in system.passes:
-        cache = PromptCache(settings.prompt_cache_capacity, settings.prompt_cache_path)
-    planned = plan_batch(bound, system, settings, int(cfg["num_workers"]), tok, cache=cache,
-                         namespace=namespace, seed=int(cfg["seed"]))
-    proc = QueryProcessor(planned.plan, planned.schedule, tok, system.processor(namespace))
+@dataclass(frozen=True)
+class RunSettings:
+    """Everything a workflow run reads from the resolved config, typed."""
+
+    backend: str
+    system: SystemConfig
+    planner: PlannerSettings
+    model: ModelSettings
+    engine: EngineSettings
+    orchestration: Orchestration
+    workflow: str
+    workflow_params: dict[str, Any]
+    warmup_params: dict[str, Any] | None
+    batch_size: int
+    num_workers: int
+    seed: int
+    progress: bool
+
+    @staticmethod
+    def from_cfg(cfg: dict[str, Any]) -> RunSettings:
+        backend = str(cfg.get("backend"))
+        if backend not in BACKENDS:
+            raise ConfigError(f"unknown backend {backend!r} (config key 'backend'); "
+                              f"known: {list(BACKENDS)}")
+        system = SystemConfig.from_dict(cfg["system"])
+        warmup = cfg.get("warmup")
+        if warmup is not None and not isinstance(warmup, dict):
+            raise ConfigError("warmup must be null or a mapping of workflow parameters that "
+                              f"differ for the warm-up batch, got {warmup!r}")
+        for key in ("batch_size", "num_workers"):
+            if not isinstance(cfg.get(key), int) or cfg[key] < 1:
+                raise ConfigError(f"{key} must be a positive integer, got {cfg.get(key)!r}")
+        params = dict(cfg.get("workflow_params") or {})
+        return RunSettings(
+            backend=backend, system=system,
+            planner=PlannerSettings.from_dict(cfg["planner"]),
+            model=ModelSettings.from_dict(cfg.get("model") or {"name": "synthetic"}),
+            engine=EngineSettings.from_dict(cfg.get("engine") or {}, system.engine),
+            orchestration=Orchestration.from_dict(system.orchestration),
+            workflow=str(cfg["workflow"]), workflow_params=params,
+            warmup_params=None if warmup is None else {**params, **warmup},
+            batch_size=int(cfg["batch_size"]), num_workers=int(cfg["num_workers"]),
+            seed=int(cfg["seed"]), progress=bool(cfg.get("progress", True)))
+
+
+def open_session(s: RunSettings, cfg: dict[str, Any]) -> Session:
+    """The backend named by `backend`, with `num_workers` engines."""
+    if s.backend == "sim":
+        from sim.session import SimSettings
+        from sim.session import open_session as open_sim
+
+        sim_cfg = {**(cfg.get("sim") or {}), "hardware": (cfg.get("hardware") or {}).get(
+            "name", "h100-nvl")}
+        return open_sim(s.model, s.engine, s.num_workers, orchestration=s.orchestration,
+                        sim=SimSettings.from_dict(sim_cfg))
+    if s.backend == "vllm":
+        try:
+            import runtime
+        except ImportError as e:
+            raise ConfigError(f"backend=vllm needs the runtime package and vLLM ({e})") from None
+        session: Session = runtime.open_session(s.model, s.engine, s.num_workers,
+                                                orchestration=s.orchestration, seed=s.seed)
+        return session
+    from helium_lab.processor.echo_engine import EchoSession
+    from helium_lab.tokenizer import SyntheticTokenizer
+
+    return EchoSession(SyntheticTokenizer())
+
+
+def execute(s: RunSettings, session: Session, params: dict[str, Any],
+            cache: PromptCache | None) -> tuple[Planned, QueryProcessor, BackendResult, float]:
+    """Plan and run one batch; returns the plan, the finished processor, the backend's
+    result and the backend's wall time."""
+    tok = session.tokenizer
+    bound = make_workload(s.workflow, batch_size=s.batch_size, seed=s.seed, **params)
+    planned = plan_batch(bound, s.system, s.planner, s.num_workers, tok, cache=cache,
+                         namespace=s.model.name, seed=s.seed)
+    proc = QueryProcessor(planned.plan, planned.schedule, tok,
+                          s.system.processor(s.model.name))
     t0 = time.perf_counter()
-    if backend == "echo":
-        run_echo(proc, tok)
-        makespan = max((r.finish_t for r in proc.records), default=0.0)
-    else:
-        raise ConfigError("backend 'sim' is not available yet in this build (see issue 3); "
-                          "use backend=echo")
+    result = session.run(proc, progress=s.progress)
     wall = time.perf_counter() - t0
     if cache is not None:
         for key, value in proc.cache_updates:
             cache.put(key, value)
-        if cache.path is not None:
-            cache.save()
-    atomic_write_text(run_dir / "calls.jsonl",
-                      "".join(json.dumps(asdict(r)) + "\n" for r in proc.records))
+    return planned, proc, result, wall
+
+
+def run(cfg: dict[str, Any], run_dir: Path) -> dict[str, Any]:
+    s = RunSettings.from_cfg(cfg)
+    cache = None
+    if "prompt_cache" in s.system.passes:
+        cache = PromptCache(s.planner.prompt_cache_capacity, s.planner.prompt_cache_path)
+    with closing(open_session(s, cfg)) as session:
+        warm_wall = 0.0
+        if s.warmup_params is not None:
+            _, _, _, warm_wall = execute(s, session, s.warmup_params, cache)
+        planned, proc, result, wall = execute(s, session, s.workflow_params, cache)
+    if cache is not None and cache.path is not None:
+        cache.save()
+    write_run_files(run_dir, proc, result)
+    summary = {
+        "system": s.system.name, "workflow": s.workflow, "backend": s.backend,
+        "model": s.model.name, "hardware": (cfg.get("hardware") or {}).get("name"),
+        "batch_size": s.batch_size, "num_workers": s.num_workers, "seed": s.seed,
+        "workflow_params": s.workflow_params, "warmup": s.warmup_params is not None,
+        **summarize(result, planned),
+        "wall_s": round(wall, 4), "warmup_wall_s": round(warm_wall, 4),
+    }
+    print(planned.schedule.describe() if len(planned.schedule.describe()) < 2000 else
+          f"schedule ({planned.schedule.policy}, {planned.schedule.dispatch})")
+    print(render_summary(summary))
+    return summary
+
+
+def write_run_files(run_dir: Path, proc: QueryProcessor, result: BackendResult) -> None:
+    t0 = result.begin_t
+    lines = []
+    for r in result.records:
+        lines.append(json.dumps({
+            "call_id": r.call_id, "query": r.query, "op": r.op, "worker": r.worker,
+            "submit_t": r.submit_t - t0, "start_t": r.start_t - t0,
+            "first_token_t": r.first_token_t - t0, "finish_t": r.finish_t - t0,
+            "prompt_tokens": r.prompt_tokens, "cached_tokens": r.cached_tokens,
+            "output_tokens": r.output_tokens}) + "\n")
+    atomic_write_text(run_dir / "calls.jsonl", "".join(lines))
     atomic_write_text(run_dir / "outputs.jsonl",
                       "".join(json.dumps({"query": q, **o}) + "\n"
                               for q, o in enumerate(proc.outputs())))
-    prompt = sum(r.prompt_tokens for r in proc.records)
-    cached = sum(r.cached_tokens for r in proc.records)
-    summary = {
-        "system": system.name, "workflow": cfg["workflow"], "backend": backend,
-        "batch_size": bound.size, "num_workers": int(cfg["num_workers"]),
-        "makespan_s": makespan, "planning_s": planned.planning_s,
-        "num_llm_calls": len(proc.records), "prompt_tokens": prompt,
-        "cached_prompt_tokens": cached, "prefix_hit_rate": cached / prompt if prompt else 0.0,
-        "output_tokens": sum(r.output_tokens for r in proc.records), "wall_s": wall,
-    }
-    print(planned.schedule.describe())
-    print(json.dumps(summary, indent=2))
-    return summary
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["worker", "t", "dt", "running", "waiting", "batched_tokens", "kv_usage"])
+    for worker, samples in sorted(result.timeseries.items()):
+        for x in samples:
+            w.writerow([worker, repr(x.t - t0), repr(x.dt), x.running, x.waiting,
+                        x.batched_tokens, repr(x.kv_usage)])
+    atomic_write_text(run_dir / "timeseries.csv", buf.getvalue())
+
+
+def render_summary(summary: dict[str, Any]) -> str:
+    """A short human-readable block for the terminal."""
+    rows = [
+        ("system", summary["system"]),
+        ("workflow", f"{summary['workflow']} (batch {summary['batch_size']}, "
+                     f"{summary['num_workers']} workers, {summary['backend']})"),
+        ("makespan", f"{summary['makespan_s']:.2f} s"),
+        ("planning", f"{summary['planning_s'] * 1e3:.1f} ms"),
+        ("LLM calls", f"{summary['num_llm_calls']}"),
+        ("prefix hit rate", f"{summary['prefix_hit_rate']:.1%}"),
+        ("mean batch", f"{summary['mean_batch_requests']:.1f} requests, "
+                       f"{summary['mean_batched_tokens']:.0f} tokens"),
+        ("call latency", f"p50 {summary['latency_p50_s']:.2f} s, "
+                         f"p95 {summary['latency_p95_s']:.2f} s"),
+        ("simulator wall" if summary["backend"] == "sim" else "backend wall",
+         f"{summary['wall_s']:.2f} s"),
+    ]
+    width = max(len(k) for k, _ in rows)
+    return "\n".join(f"  {k:<{width}}  {v}" for k, v in rows)

@@ -77,3 +77,81 @@ class PlannerSettings:
     def from_dict(data: Mapping[str, Any]) -> PlannerSettings:
         _check_keys(PlannerSettings, data, "planner")
         return PlannerSettings(**data)
+
+
+@dataclass(frozen=True)
+class ModelSettings:
+    """Which model the engines serve. `name` picks the simulator's shapes (sim.models) and
+    the prompt-cache namespace; `path` is a local model folder for the vLLM backend (null:
+    the backend's default for that name, e.g. `tiny` is built on first use)."""
+
+    name: str
+    path: str | None = None
+    description: str = ""
+
+    @staticmethod
+    def from_dict(data: Mapping[str, Any]) -> ModelSettings:
+        _check_keys(ModelSettings, data, "model")
+        if "name" not in data:
+            raise ConfigError("model config has no 'name' (config key 'model.name')")
+        return ModelSettings(**data)
+
+
+QUEUE_ORDERS = ("fcfs", "priority", "lspf")
+
+
+@dataclass(frozen=True)
+class EngineSettings:
+    """Engine knobs, named as in vLLM and shared by both backends (DESIGN.md). The run's
+    `engine:` block, overridden key by key by the system's `engine:` block.
+
+    `kv_capacity_tokens` null = derived from the model and hardware memory at
+    `gpu_memory_utilization`, as vLLM sizes it; `max_model_len` null = the model's."""
+
+    block_size: int = 16
+    max_num_seqs: int = 1024
+    max_num_batched_tokens: int = 4096
+    kv_capacity_tokens: int | None = None
+    gpu_memory_utilization: float = 0.9
+    enable_prefix_caching: bool = True
+    queue_order: str = "fcfs"
+    max_model_len: int | None = None
+
+    @staticmethod
+    def from_dict(data: Mapping[str, Any], overrides: Mapping[str, Any] | None = None,
+                  where: str = "engine") -> EngineSettings:
+        _check_keys(EngineSettings, data, where)
+        if overrides:
+            _check_keys(EngineSettings, overrides, "system.engine")
+        merged = {**data, **(overrides or {})}
+        cfg = EngineSettings(**merged)
+        if cfg.queue_order not in QUEUE_ORDERS:
+            raise ConfigError(f"engine.queue_order: unknown {cfg.queue_order!r}; known: "
+                              f"{list(QUEUE_ORDERS)}")
+        for key in ("block_size", "max_num_seqs", "max_num_batched_tokens"):
+            if getattr(cfg, key) < 1:
+                raise ConfigError(f"engine.{key} must be >= 1, got {getattr(cfg, key)}")
+        if cfg.kv_capacity_tokens is not None and cfg.kv_capacity_tokens < cfg.block_size:
+            raise ConfigError(f"engine.kv_capacity_tokens={cfg.kv_capacity_tokens} is smaller "
+                              f"than one block ({cfg.block_size} tokens)")
+        if not 0 < cfg.gpu_memory_utilization <= 1:
+            raise ConfigError("engine.gpu_memory_utilization must be in (0, 1], got "
+                              f"{cfg.gpu_memory_utilization}")
+        return cfg
+
+
+@dataclass(frozen=True)
+class Orchestration:
+    """How a system's client reaches the engines (PAPER.md §8): `submit_overhead_s` is
+    added between a call's emission and its arrival at the engine (a load balancer's
+    89 us plus an HTTP round trip of 3.1 ms for the OpenAI-API baselines; 0 in-process)."""
+
+    submit_overhead_s: float = 0.0
+
+    @staticmethod
+    def from_dict(data: Mapping[str, Any], where: str = "system.orchestration") -> Orchestration:
+        _check_keys(Orchestration, data, where)
+        cfg = Orchestration(**data)
+        if cfg.submit_overhead_s < 0:
+            raise ConfigError(f"{where}.submit_overhead_s must be >= 0")
+        return cfg

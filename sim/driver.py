@@ -22,17 +22,17 @@ reads a clock or iterates an unordered container, so equal inputs give equal res
 from __future__ import annotations
 
 from collections.abc import Generator, Sequence
-from dataclasses import dataclass
 from typing import Any, Protocol
 
 import simpy
 from tqdm import tqdm
 
+from helium_lab.backend import BackendResult
 from helium_lab.processor.calls import CallRecord, CallResult, LLMCall
 from helium_lab.tokenizer import SyntheticTokenizer, Tokenizer
 from sim.config import EngineConfig
 from sim.cost_model import CostModel
-from sim.engine import IterationSample, SimEngine
+from sim.engine import SimEngine
 from sim.errors import SimError
 
 
@@ -49,20 +49,8 @@ class Processor(Protocol):
     def prewarm_prompts(self) -> dict[int, list[tuple[int, ...]]]: ...
 
 
-@dataclass(frozen=True)
-class SimResult:
-    """One processor run. Times are simulated seconds on the simulation's clock (0 at the
-    first run): the run began at `begin_t`, prewarm ended and `proc.start()` ran at
-    `start_t`, and `makespan` = last completion - `begin_t` (prewarm included). `records`
-    (completion order) and `timeseries` cover this run; `stats` are each engine's
-    cumulative counters at its end."""
-
-    records: tuple[CallRecord, ...]
-    timeseries: dict[int, tuple[IterationSample, ...]]
-    stats: dict[int, dict[str, float]]
-    begin_t: float
-    start_t: float
-    makespan: float
+SimResult = BackendResult
+"""One processor run on simulated time (0 at the session's first run); see BackendResult."""
 
 
 def simulate(proc: Processor, engines_config: Sequence[EngineConfig],
@@ -78,7 +66,8 @@ def simulate(proc: Processor, engines_config: Sequence[EngineConfig],
 
 class Simulation:
     """Engines whose caches and clock persist across runs (a warm-up batch, then a
-    measured one). Construction has no side effects until `run`."""
+    measured one): a `helium_lab.backend.Session` on simulated time. Construction has no
+    side effects until `run`."""
 
     def __init__(self, engines_config: Sequence[EngineConfig],
                  cost_model: CostModel | Sequence[CostModel], *,
@@ -107,6 +96,15 @@ class Simulation:
             return self._run.execute()
         finally:
             self._run = None
+
+    def close(self) -> None:
+        """Nothing to release: a simulation holds no processes or files."""
+
+    def __enter__(self) -> Simulation:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def _on_finish(self, result: CallResult) -> None:
         if self._run is None:

@@ -12,10 +12,11 @@ Implements `helium_lab.processor.engine.Engine` (submit / prewarm / stats).
 from __future__ import annotations
 
 from collections.abc import Callable, Generator
-from typing import Any, NamedTuple
+from typing import Any
 
 import simpy
 
+from helium_lab.backend import EngineSample
 from helium_lab.processor.calls import CallResult, LLMCall, synthetic_output
 from helium_lab.tokenizer import Tokenizer
 from sim.config import EngineConfig
@@ -27,16 +28,9 @@ from sim.request import SimRequest
 from sim.scheduler import Scheduler, SchedulerOutput
 
 
-class IterationSample(NamedTuple):
-    """One engine step: start time, duration, requests running and waiting after
-    scheduling, tokens batched, KV usage after scheduling."""
-
-    t: float
-    dt: float
-    running: int
-    waiting: int
-    batched_tokens: int
-    kv_usage: float
+IterationSample = EngineSample
+"""One engine step: start, duration, requests running and waiting after scheduling, tokens
+batched, KV usage after scheduling."""
 
 
 class SimEngine:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections import deque
 
+from helium_lab.backend import BackendResult
 from helium_lab.processor.calls import CallResult, LLMCall, synthetic_output
 from helium_lab.processor.query_processor import QueryProcessor
 from helium_lab.tokenizer import Tokenizer
@@ -60,3 +61,23 @@ def run_echo(proc: QueryProcessor, tokenizer: Tokenizer, max_steps: int = 10_000
     if not proc.done:
         raise RuntimeError(f"echo engine drained but the processor is not done: {proc.stuck()}")
     return engine
+
+
+class EchoSession:
+    """The null backend as a `helium_lab.backend.Session`: one echo engine per run, one
+    time unit per call, no cache (to check plans and outputs without a timing model)."""
+
+    def __init__(self, tokenizer: Tokenizer) -> None:
+        self._tok = tokenizer
+
+    @property
+    def tokenizer(self) -> Tokenizer:
+        return self._tok
+
+    def run(self, proc: QueryProcessor, *, progress: bool = False) -> BackendResult:
+        engine = run_echo(proc, self._tok)
+        return BackendResult(tuple(proc.records), {}, {0: engine.stats()}, 0.0, 0.0,
+                             engine.clock)
+
+    def close(self) -> None:
+        pass

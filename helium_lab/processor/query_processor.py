@@ -66,6 +66,7 @@ class QueryProcessor:
         self._strict: list[deque[CallKey]] | None = None
         self._unvalued = 0
         self._started = False
+        self._prio: dict[CallKey, int] = {}
 
     # -- public interface ----------------------------------------------------------------
     def start(self) -> list[LLMCall]:
@@ -77,6 +78,7 @@ class QueryProcessor:
         self._unvalued = len(needed)
         if self.schedule.dispatch == "strict":
             self._strict = self._strict_orders(needed)
+        self._prio = self._call_priorities(needed)
         for q in range(self.plan.size):
             for oid in self.graph.order:
                 key = (oid, q)
@@ -190,7 +192,7 @@ class QueryProcessor:
         out_len = op.profile.length_for(repr(prompt).encode(), op.sampling.max_tokens)
         worker = self.schedule.partition.worker_of(op.id, q)
         call = LLMCall(self._seq, q, op.id, worker, prompt, tuple(pieces), out_len,
-                       op.sampling, 0, sig, msgs)
+                       op.sampling, self._prio.get((op.id, q), 0), sig, msgs)
         static_key = hash(prompt[:pieces[0][0]]) if pieces and pieces[0][1] else 0
         self._calls[call.call_id] = (call, (op.id, q))
         heap = self._heaps[0 if self.router else worker]
@@ -206,6 +208,14 @@ class QueryProcessor:
         if d == "lspf":
             return 0  # FCFS here; the engine's queue order does longest-prefix-first
         return self.schedule.rank(op, q)
+
+    def _call_priorities(self, needed: set[CallKey]) -> dict[CallKey, int]:
+        """Each LLM call's position in the dispatch order, as the integer priority an
+        engine with a priority queue uses (lower runs earlier)."""
+        keys = [(op.id, q) for op in self.graph.llm_ops for q in range(self.plan.size)
+                if (op.id, q) in needed and q not in self.plan.fetched.get(op.id, {})]
+        keys.sort(key=lambda k: (self._priority(*k), k[1], k[0]))  # type: ignore[arg-type]
+        return {k: i for i, k in enumerate(keys)}
 
     def _strict_orders(self, needed: set[CallKey]) -> list[deque[CallKey]]:
         orders: list[deque[CallKey]] = [deque() for _ in range(self.workers)]

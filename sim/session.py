@@ -1,0 +1,83 @@
+"""Build a simulated backend session from the run's typed settings.
+
+    session = open_session(model, engine, num_workers, orchestration=..., sim=SimSettings())
+
+One `SimEngine` per worker, all with the same `EngineConfig`: the KV capacity is the
+engine setting if given, else derived from the model's and hardware's memory the way vLLM
+sizes it (`capacity.py`). The cost model is the roofline for (model, hardware) or a
+profiled table (`TableCost`) fitted to a real engine.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from typing import Any, Literal
+
+from helium_lab.config import EngineSettings, ModelSettings, Orchestration
+from helium_lab.errors import ConfigError
+from helium_lab.tokenizer import Tokenizer
+from sim.capacity import kv_capacity_tokens
+from sim.config import EngineConfig
+from sim.cost_model import CostModel, RooflineCost, TableCost
+from sim.driver import Simulation
+from sim.hardware import get_hardware
+from sim.models import get_model
+
+
+@dataclass(frozen=True)
+class SimSettings:
+    """The run's `sim:` block. `cost_model`: `roofline` (model shapes + datasheet) or
+    `table` (coefficients measured on a real engine, `cost_table` = the JSON file)."""
+
+    hardware: str = "h100-nvl"
+    cost_model: Literal["roofline", "table"] = "roofline"
+    cost_table: str | None = None
+
+    @staticmethod
+    def from_dict(data: Mapping[str, Any]) -> SimSettings:
+        known = {f.name for f in fields(SimSettings)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigError(f"sim: unknown key(s) {unknown}; known: {sorted(known)}")
+        cfg = SimSettings(**data)
+        if cfg.cost_model not in ("roofline", "table"):
+            raise ConfigError(f"sim.cost_model: unknown {cfg.cost_model!r}; known: "
+                              "['roofline', 'table']")
+        if cfg.cost_model == "table" and not cfg.cost_table:
+            raise ConfigError("sim.cost_model=table needs sim.cost_table (a JSON file)")
+        return cfg
+
+
+def engine_config(model: ModelSettings, engine: EngineSettings, hardware: str) -> EngineConfig:
+    """The simulated engine for `engine` settings, capacity derived when not given."""
+    shape = get_model(model.name)
+    kv = engine.kv_capacity_tokens
+    if kv is None:
+        kv = kv_capacity_tokens(shape, get_hardware(hardware),
+                                gpu_memory_utilization=engine.gpu_memory_utilization,
+                                block_size=engine.block_size)
+    return EngineConfig(kv_capacity_tokens=kv, block_size=engine.block_size,
+                        max_num_seqs=engine.max_num_seqs,
+                        max_num_batched_tokens=engine.max_num_batched_tokens,
+                        queue_order=engine.queue_order,
+                        enable_prefix_caching=engine.enable_prefix_caching,
+                        max_model_len=engine.max_model_len or shape.max_position_embeddings)
+
+
+def cost_model(model: ModelSettings, settings: SimSettings) -> CostModel:
+    if settings.cost_model == "table":
+        assert settings.cost_table is not None
+        return TableCost.load(settings.cost_table, model.name, settings.hardware)
+    return RooflineCost(get_model(model.name), get_hardware(settings.hardware))
+
+
+def open_session(model: ModelSettings, engine: EngineSettings, num_workers: int, *,
+                 orchestration: Orchestration, sim: SimSettings,
+                 tokenizer: Tokenizer | None = None) -> Simulation:
+    """A simulation with `num_workers` identical engines (synthetic tokenizer by default)."""
+    if num_workers < 1:
+        raise ConfigError(f"num_workers must be >= 1, got {num_workers}")
+    cfg = engine_config(model, engine, sim.hardware)
+    return Simulation([cfg] * num_workers, cost_model(model, sim), tokenizer=tokenizer,
+                      submit_overhead_s=orchestration.submit_overhead_s)
