@@ -23,16 +23,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from experiments.run_metrics import summarize
 from helium_lab.backend import BackendResult, Session
-from helium_lab.config import (EngineSettings, ModelSettings, Orchestration, PlannerSettings,
-                               SystemConfig)
+from helium_lab.config import (
+    EngineSettings,
+    ModelSettings,
+    Orchestration,
+    PlannerSettings,
+    SystemConfig,
+)
 from helium_lab.errors import ConfigError
 from helium_lab.io import atomic_write_text
 from helium_lab.optimizer import PromptCache
 from helium_lab.pipeline import Planned, plan_batch
 from helium_lab.processor import QueryProcessor
 from helium_lab.workflows import make_workload
-from experiments.run_metrics import summarize
 
 BACKENDS = ("sim", "vllm", "echo")
 
@@ -168,10 +173,11 @@ def write_run_files(run_dir: Path, proc: QueryProcessor, result: BackendResult) 
                               for q, o in enumerate(proc.outputs())))
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["worker", "t", "dt", "running", "waiting", "batched_tokens", "kv_usage"])
+    w.writerow(["worker", "t", "dt", "steps", "running", "waiting", "batched_tokens",
+                "kv_usage"])
     for worker, samples in sorted(result.timeseries.items()):
         for x in samples:
-            w.writerow([worker, repr(x.t - t0), repr(x.dt), x.running, x.waiting,
+            w.writerow([worker, repr(x.t - t0), repr(x.dt), x.steps, x.running, x.waiting,
                         x.batched_tokens, repr(x.kv_usage)])
     atomic_write_text(run_dir / "timeseries.csv", buf.getvalue())
 

@@ -26,8 +26,9 @@ if TYPE_CHECKING:  # the processor package imports this module (EchoSession)
 
 
 class EngineSample(NamedTuple):
-    """One engine step (or one sampling tick on a real engine): start time, duration,
-    requests running and waiting, tokens batched in the step, KV usage (0..1)."""
+    """`steps` consecutive engine steps of the same batch (1 for most; the simulator
+    merges runs of identical decode steps): start time, total duration, requests running
+    and waiting, tokens batched per step, KV usage (0..1) at the start."""
 
     t: float
     dt: float
@@ -35,6 +36,7 @@ class EngineSample(NamedTuple):
     waiting: int
     batched_tokens: int
     kv_usage: float
+    steps: int = 1
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,9 @@ class Tokenizer(Protocol):
     def decode(self, ids: Sequence[int]) -> str: ...
 
 
+_STR_ONLY_SPACE = "\x1c\x1d\x1e\x1f"  # ASCII whitespace to str.split, not bytes.split
+
+
 class SyntheticTokenizer:
     """Word-level hashing tokenizer (vocabulary `vocab_size`, ids >= 16 are words)."""
 
@@ -32,6 +35,9 @@ class SyntheticTokenizer:
 
     def _encode(self, text: str) -> tuple[int, ...]:
         n = self.vocab_size - 16
+        if text.isascii() and not any(c in text for c in _STR_ONLY_SPACE):
+            # bytes.split() splits exactly where str.split() does: faster, same words
+            return tuple(16 + c % n for c in map(zlib.crc32, text.encode().split()))
         return tuple(16 + zlib.crc32(w.encode()) % n for w in text.split())
 
     def encode(self, text: str) -> list[int]:

@@ -128,14 +128,18 @@ class BlockPool:
         if n > self.get_num_free_blocks():
             raise ValueError(f"Cannot get {n} free blocks from the pool")
         out: list[Block] = []
-        for _ in range(n):
-            if self.free_queue:
-                blk = self.free_queue.popleft()
-            else:
-                blk = self.pinned_queue.popleft()
-                self.num_pinned_evicted += blk.block_hash is not None
+        ordinary = min(n, len(self.free_queue))
+        popitem = self.free_queue._q.popitem
+        for _ in range(ordinary):
+            blk = popitem(last=False)[1]
+            if blk.block_hash is not None:
+                self._evict(blk)
+            blk.ref_cnt = 1
+            out.append(blk)
+        for _ in range(n - ordinary):
+            blk = self.pinned_queue.popleft()
+            self.num_pinned_evicted += blk.block_hash is not None
             self._evict(blk)
-            assert blk.ref_cnt == 0
             blk.ref_cnt = 1
             out.append(blk)
         return out

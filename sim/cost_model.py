@@ -74,10 +74,57 @@ class BatchShape:
         return sum(c for _, c in self.prefills) + sum(self.decodes)
 
 
+class Batch(Protocol):
+    """What cost models read of a step: `BatchShape`, or a `DecodeStep` of a decode run."""
+
+    @property
+    def num_tokens(self) -> int: ...
+
+    @property
+    def num_seqs(self) -> int: ...
+
+    @property
+    def attention_pairs(self) -> float: ...
+
+    @property
+    def kv_read_tokens(self) -> int: ...
+
+
+@dataclass(frozen=True)
+class DecodeStep:
+    """A pure-decode step of `n` sequences whose contexts sum to `context_sum`: the same
+    four numbers a `BatchShape(decodes=...)` gives, without the per-sequence tuple."""
+
+    n: int
+    context_sum: int
+
+    @property
+    def num_tokens(self) -> int:
+        return self.n
+
+    @property
+    def num_seqs(self) -> int:
+        return self.n
+
+    @property
+    def attention_pairs(self) -> float:
+        return self.context_sum + self.n
+
+    @property
+    def kv_read_tokens(self) -> int:
+        return self.context_sum
+
+
 class CostModel(Protocol):
-    def step_time(self, batch: BatchShape) -> float:
+    def step_time(self, batch: Batch) -> float:
         """Seconds one engine step takes for `batch` (non-empty)."""
         ...
+
+
+def decode_run_times(cost: CostModel, n: int, context_sum: int, steps: int) -> list[float]:
+    """Durations of `steps` consecutive decode steps of `n` sequences whose contexts sum
+    to `context_sum` at the first step (each context grows by one per step)."""
+    return [cost.step_time(DecodeStep(n, context_sum + s * n)) for s in range(steps)]
 
 
 @dataclass(frozen=True)
@@ -87,7 +134,7 @@ class ConstantCost:
     step_s: float = 0.01
     per_token_s: float = 0.0
 
-    def step_time(self, batch: BatchShape) -> float:
+    def step_time(self, batch: Batch) -> float:
         return self.step_s + self.per_token_s * batch.num_tokens
 
 
@@ -107,7 +154,7 @@ class RooflineCost:
     hardware: Hardware
     calib: RooflineCalibration = RooflineCalibration()
 
-    def step_time(self, batch: BatchShape) -> float:
+    def step_time(self, batch: Batch) -> float:
         m, hw, k = self.model, self.hardware, self.calib
         flops_s = hw.peak_flops * k.flops_eff
         bytes_s = hw.mem_bandwidth * k.bw_eff
@@ -163,7 +210,7 @@ class TableCost:
                            f"{missing} and unknown ones {extra}")
         return cls(*(float(coeffs[c]) for c in TABLE_COEFFS))
 
-    def step_time(self, batch: BatchShape) -> float:
+    def step_time(self, batch: Batch) -> float:
         return (self.step_s + self.per_token_s * batch.num_tokens
                 + self.per_seq_s * batch.num_seqs
                 + self.per_attn_pair_s * batch.attention_pairs

@@ -56,11 +56,11 @@ SimResult = BackendResult
 def simulate(proc: Processor, engines_config: Sequence[EngineConfig],
              cost_model: CostModel | Sequence[CostModel], *,
              tokenizer: Tokenizer | None = None, submit_overhead_s: float = 0.0,
-             progress: bool = False) -> SimResult:
+             progress: bool = False, fast_decode: bool = True) -> SimResult:
     """Run `proc` to completion on fresh engines, one per entry of `engines_config`
     (worker w uses `engines_config[w]` and `cost_model[w]`, or one shared cost model)."""
     sim = Simulation(engines_config, cost_model, tokenizer=tokenizer,
-                     submit_overhead_s=submit_overhead_s)
+                     submit_overhead_s=submit_overhead_s, fast_decode=fast_decode)
     return sim.run(proc, progress=progress)
 
 
@@ -71,7 +71,8 @@ class Simulation:
 
     def __init__(self, engines_config: Sequence[EngineConfig],
                  cost_model: CostModel | Sequence[CostModel], *,
-                 tokenizer: Tokenizer | None = None, submit_overhead_s: float = 0.0) -> None:
+                 tokenizer: Tokenizer | None = None, submit_overhead_s: float = 0.0,
+                 fast_decode: bool = True) -> None:
         if submit_overhead_s < 0:
             raise SimError(f"submit_overhead_s must be >= 0, got {submit_overhead_s}")
         if not engines_config:
@@ -86,7 +87,8 @@ class Simulation:
         self.tokenizer = tokenizer or SyntheticTokenizer()
         self.overhead = submit_overhead_s
         self.engines = [SimEngine(self.env, cfg, costs[w], self.tokenizer, self._on_finish,
-                                  worker=w) for w, cfg in enumerate(engines_config)]
+                                  worker=w, fast_decode=fast_decode)
+                        for w, cfg in enumerate(engines_config)]
         self._run: _Run | None = None
 
     def run(self, proc: Processor, *, progress: bool = False) -> SimResult:

@@ -11,6 +11,7 @@ Implements `helium_lab.processor.engine.Engine` (submit / prewarm / stats).
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Callable, Generator
 from typing import Any
 
@@ -20,13 +21,12 @@ from helium_lab.backend import EngineSample
 from helium_lab.processor.calls import CallResult, LLMCall, synthetic_output
 from helium_lab.tokenizer import Tokenizer
 from sim.config import EngineConfig
-from sim.cost_model import BatchShape, CostModel
+from sim.cost_model import BatchShape, CostModel, decode_run_times
 from sim.errors import SimError
 from sim.kv_cache import KVCacheManager
 from sim.queue_policy import make_queue
 from sim.request import SimRequest
 from sim.scheduler import Scheduler, SchedulerOutput
-
 
 IterationSample = EngineSample
 """One engine step: start, duration, requests running and waiting after scheduling, tokens
@@ -39,8 +39,9 @@ class SimEngine:
 
     def __init__(self, env: simpy.Environment, config: EngineConfig, cost_model: CostModel,
                  tokenizer: Tokenizer, on_finish: Callable[[CallResult], None],
-                 worker: int = 0) -> None:
+                 worker: int = 0, fast_decode: bool = True) -> None:
         self.env = env
+        self.fast_decode = fast_decode
         self.config = config
         self.cost_model = cost_model
         self.tokenizer = tokenizer
@@ -98,20 +99,20 @@ class SimEngine:
 
     def stats(self) -> dict[str, float]:
         steps = self.timeseries
-        n = max(len(steps), 1)
+        n = max(sum(s.steps for s in steps), 1)
         kv = self.kv
         return {
             "prefix_cache_queries": float(kv.num_queries),
             "prefix_cache_hits": float(kv.num_hits),
             "prefix_cache_hit_rate": kv.num_hits / kv.num_queries if kv.num_queries else 0.0,
             "kv_usage": kv.pool.usage(),
-            "kv_usage_mean": sum(s.kv_usage for s in steps) / n,
+            "kv_usage_mean": sum(s.kv_usage * s.steps for s in steps) / n,
             "evicted_blocks": float(kv.pool.num_evicted),
             "evicted_pinned_blocks": float(kv.pool.num_pinned_evicted),
             "num_preemptions": float(self.scheduler.num_preemptions),
-            "num_steps": float(len(steps)),
-            "batch_requests_mean": sum(s.running for s in steps) / n,
-            "batch_tokens_mean": sum(s.batched_tokens for s in steps) / n,
+            "num_steps": float(sum(s.steps for s in steps)),
+            "batch_requests_mean": sum(s.running * s.steps for s in steps) / n,
+            "batch_tokens_mean": sum(s.batched_tokens * s.steps for s in steps) / n,
             "busy_s": sum(s.dt for s in steps),
             "num_finished": float(self.num_finished),
             "num_prewarms": float(self.num_prewarms),
@@ -157,6 +158,9 @@ class SimEngine:
                 self._wakeup = self.env.event()
                 yield self._wakeup
                 continue
+            if self.fast_decode and (steps := sched.decode_run_length()) >= 2:
+                yield from self._decode_run(steps)
+                continue
             t0 = self.env.now
             out = sched.schedule(t0)
             if not out.chunks:
@@ -168,10 +172,35 @@ class SimEngine:
             dt = self.cost_model.step_time(self._shape(out))
             self.timeseries.append(IterationSample(t0, dt, len(sched.running),
                                                    len(sched.waiting),
-                                                   out.num_batched_tokens, self.kv.pool.usage()))
+                                                   out.num_batched_tokens, self.kv.pool.usage(),
+                                                   1))
             yield self.env.timeout(dt)
             for req in sched.update(out, self.env.now):
                 self._finish(req)
+
+    def _decode_run(self, steps: int) -> Generator[simpy.Event, Any, None]:
+        """Up to `steps` identical pure-decode steps as one timeout (the fast path).
+
+        Step-by-step, a call submitted during step j is first seen when step j ends, so
+        an arrival cuts the run at the end of the step in progress; the steps played are
+        exactly those the step-by-step loop would have run, with the same durations.
+        """
+        sched, t0 = self.scheduler, self.env.now
+        n = len(sched.running)
+        ctx = sum(r.num_computed_tokens for r in sched.running)
+        ends, t = [], t0
+        for dt in decode_run_times(self.cost_model, n, ctx, steps):
+            t += dt
+            ends.append(t)
+        self._wakeup = self.env.event()
+        yield self.env.timeout(ends[-1] - t0) | self._wakeup
+        played = steps
+        if self.env.now < ends[-1]:  # woken by a submit or prewarm during step j + 1
+            played = bisect.bisect_right(ends, self.env.now) + 1
+            yield self.env.timeout(ends[played - 1] - self.env.now)
+        self.timeseries.append(IterationSample(t0, ends[played - 1] - t0, n, 0, n,
+                                               self.kv.pool.usage(), played))
+        sched.apply_decode_steps(played)
 
     @staticmethod
     def _shape(out: SchedulerOutput) -> BatchShape:

@@ -128,6 +128,33 @@ class KVCacheManager:
             self._cache_blocks(req, min(num_slots, req.num_tokens))
         return True
 
+    def decode_blocks_needed(self, running: Sequence[SimRequest], steps: int) -> int:
+        """New blocks `steps` decode steps of every request in `running` would take."""
+        bs = self.block_size
+        return sum(max(cdiv(r.num_computed_tokens + steps, bs) - len(self._blocks[r.request_id]),
+                       0) for r in running)
+
+    def append_decode_slots(self, running: Sequence[SimRequest], steps: int) -> None:
+        """Exactly what `steps` rounds of `allocate_slots(req, 1)` over `running` (in order,
+        one round per decode step) would allocate, given `decode_blocks_needed` free
+        blocks: new blocks are taken in (step, request) order, so the same cached blocks
+        are evicted. Call `cache_computed` once the requests have advanced."""
+        bs = self.block_size
+        grows: list[tuple[int, int, SimRequest]] = []
+        for i, r in enumerate(running):
+            held = len(self._blocks[r.request_id])
+            # step s (1-based) computes token index num_computed + s - 1
+            for need in range(held + 1, cdiv(r.num_computed_tokens + steps, bs) + 1):
+                grows.append(((need - 1) * bs - r.num_computed_tokens + 1, i, r))
+        grows.sort(key=lambda g: (g[0], g[1]))
+        for _, _, r in grows:
+            self._blocks[r.request_id].extend(self.pool.get_new_blocks(1))
+
+    def cache_upto(self, req: SimRequest, num_tokens: int) -> None:
+        """Cache `req`'s blocks filled by its first `num_tokens` (<= num_tokens sampled)."""
+        if self.enable_caching:
+            self._cache_blocks(req, num_tokens)
+
     def free(self, req: SimRequest) -> None:
         """Release all of `req`'s blocks, tail first (finish or preemption)."""
         blocks = self._blocks.pop(req.request_id, [])
@@ -149,7 +176,7 @@ class KVCacheManager:
     # -- internals -----------------------------------------------------------------------
 
     def _update_hashes(self, req: SimRequest) -> None:
-        self.hasher.extend(req.block_hashes, req.all_ids, req.num_tokens)
+        self.hasher.extend(req.block_hashes, req.packed_ids, req.num_tokens)
 
     def _lookup(self, hashes: Sequence[int]) -> list[Block]:
         hit: list[Block] = []

@@ -17,6 +17,7 @@ import enum
 from dataclasses import dataclass, field
 
 from helium_lab.processor.calls import LLMCall
+from sim.block_hash import pack
 
 
 class Status(enum.Enum):
@@ -51,6 +52,7 @@ class SimRequest:
     finish_t: float | None = None
     block_hashes: list[int] = field(default_factory=list)
     all_ids: tuple[int, ...] = ()
+    packed_ids: bytes = b""  # all_ids packed for block hashing (sim.block_hash.pack)
 
     def __post_init__(self) -> None:
         if not self.prompt_ids:
@@ -58,6 +60,7 @@ class SimRequest:
         if not self.output_ids:
             raise ValueError(f"request {self.request_id}: max_tokens must be >= 1")
         self.all_ids = self.prompt_ids + self.output_ids
+        self.packed_ids = pack(self.all_ids)
 
     @property
     def num_prompt_tokens(self) -> int:

@@ -120,6 +120,43 @@ class Scheduler:
             self.running = [r for r in self.running if r.request_id not in done]
         return finished
 
+    # -- runs of identical decode steps (the engine's fast path) ------------------------
+
+    def decode_run_length(self) -> int:
+        """How many next steps are pure decodes with nothing else possible: nothing
+        waiting, every running request one token from being computed, all of them within
+        the budget, none finishing, and free blocks for every block they grow into. Each
+        such step schedules exactly the running requests, one token each; the step that
+        finishes a request (or admits one) is left to `schedule`. 0 if not in that state."""
+        if len(self.waiting) or not self.running:
+            return 0
+        if len(self.running) > self.config.max_num_batched_tokens:
+            return 0
+        steps = 1 << 30
+        for r in self.running:
+            if r.num_output == 0 or r.num_computed_tokens != r.num_tokens - 1:
+                return 0
+            steps = min(steps, r.max_tokens - r.num_output - 1)
+        while steps > 0 and self.kv.decode_blocks_needed(self.running, steps) > \
+                self.kv.pool.get_num_free_blocks():
+            steps //= 2
+        return steps
+
+    def apply_decode_steps(self, steps: int) -> None:
+        """Play `steps` (<= `decode_run_length()`) pure-decode steps: slots, then tokens."""
+        self.kv.append_decode_slots(self.running, steps)
+        bs = self.kv.block_size
+        fills: list[tuple[int, int, int]] = []  # (step, running index, tokens computed)
+        for i, r in enumerate(self.running):
+            c0 = r.num_computed_tokens
+            for s in range(bs - c0 % bs, steps + 1, bs):  # steps where a block fills
+                fills.append((s, i, c0 + s))
+            r.num_computed_tokens += steps
+            r.num_output += steps
+        fills.sort()
+        for _, i, upto in fills:  # cache in the order step-by-step decoding would
+            self.kv.cache_upto(self.running[i], upto)
+
     # -- internals -----------------------------------------------------------------------
 
     def _admit(self, now: float, budget: int, chunks: dict[int, Chunk]) -> int:

@@ -33,6 +33,7 @@ class SimSettings:
     hardware: str = "h100-nvl"
     cost_model: Literal["roofline", "table"] = "roofline"
     cost_table: str | None = None
+    fast_decode: bool = True  # merge runs of identical decode steps (same results, faster)
 
     @staticmethod
     def from_dict(data: Mapping[str, Any]) -> SimSettings:
@@ -80,4 +81,5 @@ def open_session(model: ModelSettings, engine: EngineSettings, num_workers: int,
         raise ConfigError(f"num_workers must be >= 1, got {num_workers}")
     cfg = engine_config(model, engine, sim.hardware)
     return Simulation([cfg] * num_workers, cost_model(model, sim), tokenizer=tokenizer,
-                      submit_overhead_s=orchestration.submit_overhead_s)
+                      submit_overhead_s=orchestration.submit_overhead_s,
+                      fast_decode=sim.fast_decode)

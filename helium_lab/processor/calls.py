@@ -7,6 +7,8 @@ The query processor emits `LLMCall`s; a backend's engines run them and report a
 from __future__ import annotations
 
 import hashlib
+import sys
+from array import array
 from dataclasses import dataclass
 
 from helium_lab.dsl.ops import SamplingParams
@@ -70,17 +72,28 @@ class CallRecord:
     output_tokens: int
 
 
+_WORDS = tuple(f"o{i}" for i in range(50_000))  # the synthetic output vocabulary
+
+
+def prompt_key(prompt_ids: tuple[int, ...]) -> bytes:
+    """A prompt's token ids as bytes (int64 each): the key of everything derived from it."""
+    return array("q", prompt_ids).tobytes()
+
+
 def synthetic_output(prompt_ids: tuple[int, ...], n_tokens: int) -> str:
     """Deterministic stand-in for a greedy model: the answer depends only on the prompt.
 
     Used by the echo engine and the simulator; identical prompts give identical answers,
     different prompts (almost surely) different ones, so caching semantics stay exact.
     """
-    seed = hashlib.blake2b(repr(prompt_ids).encode(), digest_size=16).digest()
-    words: list[str] = []
-    block = 0
-    while len(words) < n_tokens:
-        d = hashlib.blake2b(seed + block.to_bytes(4, "little"), digest_size=64).digest()
-        words.extend(f"o{int.from_bytes(d[k:k + 4], 'little') % 50_000}" for k in range(0, 64, 4))
-        block += 1
-    return " ".join(words[:n_tokens])
+    if n_tokens < 1:
+        return ""
+    seed = hashlib.blake2b(prompt_key(prompt_ids), digest_size=16).digest()
+    # word k = little-endian uint32 k of the stream blake2b(seed || block) mod 50,000
+    stream = b"".join(hashlib.blake2b(seed + b.to_bytes(4, "little"), digest_size=64).digest()
+                      for b in range(-(-n_tokens // 16)))
+    picks = array("I", stream[:4 * n_tokens])
+    if sys.byteorder != "little":
+        picks.byteswap()
+    words = _WORDS
+    return " ".join([words[x % 50_000] for x in picks])

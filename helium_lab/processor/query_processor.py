@@ -25,7 +25,7 @@ from helium_lab.evaluate import evaluate
 from helium_lab.optimizer.cache_substitution import message_texts
 from helium_lab.optimizer.prompt_cache import lambda_signature, llm_signature
 from helium_lab.plan import Plan
-from helium_lab.processor.calls import CallRecord, CallResult, LLMCall
+from helium_lab.processor.calls import CallRecord, CallResult, LLMCall, prompt_key
 from helium_lab.processor.config import ProcessorConfig
 from helium_lab.processor.routing import make_router
 from helium_lab.prompt import Static, render, segments
@@ -189,7 +189,7 @@ class QueryProcessor:
         prompt = tuple(ids)
         msgs = tuple(message_texts(op.messages, {d: self._values[(d, q)] for d in op.inputs()}))
         sig = llm_signature(self.cfg.namespace, msgs, op.sampling) if op.cacheable else None
-        out_len = op.profile.length_for(repr(prompt).encode(), op.sampling.max_tokens)
+        out_len = op.profile.length_for(prompt_key(prompt), op.sampling.max_tokens)
         worker = self.schedule.partition.worker_of(op.id, q)
         call = LLMCall(self._seq, q, op.id, worker, prompt, tuple(pieces), out_len,
                        op.sampling, self._prio.get((op.id, q), 0), sig, msgs)
@@ -214,7 +214,7 @@ class QueryProcessor:
         engine with a priority queue uses (lower runs earlier)."""
         keys = [(op.id, q) for op in self.graph.llm_ops for q in range(self.plan.size)
                 if (op.id, q) in needed and q not in self.plan.fetched.get(op.id, {})]
-        keys.sort(key=lambda k: (self._priority(*k), k[1], k[0]))  # type: ignore[arg-type]
+        keys.sort(key=lambda k: (self._priority(*k), k[1], k[0]))
         return {k: i for i, k in enumerate(keys)}
 
     def _strict_orders(self, needed: set[CallKey]) -> list[deque[CallKey]]:
