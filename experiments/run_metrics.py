@@ -46,7 +46,7 @@ def summarize(result: BackendResult, planned: Planned) -> dict[str, Any]:
         "latency_mean_s": float(lat.mean()),
         "latency_p50_s": float(np.percentile(lat, 50)),
         "latency_p95_s": float(np.percentile(lat, 95)),
-        "plan": {"num_calls": planned.plan.num_calls, "pruned_ops": len(planned.plan.pruned),
+        "plan": {"num_calls": planned.plan.num_calls(), "pruned_ops": len(planned.plan.pruned),
                  "fetched_ops": len(planned.plan.fetched),
                  "static_prefixes": len(planned.plan.static_prefixes),
                  "policy": planned.schedule.policy, "dispatch": planned.schedule.dispatch},

@@ -35,6 +35,7 @@ class SystemConfig:
     policy: str = "helium"
     router: str = "schedule"
     prewarm: bool = True
+    retain_prefixes: bool = False
     max_inflight_per_worker: int = 1024
     max_inflight_total: int | None = None
     max_inflight_per_op: int | None = None
@@ -62,7 +63,8 @@ class SystemConfig:
     def processor(self, namespace: str) -> ProcessorConfig:
         return ProcessorConfig(self.router, self.max_inflight_per_worker,
                                self.max_inflight_total, self.max_inflight_per_op,
-                               self.prewarm and "static_prefix" in self.passes, namespace)
+                               self.prewarm and "static_prefix" in self.passes, namespace,
+                               self.retain_prefixes)
 
 
 @dataclass(frozen=True)
@@ -120,22 +122,28 @@ class EngineSettings:
     @staticmethod
     def from_dict(data: Mapping[str, Any], overrides: Mapping[str, Any] | None = None,
                   where: str = "engine") -> EngineSettings:
+        """The run's engine block, validated, with the system's `engine:` overrides."""
+        base = EngineSettings._validated(data, where)
+        if not overrides:
+            return base
+        EngineSettings._validated({**data, **overrides}, "system.engine")
+        return EngineSettings._validated({**data, **overrides}, where)
+
+    @staticmethod
+    def _validated(data: Mapping[str, Any], where: str) -> EngineSettings:
         _check_keys(EngineSettings, data, where)
-        if overrides:
-            _check_keys(EngineSettings, overrides, "system.engine")
-        merged = {**data, **(overrides or {})}
-        cfg = EngineSettings(**merged)
+        cfg = EngineSettings(**data)
         if cfg.queue_order not in QUEUE_ORDERS:
-            raise ConfigError(f"engine.queue_order: unknown {cfg.queue_order!r}; known: "
+            raise ConfigError(f"{where}.queue_order: unknown {cfg.queue_order!r}; known: "
                               f"{list(QUEUE_ORDERS)}")
         for key in ("block_size", "max_num_seqs", "max_num_batched_tokens"):
             if getattr(cfg, key) < 1:
-                raise ConfigError(f"engine.{key} must be >= 1, got {getattr(cfg, key)}")
+                raise ConfigError(f"{where}.{key} must be >= 1, got {getattr(cfg, key)}")
         if cfg.kv_capacity_tokens is not None and cfg.kv_capacity_tokens < cfg.block_size:
-            raise ConfigError(f"engine.kv_capacity_tokens={cfg.kv_capacity_tokens} is smaller "
-                              f"than one block ({cfg.block_size} tokens)")
+            raise ConfigError(f"{where}.kv_capacity_tokens={cfg.kv_capacity_tokens} is "
+                              f"smaller than one block ({cfg.block_size} tokens)")
         if not 0 < cfg.gpu_memory_utilization <= 1:
-            raise ConfigError("engine.gpu_memory_utilization must be in (0, 1], got "
+            raise ConfigError(f"{where}.gpu_memory_utilization must be in (0, 1], got "
                               f"{cfg.gpu_memory_utilization}")
         return cfg
 

@@ -89,7 +89,7 @@ class BlockPool:
         self.pinned_queue = FreeBlockQueue()
         self.null_block = self.free_queue.popleft()
         self.cached: dict[int, dict[int, Block]] = {}
-        self.pinned_hashes: set[int] = set()
+        self.pinned_hashes: dict[int, int] = {}  # hash -> number of pins held on it
         self.num_evicted = 0
         self.num_pinned_evicted = 0
 
@@ -172,15 +172,32 @@ class BlockPool:
         self.pinned_queue.append_n(pinned)
 
     def pin(self, hashes: Iterable[int]) -> None:
-        """Soft-pin these block hashes: their free blocks move to the pinned queue."""
+        """Soft-pin these block hashes (one more pin each): their free blocks move to the
+        pinned queue, and blocks freed while pinned go there too."""
         if not self.enable_caching:
             return
         for h in hashes:
-            self.pinned_hashes.add(h)
+            self.pinned_hashes[h] = self.pinned_hashes.get(h, 0) + 1
             for blk in self.cached.get(h, {}).values():
                 if blk.ref_cnt == 0 and blk in self.free_queue:
                     self.free_queue.remove(blk)
                     self.pinned_queue.append_n([blk])
+
+    def unpin(self, hashes: Iterable[int]) -> None:
+        """Drop one pin from each hash; a hash left with none becomes ordinary again (its
+        free blocks join the ordinary queue's tail, as most recently used)."""
+        if not self.enable_caching:
+            return
+        for h in hashes:
+            left = self.pinned_hashes.get(h, 0) - 1
+            if left > 0:
+                self.pinned_hashes[h] = left
+                continue
+            self.pinned_hashes.pop(h, None)
+            for blk in self.cached.get(h, {}).values():
+                if blk.ref_cnt == 0 and blk in self.pinned_queue:
+                    self.pinned_queue.remove(blk)
+                    self.free_queue.append_n([blk])
 
     def _evict(self, blk: Block) -> None:
         if blk.block_hash is None:

@@ -20,6 +20,7 @@ import simpy
 from helium_lab.backend import EngineSample
 from helium_lab.processor.calls import CallResult, LLMCall, synthetic_output
 from helium_lab.tokenizer import Tokenizer
+from sim.block_hash import packed_prefix
 from sim.config import EngineConfig
 from sim.cost_model import BatchShape, CostModel, decode_run_times
 from sim.errors import SimError
@@ -77,6 +78,9 @@ class SimEngine:
             text = self.tokenizer.decode(ids)
         req = self._new_request(call.prompt_ids, tuple(ids), call.priority, call, text)
         req.submit_t = self.env.now if submit_t is None else submit_t
+        if self.config.enable_prefix_caching:
+            for n in call.retain:  # proactive KV: keep what a later call will extend
+                self.kv.pin_prefix(packed_prefix(req.packed_ids, n))
         self.scheduler.add(req)
         self._wake()
 
@@ -138,13 +142,14 @@ class SimEngine:
         if total > self.config.max_model_len:
             raise SimError(f"{req.name} on worker {self.worker}: prompt {len(prompt)} + "
                            f"max_tokens {len(output)} = {total} tokens exceeds max_model_len "
-                           f"{self.config.max_model_len}")
+                           f"{self.config.max_model_len} (config key engine.max_model_len, "
+                           f"or the model's own limit)")
         need = self.kv.blocks_needed(total - 1)
         if need > self.kv.num_usable_blocks:
             raise SimError(f"{req.name} on worker {self.worker}: prompt {len(prompt)} + "
                            f"output {len(output)} tokens need {need} KV blocks of "
                            f"{self.config.block_size}, but the whole cache has only "
-                           f"{self.kv.num_usable_blocks}")
+                           f"{self.kv.num_usable_blocks} (raise engine.kv_capacity_tokens)")
         return req
 
     def _wake(self) -> None:

@@ -161,9 +161,13 @@ class KVCacheManager:
         self._num_cached.pop(req.request_id, None)
         self.pool.free_blocks(reversed(blocks))
 
-    def pin_prefix(self, tokens: Sequence[int]) -> None:
+    def pin_prefix(self, tokens: Sequence[int] | bytes) -> None:
         """Soft-pin the full blocks of `tokens` (see `BlockPool.pin`)."""
         self.pool.pin(self.hasher.hashes(tokens))
+
+    def unpin_prefix(self, tokens: Sequence[int] | bytes) -> None:
+        """Release one soft pin on the full blocks of `tokens` (see `BlockPool.unpin`)."""
+        self.pool.unpin(self.hasher.hashes(tokens))
 
     def check_integrity(self) -> None:
         """Assert pool invariants and that each ref count equals its number of holders."""

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from sim.block_hash import packed_prefix
 from sim.config import EngineConfig
 from sim.kv_cache import NO_HIT, KVCacheManager
 from sim.queue_policy import WaitingQueue
@@ -175,6 +176,9 @@ class Scheduler:
             if req.cached_tokens is None:
                 req.cached_tokens = hit.num_tokens
                 req.start_t = now
+                if req.call is not None:  # pins this call was the awaited consumer of
+                    for n in req.call.release:
+                        self.kv.unpin_prefix(packed_prefix(req.packed_ids, n))
             req.status = Status.RUNNING
             req.num_computed_tokens += hit.num_tokens
             chunks[req.request_id] = self._chunk(req, n)

@@ -21,7 +21,11 @@ class LLMCall:
     `pieces` gives the prompt's segment structure as (end offset, is_static) pairs over
     `prompt_ids`; `output_tokens` is the length to generate (engines pin it, e.g. vLLM with
     `ignore_eos` and `max_tokens`); `priority` is the schedule rank (lower runs earlier);
-    `signature` is the prompt-cache key when the call is cacheable.
+    `signature` is the prompt-cache key when the call is cacheable. `retain` and
+    `release` are proactive-KV hints (engines may ignore them): soft-pin the KV of the
+    first `n` prompt tokens for each `n` in `retain` until a later call of the same query,
+    on the same worker, whose prompt starts with those tokens releases one pin with the
+    same `n` in `release` when it is admitted.
     """
 
     call_id: int
@@ -35,6 +39,8 @@ class LLMCall:
     priority: int = 0
     signature: str | None = None
     messages: tuple[tuple[str, str], ...] = ()
+    retain: tuple[int, ...] = ()
+    release: tuple[int, ...] = ()
 
     @property
     def prompt_tokens(self) -> int:

@@ -15,7 +15,9 @@ class ProcessorConfig:
     balancer, prefix affinity (Parrot) or round robin. Back-pressure: at most
     `max_inflight_per_worker` calls outstanding per worker, `max_inflight_total` overall
     (1 models the vLLM baseline's one-call-at-a-time client), `max_inflight_per_op` per op
-    (1 models AgentScope's serial actor per agent). `namespace` keys the prompt cache."""
+    (1 models AgentScope's serial actor per agent). `namespace` keys the prompt cache.
+    `retain_prefixes`: hint engines to keep each call's prompt prefix that a later call of
+    the same query extends (`LLMCall.retain`); only with the schedule's placement."""
 
     router: str = "schedule"
     max_inflight_per_worker: int = 1024
@@ -23,6 +25,7 @@ class ProcessorConfig:
     max_inflight_per_op: int | None = None
     prewarm: bool = True
     namespace: str = "default"
+    retain_prefixes: bool = False
 
     def __post_init__(self) -> None:
         if self.router not in ROUTERS:

@@ -20,6 +20,7 @@ from collections import deque
 from collections.abc import Hashable
 from dataclasses import dataclass, replace
 
+from helium_lab.dsl.graph import Graph
 from helium_lab.dsl.ops import LambdaOp, LLMOp, OutputOp
 from helium_lab.evaluate import evaluate
 from helium_lab.optimizer.cache_substitution import message_texts
@@ -28,7 +29,7 @@ from helium_lab.plan import Plan
 from helium_lab.processor.calls import CallRecord, CallResult, LLMCall, prompt_key
 from helium_lab.processor.config import ProcessorConfig
 from helium_lab.processor.routing import make_router
-from helium_lab.prompt import Static, render, segments
+from helium_lab.prompt import Segment, Slot, Static, render, segments
 from helium_lab.scheduling.schedule import Schedule
 from helium_lab.tokenizer import Tokenizer
 
@@ -67,6 +68,9 @@ class QueryProcessor:
         self._unvalued = 0
         self._started = False
         self._prio: dict[CallKey, int] = {}
+        self._needed: set[CallKey] = set()
+        self._reuse = (prefix_reuse(self.graph, self._segs)
+                       if self.cfg.retain_prefixes and self.router is None else {})
 
     # -- public interface ----------------------------------------------------------------
     def start(self) -> list[LLMCall]:
@@ -74,7 +78,7 @@ class QueryProcessor:
         if self._started:
             raise RuntimeError("QueryProcessor.start called twice")
         self._started = True
-        needed = self._needed()
+        needed = self._needed = self._needed_calls()
         self._unvalued = len(needed)
         if self.schedule.dispatch == "strict":
             self._strict = self._strict_orders(needed)
@@ -141,7 +145,7 @@ class QueryProcessor:
         return out
 
     # -- dataflow ------------------------------------------------------------------------
-    def _needed(self) -> set[CallKey]:
+    def _needed_calls(self) -> set[CallKey]:
         """(op, query) pairs some output needs, given the per-query cache hits."""
         needed: set[CallKey] = set()
         for q in range(self.plan.size):
@@ -191,13 +195,30 @@ class QueryProcessor:
         sig = llm_signature(self.cfg.namespace, msgs, op.sampling) if op.cacheable else None
         out_len = op.profile.length_for(prompt_key(prompt), op.sampling.max_tokens)
         worker = self.schedule.partition.worker_of(op.id, q)
+        retain, release = self._retention(op.id, q, worker, pieces)
         call = LLMCall(self._seq, q, op.id, worker, prompt, tuple(pieces), out_len,
-                       op.sampling, self._prio.get((op.id, q), 0), sig, msgs)
+                       op.sampling, self._prio.get((op.id, q), 0), sig, msgs, retain, release)
         static_key = hash(prompt[:pieces[0][0]]) if pieces and pieces[0][1] else 0
         self._calls[call.call_id] = (call, (op.id, q))
         heap = self._heaps[0 if self.router else worker]
         heapq.heappush(heap, (self._priority(op.id, q), self._seq, _Queued(call, static_key)))
         self._seq += 1
+
+    def _retention(self, op: str, q: int, worker: int, pieces: list[tuple[int, bool]]
+                   ) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        """Prefix lengths this call should retain for, and release from, other calls of
+        query `q` that run on the same worker (see `prefix_reuse`)."""
+        if not self._reuse:
+            return (), ()
+        part = self.schedule.partition
+
+        def live(other: str) -> bool:
+            return ((other, q) in self._needed and q not in self.plan.fetched.get(other, {})
+                    and part.worker_of(other, q) == worker)
+
+        retain = tuple(pieces[n - 1][0] for b, n in self._reuse[op][0] if live(b))
+        release = tuple(pieces[n - 1][0] for a, n in self._reuse[op][1] if live(a))
+        return retain, release
 
     # -- dispatch ------------------------------------------------------------------------
     def _priority(self, op: str, q: int) -> Hashable:
@@ -264,3 +285,41 @@ class QueryProcessor:
             for item in held:
                 heapq.heappush(heap, item)
         return out
+
+
+Reuse = dict[str, tuple[list[tuple[str, int]], list[tuple[str, int]]]]
+
+
+def prefix_reuse(graph: Graph, segs: dict[str, tuple[Segment, ...]]) -> Reuse:
+    """For each LLM op: (consumers, producers) of dynamic prompt prefixes, from the prompt
+    templates (the TRT's structure). Op B consumes op A's prefix when B runs after A (B
+    depends on A) and their templates start with the same segments, at least one of them a
+    placeholder (static-only prefixes are the prewarm's business); the int is the number
+    of shared segments. Example: round 2 of a debater repeats its round-1 prompt up to the
+    debate so far, so round 1 retains that prefix until round 2 is admitted."""
+    llm = [op.id for op in graph.llm_ops]
+    out: Reuse = {oid: ([], []) for oid in llm}
+    for a in llm:
+        below = _descendants(graph, a)
+        for b in llm:
+            if b == a or b not in below:
+                continue
+            n = 0
+            sa, sb = segs[a], segs[b]
+            while n < min(len(sa), len(sb)) and sa[n] == sb[n]:
+                n += 1
+            if n and any(isinstance(x, Slot) for x in sa[:n]):
+                out[a][0].append((b, n))
+                out[b][1].append((a, n))
+    return out
+
+
+def _descendants(graph: Graph, root: str) -> set[str]:
+    seen: set[str] = set()
+    stack = list(graph.users[root])
+    while stack:
+        oid = stack.pop()
+        if oid not in seen:
+            seen.add(oid)
+            stack.extend(graph.users[oid])
+    return seen
