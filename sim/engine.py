@@ -203,8 +203,9 @@ class SimEngine:
         if self.env.now < ends[-1]:  # woken by a submit or prewarm during step j + 1
             played = bisect.bisect_right(ends, self.env.now) + 1
             yield self.env.timeout(ends[played - 1] - self.env.now)
-        self.timeseries.append(IterationSample(t0, ends[played - 1] - t0, n, 0, n,
-                                               self.kv.pool.usage(), played))
+        self.timeseries.append(IterationSample(t0, ends[played - 1] - t0, n,
+                                               len(sched.waiting), n, self.kv.pool.usage(),
+                                               played))
         sched.apply_decode_steps(played)
 
     @staticmethod

@@ -106,16 +106,9 @@ class KVCacheManager:
                 self._cache_blocks(req, min(req.num_computed_tokens + num_new_tokens,
                                             req.num_tokens))
             return True
-        num_computed = req.num_computed_tokens + hit.num_tokens
-        held = len(req_blocks) + len(hit.blocks)
-        from_queue = sum(1 for b in hit.blocks if b.ref_cnt == 0)
-        free = self.pool.get_num_free_blocks()
-        if full_sequence_must_fit and (
-                max(self.blocks_needed(req.num_tokens) - held, 0) + from_queue > free):
+        if not self.fits(req, num_new_tokens, hit, full_sequence_must_fit=full_sequence_must_fit):
             return False
-        num_slots = num_computed + num_new_tokens
-        if max(self.blocks_needed(num_slots) - held, 0) + from_queue > free:
-            return False
+        num_slots = req.num_computed_tokens + hit.num_tokens + num_new_tokens
         self._blocks[req.request_id] = req_blocks
         if hit.blocks:
             self.pool.touch(hit.blocks)
@@ -127,6 +120,26 @@ class KVCacheManager:
         if self.enable_caching:
             self._cache_blocks(req, min(num_slots, req.num_tokens))
         return True
+
+    def fits(self, req: SimRequest, num_new_tokens: int, hit: CacheHit = NO_HIT, *,
+             full_sequence_must_fit: bool = False) -> bool:
+        """Whether `allocate_slots` with these arguments would succeed. Read-only."""
+        held = len(self._blocks.get(req.request_id, ())) + len(hit.blocks)
+        from_queue = sum(1 for b in hit.blocks if b.ref_cnt == 0)
+        free = self.pool.get_num_free_blocks()
+        if full_sequence_must_fit and (
+                max(self.blocks_needed(req.num_tokens) - held, 0) + from_queue > free):
+            return False
+        num_slots = req.num_computed_tokens + hit.num_tokens + num_new_tokens
+        return max(self.blocks_needed(num_slots) - held, 0) + from_queue <= free
+
+    def decode_block_hashes(self, req: SimRequest, steps: int) -> list[int]:
+        """Hashes of the blocks `steps` more decode steps of `req` would fill (its output
+        ids are known in advance). Read-only for `req`."""
+        first = req.num_computed_tokens // self.block_size
+        hashes = self.hasher.extend(list(req.block_hashes), req.packed_ids,
+                                    req.num_computed_tokens + steps)
+        return hashes[first:]
 
     def decode_blocks_needed(self, running: Sequence[SimRequest], steps: int) -> int:
         """New blocks `steps` decode steps of every request in `running` would take."""

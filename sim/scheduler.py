@@ -124,14 +124,12 @@ class Scheduler:
     # -- runs of identical decode steps (the engine's fast path) ------------------------
 
     def decode_run_length(self) -> int:
-        """How many next steps are pure decodes with nothing else possible: nothing
-        waiting, every running request one token from being computed, all of them within
-        the budget, none finishing, and free blocks for every block they grow into. Each
-        such step schedules exactly the running requests, one token each; the step that
-        finishes a request (or admits one) is left to `schedule`. 0 if not in that state."""
-        if len(self.waiting) or not self.running:
-            return 0
-        if len(self.running) > self.config.max_num_batched_tokens:
+        """How many next steps are pure decodes of exactly the running requests: every
+        one of them a token from being computed, all within the budget, none finishing,
+        free blocks for every block they grow into, and nothing admissible meanwhile
+        (`_blocked_during`). The step that finishes a request or admits one is left to
+        `schedule`. 0 if not in that state."""
+        if not self.running or len(self.running) > self.config.max_num_batched_tokens:
             return 0
         steps = 1 << 30
         for r in self.running:
@@ -141,7 +139,32 @@ class Scheduler:
         while steps > 0 and self.kv.decode_blocks_needed(self.running, steps) > \
                 self.kv.pool.get_num_free_blocks():
             steps //= 2
+        if steps > 1 and len(self.waiting) and not self._blocked_during(steps):
+            return 0
         return steps
+
+    def _blocked_during(self, steps: int) -> bool:
+        """Whether the waiting queue's head stays unadmittable through `steps` decode
+        steps. Its admission fails now, and decodes only take free blocks or evict; its
+        prefix hit could grow only if a decode fills the very block its lookup misses,
+        which is checked. Orders that re-sort on the cache (lspf) are not fast-forwarded."""
+        budget = self.config.max_num_batched_tokens - len(self.running)
+        if budget <= 0 or len(self.running) >= self.config.max_num_seqs:
+            return True  # admission is not even attempted
+        if self.config.queue_order == "lspf":
+            return False
+        head = self.waiting.peek()
+        hit = self.kv.find_cached_prefix(head) if head.num_computed_tokens == 0 else NO_HIT
+        n = min(head.num_tokens - head.num_computed_tokens - hit.num_tokens, budget)
+        if self.kv.fits(head, n, hit, full_sequence_must_fit=True):
+            return False
+        if head.num_computed_tokens or not self.kv.enable_caching:
+            return True
+        miss = len(hit.blocks)
+        if miss >= (head.num_tokens - 1) // self.kv.block_size:
+            return True  # the hit is already as long as a lookup allows
+        target = head.block_hashes[miss]
+        return all(target not in self.kv.decode_block_hashes(r, steps) for r in self.running)
 
     def apply_decode_steps(self, steps: int) -> None:
         """Play `steps` (<= `decode_run_length()`) pure-decode steps: slots, then tokens."""
