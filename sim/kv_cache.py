@@ -99,7 +99,7 @@ class KVCacheManager:
         """
         req_blocks = self._blocks.get(req.request_id, [])
         if (not hit.blocks and not full_sequence_must_fit
-                and self.blocks_needed(req.num_computed_tokens + num_new_tokens)
+                and -(-(req.num_computed_tokens + num_new_tokens) // self.block_size)
                 <= len(req_blocks)):
             # fast path (most decodes): the request's blocks already have the slots
             if self.enable_caching:

@@ -164,7 +164,15 @@ class Scheduler:
         if miss >= (head.num_tokens - 1) // self.kv.block_size:
             return True  # the hit is already as long as a lookup allows
         target = head.block_hashes[miss]
-        return all(target not in self.kv.decode_block_hashes(r, steps) for r in self.running)
+        return not any(self._could_fill(r, head, miss) and
+                       target in self.kv.decode_block_hashes(r, steps) for r in self.running)
+
+    @staticmethod
+    def _could_fill(r: SimRequest, head: SimRequest, miss: int) -> bool:
+        """Necessary for `r` to fill `head`'s block `miss`: its hashed blocks so far are
+        `head`'s (hashes chain, so comparing the last shared index is enough)."""
+        k = min(len(r.block_hashes), miss)
+        return k == 0 or r.block_hashes[k - 1] == head.block_hashes[k - 1]
 
     def apply_decode_steps(self, steps: int) -> None:
         """Play `steps` (<= `decode_run_length()`) pure-decode steps: slots, then tokens."""
