@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 from sim.block_hash import packed_prefix
 from sim.config import EngineConfig
+from sim.errors import SimError
 from sim.kv_cache import NO_HIT, KVCacheManager
 from sim.queue_policy import WaitingQueue
 from sim.request import SimRequest, Status
@@ -208,8 +209,8 @@ class Scheduler:
                 req.cached_tokens = hit.num_tokens
                 req.start_t = now
                 if req.call is not None:  # pins this call was the awaited consumer of
-                    for n in req.call.release:
-                        self.kv.unpin_prefix(packed_prefix(req.packed_ids, n))
+                    for length in req.call.release:
+                        self.kv.unpin_prefix(packed_prefix(req.packed_ids, length))
             req.status = Status.RUNNING
             req.num_computed_tokens += hit.num_tokens
             chunks[req.request_id] = self._chunk(req, n)
@@ -217,6 +218,9 @@ class Scheduler:
         return budget
 
     def _chunk(self, req: SimRequest, n: int) -> Chunk:
+        if n < 1 or req.num_computed_tokens + n > req.num_tokens:
+            raise SimError(f"internal: {req.name} scheduled {n} tokens after "
+                           f"{req.num_computed_tokens} of {req.num_tokens}")
         return Chunk(req, n, req.num_computed_tokens, n == 1 and req.num_output > 0
                      and req.num_computed_tokens == req.num_tokens - 1)
 

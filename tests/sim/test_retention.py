@@ -44,6 +44,12 @@ def test_round_two_calls_release_what_round_one_retained() -> None:
     assert set(pool.pinned_hashes) <= prewarm  # every retained prefix was released
     pool.check_integrity()
     assert all(r.cached_tokens > 0 for r in res.records if r.op.startswith("r2/"))
+    # token accounting: the engine computed exactly each call's uncached prompt and its
+    # output but the last token (no prewarm, no preemption here)
+    assert not proc.prewarm_prompts() and sim.engines[0].stats()["num_preemptions"] == 0
+    computed = sum(x.batched_tokens * x.steps for x in res.timeseries[0])
+    assert computed == sum(r.prompt_tokens - r.cached_tokens + r.output_tokens - 1
+                           for r in res.records)
 
 
 @pytest.mark.parametrize("pinned", [True, False])
