@@ -19,6 +19,7 @@ TASKS: dict[str, str] = {
     "table5_optimality": "experiments.table5_optimality:run",
     "planner_overhead": "experiments.planner_overhead:run",
     "workflow": "experiments.workflow_run:run",
+    "validate_sim": "experiments.validate_sim:run",
 }
 
 

@@ -102,8 +102,10 @@ def open_session(s: RunSettings, cfg: dict[str, Any]) -> Session:
             import runtime
         except ImportError as e:
             raise ConfigError(f"backend=vllm needs the runtime package and vLLM ({e})") from None
-        session: Session = runtime.open_session(s.model, s.engine, s.num_workers,
-                                                orchestration=s.orchestration, seed=s.seed)
+        cap = cfg.get("max_output_tokens")
+        session: Session = runtime.open_session(
+            s.model, s.engine, s.num_workers, orchestration=s.orchestration, seed=s.seed,
+            max_output_tokens=None if cap is None else int(cap))
         return session
     from helium_lab.processor.echo_engine import EchoSession
     from helium_lab.tokenizer import SyntheticTokenizer

