@@ -13,6 +13,9 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
+from pathlib import Path
+
+from omegaconf import OmegaConf
 
 from helium_lab.config import (
     EngineSettings,
@@ -27,10 +30,8 @@ from helium_lab.processor import QueryProcessor
 from helium_lab.workflows import make_workload
 from sim.session import SimSettings, open_session
 
-HELIUM = SystemConfig.from_dict({
-    "name": "helium", "passes": ["prune", "cse", "prompt_cache", "static_prefix"],
-    "policy": "helium", "router": "schedule", "prewarm": True,
-    "engine": {"queue_order": "priority"}})
+CONF = Path(__file__).resolve().parents[1] / "conf" / "system" / "helium.yaml"
+HELIUM = SystemConfig.from_dict(OmegaConf.to_container(OmegaConf.load(CONF)))  # type: ignore[arg-type]
 TARGETS = {16: 2.0, 80: 10.0}
 
 
