@@ -1,0 +1,31 @@
+"""Hydra entry point of one sweep job: `helium_lab.run`'s main, unchanged, except that a
+job that fails (exit status 2 on bad configuration) raises an ordinary exception, so the
+launcher records it as a failed job and the other jobs of the sweep still run."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import hydra
+from omegaconf import DictConfig
+
+
+class RunFailed(RuntimeError):
+    pass
+
+
+@hydra.main(version_base="1.3", config_path=None, config_name=None)
+def main(cfg: DictConfig) -> None:
+    from helium_lab.run import main as run_main
+
+    body: Any = run_main.__wrapped__
+    try:
+        body(cfg)
+    except SystemExit as e:
+        if e.code not in (0, None):
+            raise RunFailed(f"run failed with exit status {e.code} "
+                            "(see its summary.json)") from None
+
+
+if __name__ == "__main__":
+    main()
