@@ -153,7 +153,8 @@ def run(cfg: dict[str, Any], run_dir: Path) -> dict[str, Any]:
         **summarize(result, planned),
         "wall_s": round(wall, 4), "warmup_wall_s": round(warm_wall, 4),
     }
-    print(planned.schedule.describe() if len(planned.schedule.describe()) < 2000 else
+    described = planned.schedule.describe()
+    print(described if len(described) < 2000 else
           f"schedule ({planned.schedule.policy}, {planned.schedule.dispatch})")
     print(render_summary(summary))
     return summary

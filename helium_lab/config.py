@@ -15,7 +15,8 @@ from helium_lab.processor.config import ProcessorConfig
 from helium_lab.scheduling import POLICIES
 
 
-def _check_keys(cls: type, data: Mapping[str, Any], where: str) -> None:
+def check_keys(cls: type, data: Mapping[str, Any], where: str) -> None:
+    """Raise ConfigError naming `where` if `data` has keys `cls` (a dataclass) lacks."""
     known = {f.name for f in fields(cls)}
     unknown = sorted(set(data) - known)
     if unknown:
@@ -45,7 +46,7 @@ class SystemConfig:
 
     @staticmethod
     def from_dict(data: Mapping[str, Any]) -> SystemConfig:
-        _check_keys(SystemConfig, data, f"system {data.get('name', '?')!r}")
+        check_keys(SystemConfig, data, f"system {data.get('name', '?')!r}")
         if "name" not in data:
             raise ConfigError("system config has no 'name'")
         d = dict(data)
@@ -77,7 +78,7 @@ class PlannerSettings:
 
     @staticmethod
     def from_dict(data: Mapping[str, Any]) -> PlannerSettings:
-        _check_keys(PlannerSettings, data, "planner")
+        check_keys(PlannerSettings, data, "planner")
         return PlannerSettings(**data)
 
 
@@ -93,7 +94,7 @@ class ModelSettings:
 
     @staticmethod
     def from_dict(data: Mapping[str, Any]) -> ModelSettings:
-        _check_keys(ModelSettings, data, "model")
+        check_keys(ModelSettings, data, "model")
         if "name" not in data:
             raise ConfigError("model config has no 'name' (config key 'model.name')")
         return ModelSettings(**data)
@@ -126,12 +127,12 @@ class EngineSettings:
         base = EngineSettings._validated(data, where)
         if not overrides:
             return base
-        EngineSettings._validated({**data, **overrides}, "system.engine")
-        return EngineSettings._validated({**data, **overrides}, where)
+        # the base is valid, so anything wrong with the merge comes from the system
+        return EngineSettings._validated({**data, **overrides}, "system.engine")
 
     @staticmethod
     def _validated(data: Mapping[str, Any], where: str) -> EngineSettings:
-        _check_keys(EngineSettings, data, where)
+        check_keys(EngineSettings, data, where)
         cfg = EngineSettings(**data)
         if cfg.queue_order not in QUEUE_ORDERS:
             raise ConfigError(f"{where}.queue_order: unknown {cfg.queue_order!r}; known: "
@@ -158,7 +159,7 @@ class Orchestration:
 
     @staticmethod
     def from_dict(data: Mapping[str, Any], where: str = "system.orchestration") -> Orchestration:
-        _check_keys(Orchestration, data, where)
+        check_keys(Orchestration, data, where)
         cfg = Orchestration(**data)
         if cfg.submit_overhead_s < 0:
             raise ConfigError(f"{where}.submit_overhead_s must be >= 0")

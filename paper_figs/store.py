@@ -18,14 +18,16 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO, TypeVar
 
 from omegaconf import OmegaConf
 
 from experiments.paper import Run
+
+T = TypeVar("T")
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_ROOT = REPO / "paper_figs" / "results"
@@ -185,31 +187,24 @@ class Results:
         return st is not None and st.ok
 
     def summary(self, run: Run) -> dict[str, Any] | None:
-        if not self.ok(run):
-            return None
-        key = (run.key, "summary")
-        if key not in self._cache:
-            self._cache[key] = json.loads((self.store.run_dir(run) / "summary.json").read_text())
-        out: dict[str, Any] = self._cache[key]
-        return out
+        return self._load(run, "summary.json", json.load)
 
     def calls(self, run: Run) -> list[dict[str, Any]] | None:
-        if not self.ok(run):
-            return None
-        key = (run.key, "calls")
-        if key not in self._cache:
-            with open(self.store.run_dir(run) / "calls.jsonl") as f:
-                self._cache[key] = [json.loads(line) for line in f if line.strip()]
-        out: list[dict[str, Any]] = self._cache[key]
-        return out
+        return self._load(run, "calls.jsonl",
+                          lambda f: [json.loads(line) for line in f if line.strip()])
 
     def timeseries(self, run: Run) -> list[dict[str, float]] | None:
+        return self._load(run, "timeseries.csv",
+                          lambda f: [{k: float(v) for k, v in row.items()}
+                                     for row in csv.DictReader(f)])
+
+    def _load(self, run: Run, name: str, parse: Callable[[TextIO], T]) -> T | None:
+        """`parse` of the run's file `name`, read once; None if the run is not usable."""
         if not self.ok(run):
             return None
-        key = (run.key, "timeseries")
+        key = (run.key, name)
         if key not in self._cache:
-            with open(self.store.run_dir(run) / "timeseries.csv") as f:
-                self._cache[key] = [{k: float(v) for k, v in row.items()}
-                                    for row in csv.DictReader(f)]
-        out: list[dict[str, float]] = self._cache[key]
+            with open(self.store.run_dir(run) / name) as f:
+                self._cache[key] = parse(f)
+        out: T = self._cache[key]
         return out

@@ -199,10 +199,7 @@ class _Run:
     def _finished(self, results: list[Any]) -> None:
         for res in results:
             call = self.calls[res.call_id]
-            self.records.append(CallRecord(
-                call.call_id, call.query, call.op, call.worker, res.submit_t, res.start_t,
-                res.first_token_t, res.finish_t, call.prompt_tokens, res.cached_tokens,
-                len(res.output_ids)))
+            self.records.append(CallRecord.of(call, res))
             self.bar.update()
             self._dispatch(self.proc.on_finished(res))
 

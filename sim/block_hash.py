@@ -23,11 +23,6 @@ def pack(tokens: Sequence[int]) -> bytes:
     """Token ids as packed native int32 (ids must be < 2**31)."""
     return array("i", tokens).tobytes()
 
-
-def packed_prefix(packed: bytes, num_tokens: int) -> bytes:
-    """The first `num_tokens` tokens of a `pack`ed sequence."""
-    return packed[:num_tokens * _ITEM]
-
 NONE_HASH = -1
 """Parent id of the first block of every sequence."""
 

@@ -159,10 +159,7 @@ class _Run:
 
     def on_finish(self, result: CallResult) -> None:
         call = self.calls[result.call_id]
-        self.records.append(CallRecord(
-            call.call_id, call.query, call.op, call.worker, result.submit_t, result.start_t,
-            result.first_token_t, result.finish_t, call.prompt_tokens, result.cached_tokens,
-            len(result.output_ids)))
+        self.records.append(CallRecord.of(call, result))
         self.bar.update()
         self._dispatch(self.proc.on_finished(result))
 

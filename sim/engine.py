@@ -20,7 +20,6 @@ import simpy
 from helium_lab.backend import EngineSample
 from helium_lab.processor.calls import CallResult, LLMCall, synthetic_output
 from helium_lab.tokenizer import Tokenizer
-from sim.block_hash import packed_prefix
 from sim.config import EngineConfig
 from sim.cost_model import BatchShape, CostModel, decode_run_times
 from sim.errors import SimError
@@ -80,7 +79,7 @@ class SimEngine:
         req.submit_t = self.env.now if submit_t is None else submit_t
         if self.config.enable_prefix_caching:
             for n in call.retain:  # proactive KV: keep what a later call will extend
-                self.kv.pin_prefix(packed_prefix(req.packed_ids, n))
+                self.kv.pin_request_prefix(req, n)
         self.scheduler.add(req)
         self._wake()
 

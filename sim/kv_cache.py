@@ -178,9 +178,16 @@ class KVCacheManager:
         """Soft-pin the full blocks of `tokens` (see `BlockPool.pin`)."""
         self.pool.pin(self.hasher.hashes(tokens))
 
-    def unpin_prefix(self, tokens: Sequence[int] | bytes) -> None:
-        """Release one soft pin on the full blocks of `tokens` (see `BlockPool.unpin`)."""
-        self.pool.unpin(self.hasher.hashes(tokens))
+    def pin_request_prefix(self, req: SimRequest, num_tokens: int) -> None:
+        """Soft-pin the full blocks of `req`'s first `num_tokens` (<= its tokens so far),
+        using the request's own hash chain (computed once, reused by its lookup)."""
+        self._update_hashes(req)
+        self.pool.pin(req.block_hashes[:num_tokens // self.block_size])
+
+    def unpin_request_prefix(self, req: SimRequest, num_tokens: int) -> None:
+        """Release one pin taken by `pin_request_prefix` on the same tokens."""
+        self._update_hashes(req)
+        self.pool.unpin(req.block_hashes[:num_tokens // self.block_size])
 
     def check_integrity(self) -> None:
         """Assert pool invariants and that each ref count equals its number of holders."""

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sim.block_hash import packed_prefix
 from sim.config import EngineConfig
 from sim.errors import SimError
 from sim.kv_cache import NO_HIT, KVCacheManager
@@ -210,7 +209,7 @@ class Scheduler:
                 req.start_t = now
                 if req.call is not None:  # pins this call was the awaited consumer of
                     for length in req.call.release:
-                        self.kv.unpin_prefix(packed_prefix(req.packed_ids, length))
+                        self.kv.unpin_request_prefix(req, length)
             req.status = Status.RUNNING
             req.num_computed_tokens += hit.num_tokens
             chunks[req.request_id] = self._chunk(req, n)

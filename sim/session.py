@@ -11,10 +11,10 @@ profiled table (`TableCost`) fitted to a real engine.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any, Literal
 
-from helium_lab.config import EngineSettings, ModelSettings, Orchestration
+from helium_lab.config import EngineSettings, ModelSettings, Orchestration, check_keys
 from helium_lab.errors import ConfigError
 from helium_lab.tokenizer import Tokenizer
 from sim.capacity import kv_capacity_tokens
@@ -37,10 +37,7 @@ class SimSettings:
 
     @staticmethod
     def from_dict(data: Mapping[str, Any]) -> SimSettings:
-        known = {f.name for f in fields(SimSettings)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ConfigError(f"sim: unknown key(s) {unknown}; known: {sorted(known)}")
+        check_keys(SimSettings, data, "sim")
         cfg = SimSettings(**data)
         if cfg.cost_model not in ("roofline", "table"):
             raise ConfigError(f"sim.cost_model: unknown {cfg.cost_model!r}; known: "

@@ -77,6 +77,13 @@ class CallRecord:
     cached_tokens: int
     output_tokens: int
 
+    @staticmethod
+    def of(call: LLMCall, result: CallResult) -> CallRecord:
+        """The record of `call`, finished as `result` reports."""
+        return CallRecord(call.call_id, call.query, call.op, call.worker, result.submit_t,
+                          result.start_t, result.first_token_t, result.finish_t,
+                          call.prompt_tokens, result.cached_tokens, len(result.output_ids))
+
 
 _WORDS = tuple(f"o{i}" for i in range(50_000))  # the synthetic output vocabulary
 

@@ -68,7 +68,7 @@ class QueryProcessor:
         self._unvalued = 0
         self._started = False
         self._prio: dict[CallKey, int] = {}
-        self._needed: set[CallKey] = set()
+        self._issued: set[CallKey] = set()  # LLM calls this run will submit
         self._reuse = (prefix_reuse(self.graph, self._segs)
                        if self.cfg.retain_prefixes and self.router is None else {})
 
@@ -78,11 +78,14 @@ class QueryProcessor:
         if self._started:
             raise RuntimeError("QueryProcessor.start called twice")
         self._started = True
-        needed = self._needed = self._needed_calls()
+        needed = self._needed_calls()
         self._unvalued = len(needed)
+        issued = [(op.id, q) for op in self.graph.llm_ops for q in range(self.plan.size)
+                  if (op.id, q) in needed and q not in self.plan.fetched.get(op.id, {})]
+        self._issued = set(issued)
         if self.schedule.dispatch == "strict":
-            self._strict = self._strict_orders(needed)
-        self._prio = self._call_priorities(needed)
+            self._strict = self._strict_orders(issued)
+        self._prio = self._call_priorities(issued)
         for q in range(self.plan.size):
             for oid in self.graph.order:
                 key = (oid, q)
@@ -105,10 +108,7 @@ class QueryProcessor:
         self._inflight[call.worker] -= 1
         self._inflight_op[call.op] -= 1
         self._outstanding -= 1
-        self.records.append(CallRecord(
-            call.call_id, call.query, call.op, call.worker, result.submit_t, result.start_t,
-            result.first_token_t, result.finish_t, call.prompt_tokens, result.cached_tokens,
-            len(result.output_ids)))
+        self.records.append(CallRecord.of(call, result))
         if call.signature is not None:
             self.cache_updates.append((call.signature, result.output_text))
         self._complete(key, result.output_text)
@@ -213,8 +213,7 @@ class QueryProcessor:
         part = self.schedule.partition
 
         def live(other: str) -> bool:
-            return ((other, q) in self._needed and q not in self.plan.fetched.get(other, {})
-                    and part.worker_of(other, q) == worker)
+            return (other, q) in self._issued and part.worker_of(other, q) == worker
 
         retain = tuple(pieces[n - 1][0] for b, n in self._reuse[op][0] if live(b))
         release = tuple(pieces[n - 1][0] for a, n in self._reuse[op][1] if live(a))
@@ -230,19 +229,15 @@ class QueryProcessor:
             return 0  # FCFS here; the engine's queue order does longest-prefix-first
         return self.schedule.rank(op, q)
 
-    def _call_priorities(self, needed: set[CallKey]) -> dict[CallKey, int]:
+    def _call_priorities(self, issued: list[CallKey]) -> dict[CallKey, int]:
         """Each LLM call's position in the dispatch order, as the integer priority an
         engine with a priority queue uses (lower runs earlier)."""
-        keys = [(op.id, q) for op in self.graph.llm_ops for q in range(self.plan.size)
-                if (op.id, q) in needed and q not in self.plan.fetched.get(op.id, {})]
-        keys.sort(key=lambda k: (self._priority(*k), k[1], k[0]))
+        keys = sorted(issued, key=lambda k: (self._priority(*k), k[1], k[0]))
         return {k: i for i, k in enumerate(keys)}
 
-    def _strict_orders(self, needed: set[CallKey]) -> list[deque[CallKey]]:
+    def _strict_orders(self, issued: list[CallKey]) -> list[deque[CallKey]]:
         orders: list[deque[CallKey]] = [deque() for _ in range(self.workers)]
-        keys = [(op.id, q) for op in self.graph.llm_ops for q in range(self.plan.size)
-                if (op.id, q) in needed and q not in self.plan.fetched.get(op.id, {})]
-        for op, q in sorted(keys, key=lambda k: self.schedule.rank(*k)):
+        for op, q in sorted(issued, key=lambda k: self.schedule.rank(*k)):
             orders[self.schedule.partition.worker_of(op, q)].append((op, q))
         return orders
 

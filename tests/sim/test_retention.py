@@ -68,6 +68,6 @@ def test_retained_prefix_survives_lru_until_released(pinned: bool) -> None:
     assert hit.num_tokens == (12 if pinned else 4)
     assert kv.allocate_slots(b, b.num_tokens - hit.num_tokens, hit)
     if pinned:  # the consumer's admission releases the pin: the blocks are ordinary again
-        kv.unpin_prefix(b.prompt_ids[:12])
+        kv.unpin_request_prefix(b, 12)
     assert kv.pool.pinned_hashes == {}
     kv.check_integrity()
