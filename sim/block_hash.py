@@ -1,88 +1,109 @@
-"""Chained hashes of full KV blocks, as vLLM v1's prefix cache computes them.
+"""Hashes of full KV blocks that identify their whole prefix, as vLLM v1's chained hashes do.
 
-Block i of a sequence is identified by (identity of block i-1, token ids of block i), so
-equal ids mean equal prefixes, never merely equal blocks::
+vLLM hashes block i as H(hash of block i-1, token ids of block i), so two blocks share a
+hash exactly when the sequences agree up to the end of those blocks. Only FULL blocks get a
+hash::
 
     tokens  | t0 .. t15 | t16 .. t31 | t32 .. t40 (partial: not hashed)
-    hashes  |    h0     |  h1 = H(h0, t16..t31)
+    hashes  |    h0     |     h1     |
 
-vLLM hashes the pair with sha256; here every distinct pair is interned to a small integer,
-which is exact (no collisions) and deterministic within a run. Only FULL blocks get a hash.
-Token ids are packed as int32 (`pack`) so a block's key is a bytes slice, cheap to hash.
+Any function of the prefix with (practically) no collisions gives the same cache
+behaviour, so here the hash of block i is a 128-bit fingerprint of tokens[:(i+1)*B],
+computed for all blocks of a sequence at once with numpy instead of block by block in
+Python (the hashing was a fifth of the simulator's time):
+
+    lane_k(prefix of n tokens) = sum_{t<n} mix_k(token_t) * P_k**(t+1)   (mod 2**64)
+
+with `mix_k` the splitmix64 finaliser under a lane seed and P_k odd constants; a block's
+hash is the 16 bytes of its two lanes' prefix sums. Two distinct prefixes collide in a
+lane with probability about 2**-64 (at most 2**-44 for adversarially structured
+differences), so both lanes together are far below one collision in 10**20 lookups.
 """
 
 from __future__ import annotations
 
-from array import array
 from collections.abc import Sequence
+from typing import Any
 
-_ITEM = array("i").itemsize
+import numpy as np
+
+BlockHashT = bytes
+"""A block hash: 16 opaque bytes (two 64-bit lanes)."""
+
+_SEEDS = (0x243F6A8885A308D3, 0x13198A2E03707344)
+_BASES = (0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F)
+_U64 = np.uint64
+_Array = np.ndarray[Any, Any]
 
 
-def pack(tokens: Sequence[int]) -> bytes:
-    """Token ids as packed native int32 (ids must be < 2**31)."""
-    return array("i", tokens).tobytes()
+def _splitmix64(x: _Array) -> _Array:
+    with np.errstate(over="ignore"):
+        z = x + _U64(0x9E3779B97F4A7C15)
+        z = (z ^ (z >> _U64(30))) * _U64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> _U64(27))) * _U64(0x94D049BB133111EB)
+        return z ^ (z >> _U64(31))
 
-NONE_HASH = -1
-"""Parent id of the first block of every sequence."""
+
+class _Tables:
+    """Per-token mixes and positional powers of both lanes, grown on demand."""
+
+    def __init__(self) -> None:
+        self.mix: tuple[_Array, ...] = ()
+        self.pow: tuple[_Array, ...] = ()
+        self.grow(1 << 18, 1 << 16)
+
+    def grow(self, vocab: int, length: int) -> None:
+        if vocab > (len(self.mix[0]) if self.mix else 0):
+            ids = np.arange(vocab, dtype=np.uint64)
+            self.mix = tuple(_splitmix64(ids ^ np.uint64(s)) for s in _SEEDS)
+        if length > (len(self.pow[0]) if self.pow else 0):
+            with np.errstate(over="ignore"):
+                self.pow = tuple(np.cumprod(np.full(length, b, dtype=np.uint64))
+                                 for b in _BASES)
+
+
+_TABLES = _Tables()
+
+
+def as_token_array(tokens: Sequence[int] | np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+    """Token ids as a non-negative integer numpy array (no copy when already one)."""
+    if isinstance(tokens, np.ndarray):
+        arr = tokens
+    elif isinstance(tokens, (tuple, list)):
+        arr = np.fromiter(tokens, dtype=np.int64, count=len(tokens))
+    else:
+        arr = np.asarray(tokens)
+    if arr.ndim != 1 or (arr.size and arr.dtype.kind not in "iu"):
+        raise ValueError(f"token ids must be a flat sequence of integers, got {arr.dtype}")
+    if arr.size and int(arr.min()) < 0:
+        raise ValueError("token ids must be non-negative")
+    return arr
 
 
 class BlockHasher:
-    """Interns (parent id, block tokens) pairs into dense integer block hashes."""
+    """Computes the prefix hashes of the full blocks of token sequences."""
 
     def __init__(self, block_size: int) -> None:
         if block_size <= 0:
             raise ValueError(f"block_size must be positive, got {block_size}")
         self.block_size = block_size
-        self._ids: dict[tuple[int, bytes], int] = {}
 
-    def __len__(self) -> int:
-        return len(self._ids)
-
-    def extend(self, hashes: list[int], tokens: Sequence[int] | bytes,
-               num_tokens: int) -> list[int]:
-        """Append to `hashes` the hashes of the full blocks of `tokens[:num_tokens]` it lacks.
-
-        `tokens` is a sequence of ids or their `pack`ed bytes. `hashes` must be the hashes of
-        a prefix of the same token sequence (vLLM keeps them on the request and extends them
-        as tokens are appended). Returns `hashes`.
-        """
-        data = tokens if isinstance(tokens, bytes) else pack(tokens)
-        step = self.block_size * _ITEM
-        n_full = min(num_tokens, len(data) // _ITEM) // self.block_size
-        start = len(hashes)
-        if start >= n_full:
-            return hashes
-        parent = hashes[-1] if hashes else NONE_HASH
-        ids = self._ids
-        get = ids.get
-        append = hashes.append
-        for lo in range(start * step, n_full * step, step):
-            key = (parent, data[lo:lo + step])
-            h = get(key)
-            if h is None:
-                h = ids[key] = len(ids)
-            append(h)
-            parent = h
+    def hashes(self, tokens: Sequence[int] | np.ndarray[Any, Any]) -> list[BlockHashT]:
+        """Hashes of all full blocks of `tokens` (a sequence or array of token ids)."""
+        arr = as_token_array(tokens)
+        bs = self.block_size
+        n = len(arr) // bs * bs
+        if n == 0:
+            return []
+        arr = arr[:n]
+        top = int(arr.max()) + 1
+        if top > len(_TABLES.mix[0]) or n > len(_TABLES.pow[0]):
+            _TABLES.grow(max(top, 2 * len(_TABLES.mix[0])), max(n, 2 * len(_TABLES.pow[0])))
+        out = np.empty((n // bs, 2), dtype=np.uint64)
+        with np.errstate(over="ignore"):
+            for lane in (0, 1):
+                terms = _TABLES.mix[lane][arr]
+                terms *= _TABLES.pow[lane][:n]
+                np.cumsum(terms.reshape(-1, bs).sum(axis=1), out=out[:, lane])
+        hashes: list[BlockHashT] = out.view("V16").ravel().tolist()
         return hashes
-
-    def hashes(self, tokens: Sequence[int] | bytes) -> list[int]:
-        """Hashes of all full blocks of `tokens`."""
-        return self.extend([], tokens, 1 << 62)
-
-    def known_hashes(self, tokens: Sequence[int] | bytes) -> list[int]:
-        """Hashes of the leading full blocks of `tokens` already interned (no new entries).
-
-        A block never hashed before cannot be cached, so lookups can stop there.
-        """
-        data = tokens if isinstance(tokens, bytes) else pack(tokens)
-        step = self.block_size * _ITEM
-        out: list[int] = []
-        parent = NONE_HASH
-        for i in range(len(data) // step):
-            h = self._ids.get((parent, data[i * step:(i + 1) * step]))
-            if h is None:
-                break
-            out.append(h)
-            parent = h
-        return out

@@ -28,6 +28,8 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 
+from sim.block_hash import BlockHashT
+
 
 class Block:
     """One KV block: id, reference count, and the chained hash it caches (None if none)."""
@@ -37,10 +39,11 @@ class Block:
     def __init__(self, block_id: int) -> None:
         self.block_id = block_id
         self.ref_cnt = 0
-        self.block_hash: int | None = None
+        self.block_hash: BlockHashT | None = None
 
     def __repr__(self) -> str:
-        return f"Block({self.block_id}, ref={self.ref_cnt}, hash={self.block_hash})"
+        h = self.block_hash.hex()[:12] if self.block_hash is not None else None
+        return f"Block({self.block_id}, ref={self.ref_cnt}, hash={h})"
 
 
 class FreeBlockQueue:
@@ -88,8 +91,8 @@ class BlockPool:
         self.free_queue = FreeBlockQueue(self.blocks)
         self.pinned_queue = FreeBlockQueue()
         self.null_block = self.free_queue.popleft()
-        self.cached: dict[int, dict[int, Block]] = {}
-        self.pinned_hashes: dict[int, int] = {}  # hash -> number of pins held on it
+        self.cached: dict[BlockHashT, dict[int, Block]] = {}
+        self.pinned_hashes: dict[BlockHashT, int] = {}  # hash -> number of pins held on it
         self.num_evicted = 0
         self.num_pinned_evicted = 0
 
@@ -107,14 +110,14 @@ class BlockPool:
         """Fraction of usable blocks held by requests (vLLM's kv_cache_usage_perc)."""
         return 1.0 - self.get_num_free_blocks() / self.num_usable_blocks
 
-    def get_cached_block(self, block_hash: int) -> Block | None:
+    def get_cached_block(self, block_hash: BlockHashT) -> Block | None:
         """Any block caching `block_hash` (the earliest inserted), or None."""
         entry = self.cached.get(block_hash)
         return next(iter(entry.values())) if entry else None
 
     # -- mutation ------------------------------------------------------------------------
 
-    def cache_full_blocks(self, blocks: list[Block], hashes: list[int], start: int,
+    def cache_full_blocks(self, blocks: list[Block], hashes: list[BlockHashT], start: int,
                           end: int) -> None:
         """Register blocks[start:end] (now full) under hashes[start:end]."""
         for i in range(start, end):
@@ -171,7 +174,7 @@ class BlockPool:
         self.free_queue.append_n(last)
         self.pinned_queue.append_n(pinned)
 
-    def pin(self, hashes: Iterable[int]) -> None:
+    def pin(self, hashes: Iterable[BlockHashT]) -> None:
         """Soft-pin these block hashes (one more pin each): their free blocks move to the
         pinned queue, and blocks freed while pinned go there too."""
         if not self.enable_caching:
@@ -183,7 +186,7 @@ class BlockPool:
                     self.free_queue.remove(blk)
                     self.pinned_queue.append_n([blk])
 
-    def unpin(self, hashes: Iterable[int]) -> None:
+    def unpin(self, hashes: Iterable[BlockHashT]) -> None:
         """Drop one pin from each hash; a hash left with none becomes ordinary again (its
         free blocks join the ordinary queue's tail, as most recently used)."""
         if not self.enable_caching:
@@ -226,8 +229,8 @@ class BlockPool:
             if blk.block_id in pinned:
                 assert blk.block_hash in self.pinned_hashes, f"{blk}: pinned without pin"
         for h, entry in self.cached.items():
-            assert entry, f"empty map entry for hash {h}"
+            assert entry, f"empty map entry for hash {h.hex()}"
             for blk in entry.values():
-                assert blk.block_hash == h, f"{blk}: map says hash {h}"
+                assert blk.block_hash == h, f"{blk}: map says hash {h.hex()}"
         used = self.num_usable_blocks - self.get_num_free_blocks()
         assert 0 <= used <= self.num_usable_blocks, f"{used} blocks in use"

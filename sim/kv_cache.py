@@ -23,6 +23,8 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
+
 from sim.block_hash import BlockHasher
 from sim.block_pool import Block, BlockPool
 from sim.request import SimRequest
@@ -69,15 +71,14 @@ class KVCacheManager:
         """Longest cached prefix of `req` (at most num_tokens - 1 tokens). Read-only."""
         if not self.enable_caching:
             return NO_HIT
-        self._update_hashes(req)
-        hit = self._lookup(req.block_hashes[:(req.num_tokens - 1) // self.block_size])
+        hit = self._lookup(self.hashes_of(req)[:(req.num_tokens - 1) // self.block_size])
         return CacheHit(tuple(hit), len(hit) * self.block_size) if hit else NO_HIT
 
     def cached_prefix_tokens(self, tokens: Sequence[int]) -> int:
         """Tokens of `tokens` covered by cached full blocks (no recompute cap). Read-only."""
         if not self.enable_caching:
             return 0
-        return len(self._lookup(self.hasher.known_hashes(tokens))) * self.block_size
+        return len(self._lookup(self.hasher.hashes(tokens))) * self.block_size
 
     def record_lookup(self, req: SimRequest, hit: CacheHit) -> None:
         """Count a lookup in the hit-rate stats (vLLM counts at admission only)."""
@@ -133,13 +134,22 @@ class KVCacheManager:
         num_slots = req.num_computed_tokens + hit.num_tokens + num_new_tokens
         return max(self.blocks_needed(num_slots) - held, 0) + from_queue <= free
 
-    def decode_block_hashes(self, req: SimRequest, steps: int) -> list[int]:
-        """Hashes of the blocks `steps` more decode steps of `req` would fill (its output
-        ids are known in advance). Read-only for `req`."""
-        first = req.num_computed_tokens // self.block_size
-        hashes = self.hasher.extend(list(req.block_hashes), req.packed_ids,
-                                    req.num_computed_tokens + steps)
-        return hashes[first:]
+    def hashes_of(self, req: SimRequest) -> list[bytes]:
+        """Hashes of all full blocks of `req`'s prompt and planned output (computed once:
+        the output ids are known in advance)."""
+        if req.block_hashes is None:
+            n_prompt = len(req.prompt_ids)
+            ids = np.empty(n_prompt + len(req.output_ids), dtype=np.int64)
+            ids[:n_prompt] = np.fromiter(req.prompt_ids, dtype=np.int64, count=n_prompt)
+            ids[n_prompt:] = req.output_ids
+            req.block_hashes = self.hasher.hashes(ids)
+        return req.block_hashes
+
+    def decode_block_hashes(self, req: SimRequest, steps: int) -> list[bytes]:
+        """Hashes of the blocks `steps` more decode steps of `req` would fill."""
+        bs = self.block_size
+        return self.hashes_of(req)[req.num_computed_tokens // bs:
+                                   (req.num_computed_tokens + steps) // bs]
 
     def decode_blocks_needed(self, running: Sequence[SimRequest], steps: int) -> int:
         """New blocks `steps` decode steps of every request in `running` would take."""
@@ -174,20 +184,18 @@ class KVCacheManager:
         self._num_cached.pop(req.request_id, None)
         self.pool.free_blocks(reversed(blocks))
 
-    def pin_prefix(self, tokens: Sequence[int] | bytes) -> None:
+    def pin_prefix(self, tokens: Sequence[int]) -> None:
         """Soft-pin the full blocks of `tokens` (see `BlockPool.pin`)."""
         self.pool.pin(self.hasher.hashes(tokens))
 
     def pin_request_prefix(self, req: SimRequest, num_tokens: int) -> None:
         """Soft-pin the full blocks of `req`'s first `num_tokens` (<= its tokens so far),
         using the request's own hash chain (computed once, reused by its lookup)."""
-        self._update_hashes(req)
-        self.pool.pin(req.block_hashes[:num_tokens // self.block_size])
+        self.pool.pin(self.hashes_of(req)[:num_tokens // self.block_size])
 
     def unpin_request_prefix(self, req: SimRequest, num_tokens: int) -> None:
         """Release one pin taken by `pin_request_prefix` on the same tokens."""
-        self._update_hashes(req)
-        self.pool.unpin(req.block_hashes[:num_tokens // self.block_size])
+        self.pool.unpin(self.hashes_of(req)[:num_tokens // self.block_size])
 
     def check_integrity(self) -> None:
         """Assert pool invariants and that each ref count equals its number of holders."""
@@ -199,10 +207,7 @@ class KVCacheManager:
 
     # -- internals -----------------------------------------------------------------------
 
-    def _update_hashes(self, req: SimRequest) -> None:
-        self.hasher.extend(req.block_hashes, req.packed_ids, req.num_tokens)
-
-    def _lookup(self, hashes: Sequence[int]) -> list[Block]:
+    def _lookup(self, hashes: Sequence[bytes]) -> list[Block]:
         hit: list[Block] = []
         for h in hashes:
             blk = self.pool.get_cached_block(h)
@@ -216,6 +221,6 @@ class KVCacheManager:
         end = num_tokens // self.block_size
         if start >= end:
             return
-        self._update_hashes(req)
-        self.pool.cache_full_blocks(self._blocks[req.request_id], req.block_hashes, start, end)
+        self.pool.cache_full_blocks(self._blocks[req.request_id], self.hashes_of(req), start,
+                                    end)
         self._num_cached[req.request_id] = end

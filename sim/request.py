@@ -17,7 +17,6 @@ import enum
 from dataclasses import dataclass, field
 
 from helium_lab.processor.calls import LLMCall
-from sim.block_hash import pack
 
 
 class Status(enum.Enum):
@@ -50,17 +49,24 @@ class SimRequest:
     start_t: float | None = None
     first_token_t: float | None = None
     finish_t: float | None = None
-    block_hashes: list[int] = field(default_factory=list)
-    all_ids: tuple[int, ...] = ()
-    packed_ids: bytes = b""  # all_ids packed for block hashing (sim.block_hash.pack)
+    num_tokens: int = field(init=False)
+    """Prompt plus output tokens sampled so far (kept in step with `num_output` by
+    `sample`; a plain attribute because the scheduler reads it millions of times)."""
+    block_hashes: list[bytes] | None = None
+    """Hashes of every full block of prompt + planned output (the KV manager fills them
+    in once; the output is known up front, so no re-hashing as tokens are sampled)."""
 
     def __post_init__(self) -> None:
         if not self.prompt_ids:
             raise ValueError(f"request {self.request_id}: empty prompt")
         if not self.output_ids:
             raise ValueError(f"request {self.request_id}: max_tokens must be >= 1")
-        self.all_ids = self.prompt_ids + self.output_ids
-        self.packed_ids = pack(self.all_ids)
+        self.num_tokens = len(self.prompt_ids) + self.num_output
+
+    def sample(self, n: int = 1) -> None:
+        """Record `n` more sampled output tokens."""
+        self.num_output += n
+        self.num_tokens += n
 
     @property
     def num_prompt_tokens(self) -> int:
@@ -69,11 +75,6 @@ class SimRequest:
     @property
     def max_tokens(self) -> int:
         return len(self.output_ids)
-
-    @property
-    def num_tokens(self) -> int:
-        """Prompt plus output tokens sampled so far."""
-        return len(self.prompt_ids) + self.num_output
 
     @property
     def finished(self) -> bool:

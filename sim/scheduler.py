@@ -108,7 +108,7 @@ class Scheduler:
             req = c.req
             if req.num_computed_tokens < req.num_tokens:
                 continue  # a prefill chunk that did not reach the end: nothing sampled
-            req.num_output += 1
+            req.sample()
             if req.first_token_t is None:
                 req.first_token_t = now
             if req.finished:
@@ -163,16 +163,18 @@ class Scheduler:
         miss = len(hit.blocks)
         if miss >= (head.num_tokens - 1) // self.kv.block_size:
             return True  # the hit is already as long as a lookup allows
-        target = head.block_hashes[miss]
+        target = self.kv.hashes_of(head)[miss]
         return not any(self._could_fill(r, head, miss) and
                        target in self.kv.decode_block_hashes(r, steps) for r in self.running)
 
-    @staticmethod
-    def _could_fill(r: SimRequest, head: SimRequest, miss: int) -> bool:
-        """Necessary for `r` to fill `head`'s block `miss`: its hashed blocks so far are
-        `head`'s (hashes chain, so comparing the last shared index is enough)."""
-        k = min(len(r.block_hashes), miss)
-        return k == 0 or r.block_hashes[k - 1] == head.block_hashes[k - 1]
+    def _could_fill(self, r: SimRequest, head: SimRequest, miss: int) -> bool:
+        """Necessary for `r` to fill `head`'s block `miss`: the two agree on the blocks
+        before it (a block's hash identifies its whole prefix, so comparing block
+        `miss - 1` is enough)."""
+        if miss == 0:
+            return True
+        mine = self.kv.hashes_of(r)
+        return len(mine) >= miss and mine[miss - 1] == self.kv.hashes_of(head)[miss - 1]
 
     def apply_decode_steps(self, steps: int) -> None:
         """Play `steps` (<= `decode_run_length()`) pure-decode steps: slots, then tokens."""
@@ -184,7 +186,7 @@ class Scheduler:
             for s in range(bs - c0 % bs, steps + 1, bs):  # steps where a block fills
                 fills.append((s, i, c0 + s))
             r.num_computed_tokens += steps
-            r.num_output += steps
+            r.sample(steps)
         fills.sort()
         for _, i, upto in fills:  # cache in the order step-by-step decoding would
             self.kv.cache_upto(self.running[i], upto)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+
 import pytest
 
 from sim.block_hash import BlockHasher
@@ -20,7 +22,7 @@ def run_alone(kv: KVCacheManager, r: SimRequest) -> int:
     assert kv.allocate_slots(r, r.num_tokens - hit.num_tokens, hit)
     r.num_computed_tokens = r.num_tokens
     while True:
-        r.num_output += 1
+        r.sample()
         if r.finished:
             break
         assert kv.allocate_slots(r, 1)
@@ -31,12 +33,39 @@ def run_alone(kv: KVCacheManager, r: SimRequest) -> int:
     return hit.num_tokens
 
 
-def test_hashes_chain_over_full_blocks_only() -> None:
+def test_hashes_cover_full_blocks_only_and_identify_the_prefix() -> None:
     h = BlockHasher(4)
-    assert h.hashes([1, 2, 3, 4, 5, 6, 7, 8, 9]) == [0, 1]
-    assert h.hashes([1, 2, 3, 4, 5, 6, 7, 8]) == [0, 1]
-    assert h.hashes([9, 9, 9, 9, 5, 6, 7, 8]) == [2, 3]  # same tokens, other parent
-    assert h.known_hashes([1, 2, 3, 4, 0, 0, 0, 0]) == [0]
+    a = h.hashes([1, 2, 3, 4, 5, 6, 7, 8, 9])
+    assert len(a) == 2 and a == h.hashes([1, 2, 3, 4, 5, 6, 7, 8])
+    b = h.hashes([9, 9, 9, 9, 5, 6, 7, 8])  # same tokens in block 1, other prefix
+    assert a[0] != b[0] and a[1] != b[1]
+    assert h.hashes([1, 2, 3]) == [] and h.hashes(()) == []
+    big = [10**7, 5, 6, 7]  # ids beyond the precomputed table grow it
+    assert h.hashes(big) == h.hashes(tuple(big)) != h.hashes([10**7, 5, 6, 8])
+    with pytest.raises(ValueError, match="non-negative"):
+        h.hashes([1, -2, 3, 4])
+
+
+def _interned_chain(table: dict[tuple[int, tuple[int, ...]], int], tokens: list[int],
+                    bs: int) -> list[int]:
+    """Reference: vLLM's chaining, with each distinct (parent, block) pair interned."""
+    out, parent = [], -1
+    for lo in range(0, len(tokens) // bs * bs, bs):
+        parent = table.setdefault((parent, tuple(tokens[lo:lo + bs])), len(table))
+        out.append(parent)
+    return out
+
+
+def test_hashes_agree_with_chained_hashing_on_shared_prefixes() -> None:
+    rng = random.Random(7)
+    bs, h, table = 4, BlockHasher(4), {}
+    seqs = [[rng.randrange(6) for _ in range(rng.randrange(40))] for _ in range(30)]
+    seqs += [s[:k] + [rng.randrange(6) for _ in range(9)] for s in seqs for k in (3, 8, 13)]
+    ours = {}
+    for s in seqs:
+        for mine, ref in zip(h.hashes(s), _interned_chain(table, s, bs), strict=True):
+            assert ours.setdefault(mine, ref) == ref  # equal hashes <=> equal chains
+    assert len(set(ours.values())) == len(ours)
 
 
 def test_null_block_is_reserved() -> None:
