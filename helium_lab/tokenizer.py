@@ -12,7 +12,9 @@ import hashlib
 import zlib
 from collections.abc import Sequence
 from functools import lru_cache
-from typing import Protocol
+from typing import Any, Protocol
+
+import numpy as np
 
 
 class Tokenizer(Protocol):
@@ -32,6 +34,7 @@ class SyntheticTokenizer:
     def __init__(self, vocab_size: int = 151_000) -> None:
         self.vocab_size = vocab_size
         self._encode_cached = lru_cache(maxsize=65_536)(self._encode)
+        self._word_tables: dict[int, tuple[tuple[str, ...], np.ndarray[Any, Any]]] = {}
 
     def _encode(self, text: str) -> tuple[int, ...]:
         n = self.vocab_size - 16
@@ -48,6 +51,16 @@ class SyntheticTokenizer:
 
     def decode(self, ids: Sequence[int]) -> str:
         return " ".join(f"t{i}" for i in ids)
+
+    def word_ids(self, words: tuple[str, ...]) -> np.ndarray[Any, np.dtype[np.int64]]:
+        """Ids of single (whitespace-free) words, as an array indexed like `words`;
+        memoised per tuple, for the synthetic outputs' fixed vocabulary."""
+        table = self._word_tables.get(id(words))
+        if table is None or table[0] is not words:
+            ids = np.fromiter((self._encode(w)[0] for w in words), dtype=np.int64,
+                              count=len(words))
+            table = self._word_tables[id(words)] = (words, ids)
+        return table[1]
 
 
 def token_count(tokenizer: Tokenizer, text: str) -> int:

@@ -18,7 +18,7 @@ from typing import Any
 import simpy
 
 from helium_lab.backend import EngineSample
-from helium_lab.processor.calls import CallResult, LLMCall, synthetic_output
+from helium_lab.processor.calls import CallResult, LLMCall, synthetic_completion
 from helium_lab.tokenizer import Tokenizer
 from sim.config import EngineConfig
 from sim.cost_model import BatchShape, CostModel, decode_run_times
@@ -67,15 +67,11 @@ class SimEngine:
         if call.output_tokens < 1:
             raise SimError(f"call {call.call_id} (op {call.op!r}): output_tokens must be "
                            f">= 1, got {call.output_tokens}")
-        text = synthetic_output(call.prompt_ids, call.output_tokens)
-        ids = self.tokenizer.encode(text)
+        text, ids = synthetic_completion(call, self.tokenizer)
         if len(ids) < call.output_tokens:
             raise SimError(f"call {call.call_id}: the tokenizer turned a {call.output_tokens}-"
                            f"word synthetic output into only {len(ids)} tokens")
-        if len(ids) > call.output_tokens:
-            ids = ids[:call.output_tokens]
-            text = self.tokenizer.decode(ids)
-        req = self._new_request(call.prompt_ids, tuple(ids), call.priority, call, text)
+        req = self._new_request(call.prompt_ids, ids, call.priority, call, text)
         req.submit_t = self.env.now if submit_t is None else submit_t
         if self.config.enable_prefix_caching:
             for n in call.retain:  # proactive KV: keep what a later call will extend

@@ -7,11 +7,14 @@ The query processor emits `LLMCall`s; a backend's engines run them and report a
 from __future__ import annotations
 
 import hashlib
-import sys
 from array import array
 from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
 
 from helium_lab.dsl.ops import SamplingParams
+from helium_lab.tokenizer import SyntheticTokenizer, Tokenizer
 
 
 @dataclass(frozen=True)
@@ -25,7 +28,8 @@ class LLMCall:
     `release` are proactive-KV hints (engines may ignore them): soft-pin the KV of the
     first `n` prompt tokens for each `n` in `retain` until a later call of the same query,
     on the same worker, whose prompt starts with those tokens releases one pin with the
-    same `n` in `release` when it is admitted.
+    same `n` in `release` when it is admitted. `output_seed` (optional) is
+    `output_seed(prompt_key(prompt_ids))`, precomputed for synthetic outputs.
     """
 
     call_id: int
@@ -41,6 +45,7 @@ class LLMCall:
     messages: tuple[tuple[str, str], ...] = ()
     retain: tuple[int, ...] = ()
     release: tuple[int, ...] = ()
+    output_seed: bytes = b""
 
     @property
     def prompt_tokens(self) -> int:
@@ -93,6 +98,25 @@ def prompt_key(prompt_ids: tuple[int, ...]) -> bytes:
     return array("q", prompt_ids).tobytes()
 
 
+def output_seed(key: bytes) -> bytes:
+    """The seed of the synthetic output for the prompt whose `prompt_key` is `key`."""
+    return hashlib.blake2b(key, digest_size=16).digest()
+
+
+def synthetic_words(seed: bytes, n_tokens: int) -> np.ndarray[Any, np.dtype[np.uint32]]:
+    """Indices into the synthetic vocabulary of the `n_tokens` words seeded by `seed`:
+    word k is little-endian uint32 k of the stream blake2b(seed || block) mod 50,000."""
+    stream = b"".join(hashlib.blake2b(seed + b.to_bytes(4, "little"), digest_size=64).digest()
+                      for b in range(-(-n_tokens // 16)))
+    words: np.ndarray[Any, np.dtype[np.uint32]] = np.frombuffer(
+        stream, dtype="<u4", count=n_tokens) % np.uint32(len(_WORDS))
+    return words
+
+
+def _join_words(words: np.ndarray[Any, np.dtype[np.uint32]]) -> str:
+    return " ".join(map(_WORDS.__getitem__, words.tolist()))
+
+
 def synthetic_output(prompt_ids: tuple[int, ...], n_tokens: int) -> str:
     """Deterministic stand-in for a greedy model: the answer depends only on the prompt.
 
@@ -101,12 +125,26 @@ def synthetic_output(prompt_ids: tuple[int, ...], n_tokens: int) -> str:
     """
     if n_tokens < 1:
         return ""
-    seed = hashlib.blake2b(prompt_key(prompt_ids), digest_size=16).digest()
-    # word k = little-endian uint32 k of the stream blake2b(seed || block) mod 50,000
-    stream = b"".join(hashlib.blake2b(seed + b.to_bytes(4, "little"), digest_size=64).digest()
-                      for b in range(-(-n_tokens // 16)))
-    picks = array("I", stream[:4 * n_tokens])
-    if sys.byteorder != "little":
-        picks.byteswap()
-    words = _WORDS
-    return " ".join([words[x % 50_000] for x in picks])
+    return _join_words(synthetic_words(output_seed(prompt_key(prompt_ids)), n_tokens))
+
+
+def synthetic_completion(call: LLMCall, tokenizer: Tokenizer) -> tuple[str, tuple[int, ...]]:
+    """`synthetic_output` of `call` and its token ids under `tokenizer`, at most
+    `call.output_tokens` of them (the text is cut to match when the tokenizer makes more).
+
+    Uses the seed the processor stored on the call, and with the synthetic tokenizer maps
+    word indices straight to ids (equal to encoding the text, one id per word).
+    """
+    if call.output_tokens < 1:
+        return "", ()
+    seed = call.output_seed or output_seed(prompt_key(call.prompt_ids))
+    words = synthetic_words(seed, call.output_tokens)
+    text = _join_words(words)
+    if isinstance(tokenizer, SyntheticTokenizer):
+        ids = tuple(tokenizer.word_ids(_WORDS)[words].tolist())
+    else:
+        ids = tuple(tokenizer.encode(text))
+        if len(ids) > call.output_tokens:
+            ids = ids[:call.output_tokens]
+            text = tokenizer.decode(ids)
+    return text, ids

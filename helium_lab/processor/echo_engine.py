@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import deque
 
 from helium_lab.backend import BackendResult
-from helium_lab.processor.calls import CallResult, LLMCall, synthetic_output
+from helium_lab.processor.calls import CallResult, LLMCall, synthetic_completion
 from helium_lab.processor.query_processor import QueryProcessor
 from helium_lab.tokenizer import Tokenizer
 
@@ -35,11 +35,10 @@ class EchoEngine:
 
     def step(self) -> CallResult:
         call, submitted = self.queue.popleft()
-        text = synthetic_output(call.prompt_ids, call.output_tokens)
+        text, ids = synthetic_completion(call, self.tok)
         t0 = self.clock
         self.clock += 1.0
-        return CallResult(call.call_id, text, tuple(self.tok.encode(text)), submitted, t0, t0,
-                          self.clock, 0)
+        return CallResult(call.call_id, text, ids, submitted, t0, t0, self.clock, 0)
 
 
 def run_echo(proc: QueryProcessor, tokenizer: Tokenizer, max_steps: int = 10_000_000

@@ -26,7 +26,13 @@ from helium_lab.evaluate import evaluate
 from helium_lab.optimizer.cache_substitution import message_texts
 from helium_lab.optimizer.prompt_cache import lambda_signature, llm_signature
 from helium_lab.plan import Plan
-from helium_lab.processor.calls import CallRecord, CallResult, LLMCall, prompt_key
+from helium_lab.processor.calls import (
+    CallRecord,
+    CallResult,
+    LLMCall,
+    output_seed,
+    prompt_key,
+)
 from helium_lab.processor.config import ProcessorConfig
 from helium_lab.processor.routing import make_router
 from helium_lab.prompt import Segment, Slot, Static, render, segments
@@ -193,11 +199,13 @@ class QueryProcessor:
         prompt = tuple(ids)
         msgs = tuple(message_texts(op.messages, {d: self._values[(d, q)] for d in op.inputs()}))
         sig = llm_signature(self.cfg.namespace, msgs, op.sampling) if op.cacheable else None
-        out_len = op.profile.length_for(prompt_key(prompt), op.sampling.max_tokens)
+        key = prompt_key(prompt)
+        out_len = op.profile.length_for(key, op.sampling.max_tokens)
         worker = self.schedule.partition.worker_of(op.id, q)
         retain, release = self._retention(op.id, q, worker, pieces)
         call = LLMCall(self._seq, q, op.id, worker, prompt, tuple(pieces), out_len,
-                       op.sampling, self._prio.get((op.id, q), 0), sig, msgs, retain, release)
+                       op.sampling, self._prio.get((op.id, q), 0), sig, msgs, retain, release,
+                       output_seed(key))
         static_key = hash(prompt[:pieces[0][0]]) if pieces and pieces[0][1] else 0
         self._calls[call.call_id] = (call, (op.id, q))
         heap = self._heaps[0 if self.router else worker]

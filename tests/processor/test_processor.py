@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from helium_lab.cost import TokenStepCost
 from helium_lab.errors import ConfigError
 from helium_lab.optimizer import OptimizerConfig, optimize
 from helium_lab.processor import CallResult, ProcessorConfig, QueryProcessor, run_echo
-from helium_lab.processor.calls import synthetic_output
+from helium_lab.processor.calls import synthetic_completion, synthetic_output
 from helium_lab.scheduling import PlanningContext, get_policy
 from helium_lab.tokenizer import SyntheticTokenizer
 from tests.helpers import fig4_workflow
@@ -117,3 +119,14 @@ def test_lambda_reading_one_op_twice_after_cse_completes() -> None:
     run_echo(proc, TOK)
     left, right = proc.outputs()[0]["o"].split("|")
     assert left == right and len(proc.records) == 1
+
+
+def test_synthetic_completion_matches_encoding_the_synthetic_output() -> None:
+    calls = processor(queries=3).start()
+    assert all(c.output_seed for c in calls)  # precomputed by the processor
+    for call in calls:
+        text, ids = synthetic_completion(call, TOK)
+        assert text == synthetic_output(call.prompt_ids, call.output_tokens)
+        assert ids == tuple(TOK.encode(text)) and len(ids) == call.output_tokens
+        unseeded = dataclasses.replace(call, output_seed=b"")
+        assert synthetic_completion(unseeded, TOK) == (text, ids)
