@@ -75,7 +75,8 @@ class BatchShape:
 
 
 class Batch(Protocol):
-    """What cost models read of a step: `BatchShape`, or a `DecodeStep` of a decode run."""
+    """What cost models read of a step: `BatchShape`, `StepTotals`, or a `DecodeStep` of a
+    decode run."""
 
     @property
     def num_tokens(self) -> int: ...
@@ -113,6 +114,16 @@ class DecodeStep:
     @property
     def kv_read_tokens(self) -> int:
         return self.context_sum
+
+
+@dataclass(frozen=True)
+class StepTotals:
+    """The four numbers of a `Batch`, already summed (the scheduler's step totals)."""
+
+    num_tokens: int
+    num_seqs: int
+    attention_pairs: float
+    kv_read_tokens: int
 
 
 class CostModel(Protocol):

@@ -21,12 +21,12 @@ from helium_lab.backend import EngineSample
 from helium_lab.processor.calls import CallResult, LLMCall, synthetic_completion
 from helium_lab.tokenizer import Tokenizer
 from sim.config import EngineConfig
-from sim.cost_model import BatchShape, CostModel, decode_run_times
+from sim.cost_model import CostModel, decode_run_times
 from sim.errors import SimError
 from sim.kv_cache import KVCacheManager
 from sim.queue_policy import make_queue
 from sim.request import SimRequest
-from sim.scheduler import Scheduler, SchedulerOutput
+from sim.scheduler import Scheduler
 
 IterationSample = EngineSample
 """One engine step: start, duration, requests running and waiting after scheduling, tokens
@@ -169,7 +169,7 @@ class SimEngine:
                 names = ", ".join(r.name for r in sched.waiting)
                 raise SimError(f"worker {self.worker}: engine stalled at t={t0:.6f}s with "
                                f"nothing schedulable (waiting: {names})")
-            dt = self.cost_model.step_time(self._shape(out))
+            dt = self.cost_model.step_time(out.totals())
             self.timeseries.append(IterationSample(t0, dt, len(sched.running),
                                                    len(sched.waiting),
                                                    out.num_batched_tokens, self.kv.pool.usage(),
@@ -202,12 +202,6 @@ class SimEngine:
                                                len(sched.waiting), n, self.kv.pool.usage(),
                                                played))
         sched.apply_decode_steps(played)
-
-    @staticmethod
-    def _shape(out: SchedulerOutput) -> BatchShape:
-        return BatchShape(
-            prefills=tuple((c.num_tokens, c.context_len) for c in out.chunks if not c.is_decode),
-            decodes=tuple(c.context_len for c in out.chunks if c.is_decode))
 
     def _finish(self, req: SimRequest) -> None:
         if req.call is None:

@@ -49,6 +49,8 @@ class SimRequest:
     start_t: float | None = None
     first_token_t: float | None = None
     finish_t: float | None = None
+    max_tokens: int = field(init=False)
+    """Output tokens to generate: `len(output_ids)`."""
     num_tokens: int = field(init=False)
     """Prompt plus output tokens sampled so far (kept in step with `num_output` by
     `sample`; a plain attribute because the scheduler reads it millions of times)."""
@@ -61,6 +63,7 @@ class SimRequest:
             raise ValueError(f"request {self.request_id}: empty prompt")
         if not self.output_ids:
             raise ValueError(f"request {self.request_id}: max_tokens must be >= 1")
+        self.max_tokens = len(self.output_ids)
         self.num_tokens = len(self.prompt_ids) + self.num_output
 
     def sample(self, n: int = 1) -> None:
@@ -71,10 +74,6 @@ class SimRequest:
     @property
     def num_prompt_tokens(self) -> int:
         return len(self.prompt_ids)
-
-    @property
-    def max_tokens(self) -> int:
-        return len(self.output_ids)
 
     @property
     def finished(self) -> bool:

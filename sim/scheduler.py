@@ -22,16 +22,17 @@ Pure logic: no SimPy, times are passed in.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from sim.config import EngineConfig
+from sim.cost_model import StepTotals
 from sim.errors import SimError
 from sim.kv_cache import NO_HIT, KVCacheManager
 from sim.queue_policy import WaitingQueue
 from sim.request import SimRequest, Status
 
 
-@dataclass(frozen=True)
-class Chunk:
+class Chunk(NamedTuple):
     """Tokens of one request computed in a step, after `context_len` already computed."""
 
     req: SimRequest
@@ -48,6 +49,20 @@ class SchedulerOutput:
     @property
     def num_batched_tokens(self) -> int:
         return sum(c.num_tokens for c in self.chunks)
+
+    def totals(self) -> StepTotals:
+        """What the cost model reads of this step, summed in one pass (the same sums, in
+        the same order, as `BatchShape`)."""
+        tokens = kv_read = decode_pairs = 0
+        prefill_pairs = 0.0
+        for _, n, ctx, is_decode in self.chunks:
+            tokens += n
+            kv_read += ctx
+            if is_decode:
+                decode_pairs += ctx + 1
+            else:
+                prefill_pairs += n * (ctx + (n + 1) / 2)
+        return StepTotals(tokens, len(self.chunks), prefill_pairs + decode_pairs, kv_read)
 
 
 class Scheduler:
@@ -68,18 +83,25 @@ class Scheduler:
         return bool(self.running) or len(self.waiting) > 0
 
     def schedule(self, now: float) -> SchedulerOutput:
+        """Pick this step's chunks (advancing each request's computed tokens by its
+        chunk) and preempt what must make room."""
         budget = self.config.max_num_batched_tokens
         chunks: dict[int, Chunk] = {}
         preempted: list[SimRequest] = []
+        running = self.running
+        allocate = self.kv.allocate_slots
         i = 0
-        while i < len(self.running) and budget > 0:
-            req = self.running[i]
-            n = min(req.num_tokens - req.num_computed_tokens, budget)
+        while i < len(running) and budget > 0:
+            req = running[i]
+            computed = req.num_computed_tokens
+            n = req.num_tokens - computed
+            if n > budget:
+                n = budget
             scheduled = True
-            while not self.kv.allocate_slots(req, n):
-                victim = self.waiting.victim(self.running)
-                j = self.running.index(victim)
-                del self.running[j]
+            while not allocate(req, n):
+                victim = self.waiting.victim(running)
+                j = running.index(victim)
+                del running[j]
                 if j < i:
                     i -= 1
                 undone = chunks.pop(victim.request_id, None)
@@ -92,13 +114,16 @@ class Scheduler:
                     break
             if not scheduled:
                 break
-            chunks[req.request_id] = self._chunk(req, n)
+            if n < 1:
+                raise SimError(f"internal: {req.name} scheduled {n} tokens after "
+                               f"{computed} of {req.num_tokens}")
+            chunks[req.request_id] = Chunk(req, n, computed, n == 1 and req.num_output > 0
+                                           and computed == req.num_tokens - 1)
+            req.num_computed_tokens = computed + n  # a later preemption resets it to 0
             budget -= n
             i += 1
         if not preempted:
             budget = self._admit(now, budget, chunks)
-        for c in chunks.values():
-            c.req.num_computed_tokens += c.num_tokens
         return SchedulerOutput(tuple(chunks.values()), tuple(preempted))
 
     def update(self, out: SchedulerOutput, now: float) -> list[SimRequest]:
@@ -108,10 +133,11 @@ class Scheduler:
             req = c.req
             if req.num_computed_tokens < req.num_tokens:
                 continue  # a prefill chunk that did not reach the end: nothing sampled
-            req.sample()
+            req.num_output += 1  # SimRequest.sample(), inlined: the hottest loop
+            req.num_tokens += 1
             if req.first_token_t is None:
                 req.first_token_t = now
-            if req.finished:
+            if req.num_output >= req.max_tokens:
                 req.status = Status.FINISHED
                 req.finish_t = now
                 self.kv.free(req)
@@ -215,10 +241,12 @@ class Scheduler:
             req.status = Status.RUNNING
             req.num_computed_tokens += hit.num_tokens
             chunks[req.request_id] = self._chunk(req, n)
+            req.num_computed_tokens += n
             budget -= n
         return budget
 
-    def _chunk(self, req: SimRequest, n: int) -> Chunk:
+    @staticmethod
+    def _chunk(req: SimRequest, n: int) -> Chunk:
         if n < 1 or req.num_computed_tokens + n > req.num_tokens:
             raise SimError(f"internal: {req.name} scheduled {n} tokens after "
                            f"{req.num_computed_tokens} of {req.num_tokens}")

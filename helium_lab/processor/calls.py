@@ -91,6 +91,7 @@ class CallRecord:
 
 
 _WORDS = tuple(f"o{i}" for i in range(50_000))  # the synthetic output vocabulary
+_WORD_ARRAY = np.array(_WORDS, dtype=object)  # the same, for gathers in C
 
 
 def prompt_key(prompt_ids: tuple[int, ...]) -> bytes:
@@ -114,7 +115,7 @@ def synthetic_words(seed: bytes, n_tokens: int) -> np.ndarray[Any, np.dtype[np.u
 
 
 def _join_words(words: np.ndarray[Any, np.dtype[np.uint32]]) -> str:
-    return " ".join(map(_WORDS.__getitem__, words.tolist()))
+    return " ".join(_WORD_ARRAY[words].tolist())
 
 
 def synthetic_output(prompt_ids: tuple[int, ...], n_tokens: int) -> str:
