@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import zlib
 from collections.abc import Sequence
-from functools import lru_cache
 from typing import Any, Protocol
 
 import numpy as np
@@ -31,9 +30,10 @@ _STR_ONLY_SPACE = "\x1c\x1d\x1e\x1f"  # ASCII whitespace to str.split, not bytes
 class SyntheticTokenizer:
     """Word-level hashing tokenizer (vocabulary `vocab_size`, ids >= 16 are words)."""
 
-    def __init__(self, vocab_size: int = 151_000) -> None:
+    def __init__(self, vocab_size: int = 151_000, cache_size: int = 65_536) -> None:
         self.vocab_size = vocab_size
-        self._encode_cached = lru_cache(maxsize=65_536)(self._encode)
+        self._cache: dict[str, tuple[int, ...]] = {}  # text -> ids, oldest first
+        self._cache_size = cache_size
         self._word_tables: dict[int, tuple[tuple[str, ...], np.ndarray[Any, Any]]] = {}
 
     def _encode(self, text: str) -> tuple[int, ...]:
@@ -42,6 +42,21 @@ class SyntheticTokenizer:
             # bytes.split() splits exactly where str.split() does: faster, same words
             return tuple(16 + c % n for c in map(zlib.crc32, text.encode().split()))
         return tuple(16 + zlib.crc32(w.encode()) % n for w in text.split())
+
+    def _encode_cached(self, text: str) -> tuple[int, ...]:
+        ids = self._cache.get(text)
+        if ids is None:
+            ids = self._encode(text)
+            self.remember(text, ids)
+        return ids
+
+    def remember(self, text: str, ids: tuple[int, ...]) -> None:
+        """Cache `ids` as the encoding of `text` (the caller vouches that they are: the
+        synthetic outputs know their ids, and later prompts quote them verbatim)."""
+        cache = self._cache
+        if len(cache) >= self._cache_size:
+            del cache[next(iter(cache))]
+        cache[text] = ids
 
     def encode(self, text: str) -> list[int]:
         return list(self._encode_cached(text))

@@ -98,15 +98,18 @@ class KVCacheManager:
         `full_sequence_must_fit` is vLLM's admission gate (`scheduler_reserve_full_isl`):
         a waiting request is admitted only if all its current tokens would fit.
         """
-        req_blocks = self._blocks.get(req.request_id, [])
-        if (not hit.blocks and not full_sequence_must_fit
-                and -(-(req.num_computed_tokens + num_new_tokens) // self.block_size)
-                <= len(req_blocks)):
+        req_blocks = self._blocks.get(req.request_id)
+        upto = req.num_computed_tokens + num_new_tokens
+        if (req_blocks is not None and not hit.blocks and not full_sequence_must_fit
+                and upto <= len(req_blocks) * self.block_size):
             # fast path (most decodes): the request's blocks already have the slots
             if self.enable_caching:
-                self._cache_blocks(req, min(req.num_computed_tokens + num_new_tokens,
-                                            req.num_tokens))
+                full = min(upto, req.num_tokens) // self.block_size
+                if full > self._num_cached.get(req.request_id, 0):
+                    self._cache_blocks(req, full * self.block_size)
             return True
+        if req_blocks is None:
+            req_blocks = []
         if not self.fits(req, num_new_tokens, hit, full_sequence_must_fit=full_sequence_must_fit):
             return False
         num_slots = req.num_computed_tokens + hit.num_tokens + num_new_tokens
@@ -140,7 +143,9 @@ class KVCacheManager:
         if req.block_hashes is None:
             n_prompt = len(req.prompt_ids)
             ids = np.empty(n_prompt + len(req.output_ids), dtype=np.int64)
-            ids[:n_prompt] = np.fromiter(req.prompt_ids, dtype=np.int64, count=n_prompt)
+            key = req.call.prompt_key if req.call is not None else b""
+            ids[:n_prompt] = (np.frombuffer(key, dtype=np.int64) if key else
+                              np.fromiter(req.prompt_ids, dtype=np.int64, count=n_prompt))
             ids[n_prompt:] = req.output_ids
             req.block_hashes = self.hasher.hashes(ids)
         return req.block_hashes

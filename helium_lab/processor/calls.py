@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 from array import array
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -28,8 +28,8 @@ class LLMCall:
     `release` are proactive-KV hints (engines may ignore them): soft-pin the KV of the
     first `n` prompt tokens for each `n` in `retain` until a later call of the same query,
     on the same worker, whose prompt starts with those tokens releases one pin with the
-    same `n` in `release` when it is admitted. `output_seed` (optional) is
-    `output_seed(prompt_key(prompt_ids))`, precomputed for synthetic outputs.
+    same `n` in `release` when it is admitted. Optional, precomputed once by the processor:
+    `prompt_key` is `prompt_key(prompt_ids)` and `output_seed` its `output_seed`.
     """
 
     call_id: int
@@ -46,6 +46,7 @@ class LLMCall:
     retain: tuple[int, ...] = ()
     release: tuple[int, ...] = ()
     output_seed: bytes = b""
+    prompt_key: bytes = field(default=b"", compare=False, repr=False)
 
     @property
     def prompt_tokens(self) -> int:
@@ -143,6 +144,7 @@ def synthetic_completion(call: LLMCall, tokenizer: Tokenizer) -> tuple[str, tupl
     text = _join_words(words)
     if isinstance(tokenizer, SyntheticTokenizer):
         ids = tuple(tokenizer.word_ids(_WORDS)[words].tolist())
+        tokenizer.remember(text, ids)  # later prompts quote the text: no re-encoding
     else:
         ids = tuple(tokenizer.encode(text))
         if len(ids) > call.output_tokens:

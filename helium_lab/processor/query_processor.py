@@ -205,7 +205,7 @@ class QueryProcessor:
         retain, release = self._retention(op.id, q, worker, pieces)
         call = LLMCall(self._seq, q, op.id, worker, prompt, tuple(pieces), out_len,
                        op.sampling, self._prio.get((op.id, q), 0), sig, msgs, retain, release,
-                       output_seed(key))
+                       output_seed(key), key)
         static_key = hash(prompt[:pieces[0][0]]) if pieces and pieces[0][1] else 0
         self._calls[call.call_id] = (call, (op.id, q))
         heap = self._heaps[0 if self.router else worker]
