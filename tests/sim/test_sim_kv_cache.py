@@ -90,7 +90,8 @@ def test_recomputed_block_is_cached_twice_and_lookup_takes_the_oldest() -> None:
     run_alone(kv, req(0, range(8)))
     run_alone(kv, req(1, range(8)))
     second = kv.hasher.hashes(range(8))[1]
-    assert list(kv.pool.cached[second]) == [2, 3]  # block 2 (first run), block 3 (rerun)
+    # block 2 (first run), block 3 (rerun)
+    assert [b.block_id for b in kv.pool.blocks_cached_under(second)] == [2, 3]
     assert kv.pool.get_cached_block(second).block_id == 2  # type: ignore[union-attr]
 
 
