@@ -156,17 +156,32 @@ class KVCacheManager:
         return self.hashes_of(req)[req.num_computed_tokens // bs:
                                    (req.num_computed_tokens + steps) // bs]
 
-    def decode_blocks_needed(self, running: Sequence[SimRequest], steps: int) -> int:
-        """New blocks `steps` decode steps of every request in `running` would take."""
-        bs = self.block_size
-        return sum(max(cdiv(r.num_computed_tokens + steps, bs) - len(self._blocks[r.request_id]),
-                       0) for r in running)
+    def max_decode_steps(self, running: Sequence[SimRequest], cap: int) -> int:
+        """The most decode steps (<= `cap`) of every request in `running`, each a token
+        from being computed, whose new blocks the free blocks cover."""
+        bs, blocks = self.block_size, self._blocks
+        # the first step at which each request grows into a new block, then one every bs
+        first = np.fromiter((len(blocks[r.request_id]) * bs - r.num_computed_tokens + 1
+                             for r in running), dtype=np.int64, count=len(running))
+        free = self.pool.get_num_free_blocks()
+
+        def needed(steps: int) -> int:
+            past = steps - first
+            return int((past[past >= 0] // bs + 1).sum())
+
+        if needed(cap) <= free:
+            return cap
+        lo, hi = 0, cap  # needed(lo) <= free < needed(hi)
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            lo, hi = (mid, hi) if needed(mid) <= free else (lo, mid)
+        return lo
 
     def append_decode_slots(self, running: Sequence[SimRequest], steps: int) -> None:
         """Exactly what `steps` rounds of `allocate_slots(req, 1)` over `running` (in order,
-        one round per decode step) would allocate, given `decode_blocks_needed` free
-        blocks: new blocks are taken in (step, request) order, so the same cached blocks
-        are evicted. Call `cache_computed` once the requests have advanced."""
+        one round per decode step) would allocate, given `max_decode_steps` allows them:
+        new blocks are taken in (step, request) order, so the same cached blocks are
+        evicted. Call `cache_upto` once the requests have advanced."""
         bs = self.block_size
         grows: list[tuple[int, int, SimRequest]] = []
         for i, r in enumerate(running):

@@ -153,54 +153,52 @@ class Scheduler:
         """How many next steps are pure decodes of exactly the running requests: every
         one of them a token from being computed, all within the budget, none finishing,
         free blocks for every block they grow into, and nothing admissible meanwhile
-        (`_blocked_during`). The step that finishes a request or admits one is left to
-        `schedule`. 0 if not in that state."""
+        (`_admission_blocked_for`). The step that finishes a request or admits one is
+        left to `schedule`. 0 if not in that state."""
         if not self.running or len(self.running) > self.config.max_num_batched_tokens:
             return 0
         steps = 1 << 30
         for r in self.running:
             if r.num_output == 0 or r.num_computed_tokens != r.num_tokens - 1:
                 return 0
-            steps = min(steps, r.max_tokens - r.num_output - 1)
-        while steps > 0 and self.kv.decode_blocks_needed(self.running, steps) > \
-                self.kv.pool.get_num_free_blocks():
-            steps //= 2
-        if steps > 1 and len(self.waiting) and not self._blocked_during(steps):
-            return 0
+            left = r.max_tokens - r.num_output - 1
+            if left < steps:
+                steps = left
+        if steps > 1:
+            steps = self.kv.max_decode_steps(self.running, steps)
+        if steps > 1 and len(self.waiting):
+            steps = self._admission_blocked_for(steps)
         return steps
 
-    def _blocked_during(self, steps: int) -> bool:
-        """Whether the waiting queue's head stays unadmittable through `steps` decode
-        steps. Its admission fails now, and decodes only take free blocks or evict; its
-        prefix hit could grow only if a decode fills the very block its lookup misses,
-        which is checked. Orders that re-sort on the cache (lspf) are not fast-forwarded."""
+    def _admission_blocked_for(self, steps: int) -> int:
+        """For how many of the next `steps` decode steps (from the start) the waiting
+        queue's head stays unadmittable; 0 if it is admissible now. Decodes only take free
+        blocks or evict, so a failing admission keeps failing unless its prefix hit grows,
+        which happens only when a decode fills the very block its lookup misses: the run
+        stops before that step. Orders that re-sort on the cache (lspf) get 0."""
         budget = self.config.max_num_batched_tokens - len(self.running)
         if budget <= 0 or len(self.running) >= self.config.max_num_seqs:
-            return True  # admission is not even attempted
+            return steps  # admission is not even attempted
         if self.config.queue_order == "lspf":
-            return False
+            return 0
         head = self.waiting.peek()
         hit = self.kv.find_cached_prefix(head) if head.num_computed_tokens == 0 else NO_HIT
         n = min(head.num_tokens - head.num_computed_tokens - hit.num_tokens, budget)
         if self.kv.fits(head, n, hit, full_sequence_must_fit=True):
-            return False
-        if head.num_computed_tokens or not self.kv.enable_caching:
-            return True
+            return 0
+        bs = self.kv.block_size
         miss = len(hit.blocks)
-        if miss >= (head.num_tokens - 1) // self.kv.block_size:
-            return True  # the hit is already as long as a lookup allows
-        target = self.kv.hashes_of(head)[miss]
-        return not any(self._could_fill(r, head, miss) and
-                       target in self.kv.decode_block_hashes(r, steps) for r in self.running)
-
-    def _could_fill(self, r: SimRequest, head: SimRequest, miss: int) -> bool:
-        """Necessary for `r` to fill `head`'s block `miss`: the two agree on the blocks
-        before it (a block's hash identifies its whole prefix, so comparing block
-        `miss - 1` is enough)."""
-        if miss == 0:
-            return True
-        mine = self.kv.hashes_of(r)
-        return len(mine) >= miss and mine[miss - 1] == self.kv.hashes_of(head)[miss - 1]
+        if (head.num_computed_tokens or not self.kv.enable_caching
+                or miss >= (head.num_tokens - 1) // bs):
+            return steps  # no lookup, or the hit is already as long as a lookup allows
+        target = self.kv.hashes_of(head)[miss]  # identifies head's whole prefix
+        for r in self.running:
+            mine = self.kv.hashes_of(r)
+            if len(mine) > miss and mine[miss] == target:
+                fill = (miss + 1) * bs - r.num_computed_tokens  # the step that fills it
+                if 1 <= fill <= steps:  # (the schedule of that step caches it)
+                    steps = fill - 1
+        return steps
 
     def apply_decode_steps(self, steps: int) -> None:
         """Play `steps` (<= `decode_run_length()`) pure-decode steps: slots, then tokens."""
