@@ -12,12 +12,13 @@ behaviour, so here the hash of block i is a 128-bit fingerprint of tokens[:(i+1)
 computed for all blocks of a sequence at once with numpy instead of block by block in
 Python (the hashing was a fifth of the simulator's time):
 
-    lane_k(prefix of n tokens) = sum_{t<n} mix_k(token_t) * P_k**(t+1)   (mod 2**64)
+    lane_k(prefix of n tokens) = sum_{t<n} mix(token_t) * P_k**(t+1)   (mod 2**64)
 
-with `mix_k` the splitmix64 finaliser under a lane seed and P_k odd constants; a block's
-hash is the 16 bytes of its two lanes' prefix sums. Two distinct prefixes collide in a
-lane with probability about 2**-64 (at most 2**-44 for adversarially structured
-differences), so both lanes together are far below one collision in 10**20 lookups.
+with `mix` the splitmix64 finaliser (a pseudo-random 64-bit value per token id) and P_1,
+P_2 odd constants: two evaluations of the same polynomial at different points. A block's
+hash is the 16 bytes of both lanes. Two distinct prefixes collide in a lane with
+probability about 2**-64 (at most 2**-44 for adversarially structured differences), so
+both lanes together are far below one collision in 10**20 lookups.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ import numpy as np
 BlockHashT = bytes
 """A block hash: 16 opaque bytes (two 64-bit lanes)."""
 
-_SEEDS = (0x243F6A8885A308D3, 0x13198A2E03707344)
+_SEED = 0x243F6A8885A308D3
 _BASES = (0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F)
 _U64 = np.uint64
 _Array = np.ndarray[Any, Any]
@@ -48,14 +49,13 @@ class _Tables:
     """Per-token mixes and positional powers of both lanes, grown on demand."""
 
     def __init__(self) -> None:
-        self.mix: tuple[_Array, ...] = ()
+        self.mix: _Array = np.empty(0, dtype=np.uint64)
         self.pow: tuple[_Array, ...] = ()
         self.grow(1 << 18, 1 << 16)
 
     def grow(self, vocab: int, length: int) -> None:
-        if vocab > (len(self.mix[0]) if self.mix else 0):
-            ids = np.arange(vocab, dtype=np.uint64)
-            self.mix = tuple(_splitmix64(ids ^ np.uint64(s)) for s in _SEEDS)
+        if vocab > len(self.mix):
+            self.mix = _splitmix64(np.arange(vocab, dtype=np.uint64) ^ np.uint64(_SEED))
         if length > (len(self.pow[0]) if self.pow else 0):
             with np.errstate(over="ignore"):
                 self.pow = tuple(np.cumprod(np.full(length, b, dtype=np.uint64))
@@ -97,13 +97,13 @@ class BlockHasher:
             return []
         arr = arr[:n]
         top = int(arr.max()) + 1
-        if top > len(_TABLES.mix[0]) or n > len(_TABLES.pow[0]):
-            _TABLES.grow(max(top, 2 * len(_TABLES.mix[0])), max(n, 2 * len(_TABLES.pow[0])))
+        if top > len(_TABLES.mix) or n > len(_TABLES.pow[0]):
+            _TABLES.grow(max(top, 2 * len(_TABLES.mix)), max(n, 2 * len(_TABLES.pow[0])))
+        mixed = _TABLES.mix[arr]
         out = np.empty((n // bs, 2), dtype=np.uint64)
         with np.errstate(over="ignore"):
             for lane in (0, 1):
-                terms = _TABLES.mix[lane][arr]
-                terms *= _TABLES.pow[lane][:n]
-                np.cumsum(terms.reshape(-1, bs).sum(axis=1), out=out[:, lane])
+                np.cumsum((mixed * _TABLES.pow[lane][:n]).reshape(-1, bs).sum(axis=1),
+                          out=out[:, lane])
         hashes: list[BlockHashT] = out.view("V16").ravel().tolist()
         return hashes

@@ -183,15 +183,15 @@ class KVCacheManager:
         new blocks are taken in (step, request) order, so the same cached blocks are
         evicted. Call `cache_upto` once the requests have advanced."""
         bs = self.block_size
-        grows: list[tuple[int, int, SimRequest]] = []
+        grows: list[tuple[int, int]] = []  # (step taking the block, index in running)
         for i, r in enumerate(running):
             held = len(self._blocks[r.request_id])
             # step s (1-based) computes token index num_computed + s - 1
             for need in range(held + 1, cdiv(r.num_computed_tokens + steps, bs) + 1):
-                grows.append(((need - 1) * bs - r.num_computed_tokens + 1, i, r))
-        grows.sort(key=lambda g: (g[0], g[1]))
-        for _, _, r in grows:
-            self._blocks[r.request_id].extend(self.pool.get_new_blocks(1))
+                grows.append(((need - 1) * bs - r.num_computed_tokens + 1, i))
+        grows.sort()
+        for (_, i), blk in zip(grows, self.pool.get_new_blocks(len(grows)), strict=True):
+            self._blocks[running[i].request_id].append(blk)
 
     def cache_upto(self, req: SimRequest, num_tokens: int) -> None:
         """Cache `req`'s blocks filled by its first `num_tokens` (<= num_tokens sampled)."""

@@ -48,6 +48,28 @@ class _Queued:
     static_key: int
 
 
+class PieceEncoder:
+    """Token ids and `prompt_key` bytes of prompt pieces, memoised: static text recurs in
+    every query and upstream outputs in every consumer, so a prompt's key is a join of
+    cached bytes. Bounded by the tokens it holds (oldest pieces go first)."""
+
+    def __init__(self, tokenizer: Tokenizer, max_tokens: int = 1 << 22) -> None:
+        self.tok = tokenizer
+        self.max_tokens = max_tokens
+        self._memo: dict[str, tuple[tuple[int, ...], bytes]] = {}
+        self._held = 0
+
+    def encode(self, text: str) -> tuple[tuple[int, ...], bytes]:
+        got = self._memo.get(text)
+        if got is None:
+            ids = tuple(self.tok.encode(text))
+            got = self._memo[text] = (ids, prompt_key(ids))
+            self._held += len(ids)
+            while self._held > self.max_tokens and len(self._memo) > 1:
+                self._held -= len(self._memo.pop(next(iter(self._memo)))[0])
+        return got
+
+
 class QueryProcessor:
     """Follows `schedule` best-effort and renders prompts as their inputs complete."""
 
@@ -61,6 +83,7 @@ class QueryProcessor:
         self.records: list[CallRecord] = []
         self.cache_updates: list[tuple[str, str]] = []
         self._segs = {op.id: segments(self.graph, op) for op in self.graph.llm_ops}
+        self._pieces = PieceEncoder(tokenizer)
         self._values: dict[CallKey, str] = {}
         self._missing: dict[CallKey, int] = {}
         self._calls: dict[int, tuple[LLMCall, CallKey]] = {}
@@ -191,15 +214,18 @@ class QueryProcessor:
 
     def _enqueue(self, op: LLMOp, q: int) -> None:
         ids: list[int] = []
+        packed: list[bytes] = []
         pieces: list[tuple[int, bool]] = []
         segs = self._segs[op.id]
         for seg, text in zip(segs, render(segs, lambda d: self._values[(d, q)]), strict=True):
-            ids.extend(self.tok.encode(text))
+            seg_ids, seg_key = self._pieces.encode(text)
+            ids.extend(seg_ids)
+            packed.append(seg_key)
             pieces.append((len(ids), isinstance(seg, Static)))
         prompt = tuple(ids)
         msgs = tuple(message_texts(op.messages, {d: self._values[(d, q)] for d in op.inputs()}))
         sig = llm_signature(self.cfg.namespace, msgs, op.sampling) if op.cacheable else None
-        key = prompt_key(prompt)
+        key = b"".join(packed)  # = prompt_key(prompt), from the pieces' keys
         out_len = op.profile.length_for(key, op.sampling.max_tokens)
         worker = self.schedule.partition.worker_of(op.id, q)
         retain, release = self._retention(op.id, q, worker, pieces)
