@@ -229,8 +229,9 @@ class KVCacheManager:
 
     def _lookup(self, hashes: Sequence[bytes]) -> list[Block]:
         hit: list[Block] = []
+        cached = self.pool.cached  # BlockPool.get_cached_block, inlined
         for h in hashes:
-            blk = self.pool.get_cached_block(h)
+            blk = cached.get(h)
             if blk is None:
                 break
             hit.append(blk)
