@@ -8,9 +8,11 @@ runs once. `paper_figs` executes the missing runs and draws; nothing here runs a
 
 Two profiles:
 
-* `quick` (default): what fits in 15 minutes on a 2-core machine. Every difference from
-  the paper's setup is listed in the artifact's `reductions` (and copied into REPORT.md).
-* `paper`: the paper's sizes everywhere (hours on one machine; use a cluster launcher).
+* `paper` (default): the paper's sizes everywhere (177 runs, ~10 minutes on a 2-core
+  machine since the simulator's speed work).
+* `quick`: reduced sizes for iterating on drawers and models (137 runs, a few minutes).
+  Every difference from the paper's setup is listed in the artifact's `reductions` (and
+  copied into REPORT.md).
 
 `PAPER` holds the numbers PAPER.md §8 states, used for the side-by-side comparison.
 """
@@ -25,7 +27,7 @@ from typing import Any, Literal
 from helium_lab.errors import ConfigError
 
 PROFILES = ("quick", "paper")
-DEFAULT_PROFILE = "quick"
+DEFAULT_PROFILE = "paper"
 
 # Artifacts in the order of PAPER.md §8, then ours.
 ARTIFACT_NAMES = ("fig5", "table2", "fig7", "table3", "table4", "table5", "fig8", "fig9",

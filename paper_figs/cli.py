@@ -46,8 +46,8 @@ def parser() -> argparse.ArgumentParser:
         epilog="artifacts: " + ", ".join(ARTIFACT_NAMES))
     p.add_argument("artifacts", nargs="*", help="artifact names (default: all)")
     p.add_argument("--profile", choices=PROFILES, default=DEFAULT_PROFILE,
-                   help="quick: reduced sizes, ~15 min on 2 cores (default); paper: the "
-                        "paper's sizes (use a cluster launcher)")
+                   help="paper: the paper's sizes (default; ~10 min on 2 cores); quick: "
+                        "reduced sizes for iterating (a few minutes)")
     p.add_argument("--results", type=Path, default=DEFAULT_ROOT, help="results root")
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output folder")
     p.add_argument("--jobs", type=int, default=2, help="parallel jobs (joblib launcher)")
