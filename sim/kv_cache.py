@@ -98,18 +98,13 @@ class KVCacheManager:
         `full_sequence_must_fit` is vLLM's admission gate (`scheduler_reserve_full_isl`):
         a waiting request is admitted only if all its current tokens would fit.
         """
-        req_blocks = self._blocks.get(req.request_id)
         upto = req.num_computed_tokens + num_new_tokens
-        if (req_blocks is not None and not hit.blocks and not full_sequence_must_fit
-                and upto <= len(req_blocks) * self.block_size):
+        if not hit.blocks and not full_sequence_must_fit and upto <= req.kv_slots:
             # fast path (most decodes): the request's blocks already have the slots
-            if self.enable_caching:
-                full = min(upto, req.num_tokens) // self.block_size
-                if full > self._num_cached.get(req.request_id, 0):
-                    self._cache_blocks(req, full * self.block_size)
+            if min(upto, req.num_tokens) >= req.kv_cache_next:
+                self._cache_blocks(req, min(upto, req.num_tokens))
             return True
-        if req_blocks is None:
-            req_blocks = []
+        req_blocks = self._blocks.get(req.request_id, [])
         if not self.fits(req, num_new_tokens, hit, full_sequence_must_fit=full_sequence_must_fit):
             return False
         num_slots = req.num_computed_tokens + hit.num_tokens + num_new_tokens
@@ -123,6 +118,7 @@ class KVCacheManager:
             req_blocks.extend(self.pool.get_new_blocks(missing))
         if self.enable_caching:
             self._cache_blocks(req, min(num_slots, req.num_tokens))
+        self._sync(req)
         return True
 
     def fits(self, req: SimRequest, num_new_tokens: int, hit: CacheHit = NO_HIT, *,
@@ -192,6 +188,8 @@ class KVCacheManager:
         grows.sort()
         for (_, i), blk in zip(grows, self.pool.get_new_blocks(len(grows)), strict=True):
             self._blocks[running[i].request_id].append(blk)
+        for r in running:
+            self._sync(r)
 
     def cache_upto(self, req: SimRequest, num_tokens: int) -> None:
         """Cache `req`'s blocks filled by its first `num_tokens` (<= num_tokens sampled)."""
@@ -202,6 +200,7 @@ class KVCacheManager:
         """Release all of `req`'s blocks, tail first (finish or preemption)."""
         blocks = self._blocks.pop(req.request_id, [])
         self._num_cached.pop(req.request_id, None)
+        self._sync(req)
         self.pool.free_blocks(reversed(blocks))
 
     def pin_prefix(self, tokens: Sequence[int]) -> None:
@@ -245,3 +244,11 @@ class KVCacheManager:
         self.pool.cache_full_blocks(self._blocks[req.request_id], self.hashes_of(req), start,
                                     end)
         self._num_cached[req.request_id] = end
+        req.kv_cache_next = (end + 1) * self.block_size
+
+    def _sync(self, req: SimRequest) -> None:
+        """Mirror the request's block bookkeeping onto it (`kv_slots`, `kv_cache_next`)."""
+        blocks = self._blocks.get(req.request_id)
+        req.kv_slots = len(blocks) * self.block_size if blocks is not None else 0
+        req.kv_cache_next = ((self._num_cached.get(req.request_id, 0) + 1) * self.block_size
+                             if self.enable_caching else 1 << 62)

@@ -54,6 +54,12 @@ class SimRequest:
     num_tokens: int = field(init=False)
     """Prompt plus output tokens sampled so far (kept in step with `num_output` by
     `sample`; a plain attribute because the scheduler reads it millions of times)."""
+    kv_slots: int = 0
+    """Tokens the request's KV blocks have room for (kept by the KV manager)."""
+    kv_cache_next: int = 0
+    """Computed-token count at which its next block fills and gets cached (kept by the KV
+    manager): a step computing up to fewer tokens, within `kv_slots`, needs nothing from
+    the KV manager (the scheduler's fast check)."""
     block_hashes: list[bytes] | None = None
     """Hashes of every full block of prompt + planned output (the KV manager fills them
     in once; the output is known up front, so no re-hashing as tokens are sampled)."""

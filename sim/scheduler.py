@@ -97,23 +97,25 @@ class Scheduler:
             n = req.num_tokens - computed
             if n > budget:
                 n = budget
-            scheduled = True
-            while not allocate(req, n):
-                victim = self.waiting.victim(running)
-                j = running.index(victim)
-                del running[j]
-                if j < i:
-                    i -= 1
-                undone = chunks.pop(victim.request_id, None)
-                if undone is not None:
-                    budget += undone.num_tokens
-                self._preempt(victim)
-                preempted.append(victim)
-                if victim is req:
-                    scheduled = False
+            upto = computed + n
+            if upto > req.kv_slots or upto >= req.kv_cache_next:  # else: nothing to do
+                scheduled = True
+                while not allocate(req, n):
+                    victim = self.waiting.victim(running)
+                    j = running.index(victim)
+                    del running[j]
+                    if j < i:
+                        i -= 1
+                    undone = chunks.pop(victim.request_id, None)
+                    if undone is not None:
+                        budget += undone.num_tokens
+                    self._preempt(victim)
+                    preempted.append(victim)
+                    if victim is req:
+                        scheduled = False
+                        break
+                if not scheduled:
                     break
-            if not scheduled:
-                break
             if n < 1:
                 raise SimError(f"internal: {req.name} scheduled {n} tokens after "
                                f"{computed} of {req.num_tokens}")
