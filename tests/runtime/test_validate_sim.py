@@ -18,12 +18,14 @@ def test_validate_sim_reports_errors_per_workflow(tmp_path: Path) -> None:
            "engine": {"block_size": 32, "kv_capacity_tokens": 16384, "max_model_len": 2048},
            "batch_size": 2, "num_workers": 1, "seed": 0,
            "validate_sim": {"cost_table": None, "hardware": "cpu", "calibrate_quick": True,
-                            "max_output_tokens": 16,
+                            "max_output_tokens": 16, "real_repeats": 2,
                             "workflows": {"debate": {"agents": 2, "rounds": 2}}}}
     summary = run(cfg, tmp_path)
     row = summary["workflows"]["debate"]
     assert row["real"]["calls"] == row["sim"]["calls"] == 8
     assert row["real"]["output_tokens"] == row["sim"]["output_tokens"] == 8 * 16
     assert 0 <= row["makespan_rel_err"] < 1 and 0 <= row["cached_tokens_rel_err"] < 0.2
+    assert len(row["real_makespans_s"]) == 2  # the lower middle of the repeats counts
+    assert row["real_makespan_s"] == min(row["real_makespans_s"])
     assert json.loads((tmp_path / "validation.json").read_text())["workflows"]["debate"]
     assert (tmp_path / "cost_table.json").is_file()
