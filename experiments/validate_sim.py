@@ -8,6 +8,11 @@ For each workflow family (small batch, scaled-down parameters, outputs capped at
   `TableCost` fitted to the same engine (`runtime.calibrate`; run first into the run
   folder when `validate_sim.cost_table` is null),
 
+The simulated engines pin prewarmed prefixes as the real ones do (`pin_mode="hard"`,
+runtime/pins.py), and a second simulation replays the real run's outputs
+(`OutputRecorder`): with identical prompts on both sides, its cached tokens isolate the
+engine model from the outputs' content (`cached_tokens_rel_err_real_outputs`).
+
 The real side runs `validate_sim.real_repeats` times (fresh engines each; default 3) and
 its median makespan is compared: sub-second CPU makespans vary by 10-20% from run to run
 on a shared machine. Cached tokens must agree across repeats (greedy decoding, same
@@ -66,6 +71,48 @@ def _processor(name: str, params: dict[str, Any], cfg: dict[str, Any], system: S
     return QueryProcessor(planned.plan, planned.schedule, tok, pcfg)
 
 
+class OutputRecorder:
+    """A processor proxy that records each finished call's output by (op, query), so a
+    simulation can replay the real outputs (`replay`) and see the very same prompts."""
+
+    def __init__(self, proc: Any) -> None:
+        self.inner = proc
+        self._keys: dict[int, tuple[str, int]] = {}
+        self.outputs: dict[tuple[str, int], tuple[str, tuple[int, ...]]] = {}
+
+    def _seen(self, calls: list[Any]) -> list[Any]:
+        for c in calls:
+            self._keys[c.call_id] = (c.op, c.query)
+        return calls
+
+    def start(self) -> list[Any]:
+        return self._seen(self.inner.start())
+
+    def on_finished(self, result: Any) -> list[Any]:
+        self.outputs[self._keys[result.call_id]] = (result.output_text,
+                                                    tuple(result.output_ids))
+        return self._seen(self.inner.on_finished(result))
+
+    @property
+    def done(self) -> bool:
+        return bool(self.inner.done)
+
+    def prewarm_prompts(self) -> dict[int, list[tuple[int, ...]]]:
+        prompts: dict[int, list[tuple[int, ...]]] = self.inner.prewarm_prompts()
+        return prompts
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def replay(self, call: Any, tokenizer: Any) -> tuple[str, tuple[int, ...]]:
+        """A `sim.engine.OutputSource` giving each call the output recorded for it."""
+        try:
+            return self.outputs[(call.op, call.query)]
+        except KeyError:
+            raise RuntimeError(f"validate_sim: no recorded output for op {call.op!r}, "
+                               f"query {call.query}: the runs issued different calls") from None
+
+
 def _rel(sim: float, real: float) -> float:
     return abs(sim - real) / real if real else float(sim != real)
 
@@ -108,7 +155,8 @@ def run(cfg: dict[str, Any], run_dir: Path) -> dict[str, Any]:
             with open_session(model, engine, int(cfg["num_workers"]), orchestration=orch,
                               seed=int(cfg["seed"]), max_output_tokens=cap) as session:
                 tok = session.tokenizer
-                reals.append(session.run(_processor(name, dict(params), cfg, system, tok)))
+                recorder = OutputRecorder(_processor(name, dict(params), cfg, system, tok))
+                reals.append(session.run(recorder))
                 eng = session.engines[0]
         cached = {_totals(x.records)["cached_tokens"] for x in reals}
         if len(cached) > 1:
@@ -121,13 +169,22 @@ def run(cfg: dict[str, Any], run_dir: Path) -> dict[str, Any]:
             max_num_batched_tokens=engine.max_num_batched_tokens,
             queue_order=engine.queue_order,
             enable_prefix_caching=engine.enable_prefix_caching,
-            max_model_len=eng.max_model_len)
+            max_model_len=eng.max_model_len,
+            pin_mode="hard" if eng.pins is not None else "soft")  # as the real engine
         simulation = sim.Simulation([sim_cfg] * int(cfg["num_workers"]), cost, tokenizer=tok,
                                     submit_overhead_s=orch.submit_overhead_s,
                                     fast_decode=bool(v.get("sim_fast_decode", False)))
         simulated = simulation.run(capped(_processor(name, dict(params), cfg, system, tok),
                                           cap))
+        # the same simulation fed the real outputs: identical prompts on both sides, so
+        # what differs is the engine model alone (scheduling, cache, eviction)
+        replayed = sim.Simulation([sim_cfg] * int(cfg["num_workers"]), cost, tokenizer=tok,
+                                  submit_overhead_s=orch.submit_overhead_s,
+                                  fast_decode=bool(v.get("sim_fast_decode", False)),
+                                  outputs=recorder.replay).run(
+            capped(_processor(name, dict(params), cfg, system, tok), cap))
         r, s = _totals(real.records), _totals(simulated.records)
+        rp = _totals(replayed.records)
         rows[name] = {
             "params": dict(params),
             "real_makespan_s": round(real.makespan, 4),
@@ -136,13 +193,18 @@ def run(cfg: dict[str, Any], run_dir: Path) -> dict[str, Any]:
             "makespan_rel_err": round(_rel(simulated.makespan, real.makespan), 4),
             "cached_tokens_rel_err": round(_rel(s["cached_tokens"], r["cached_tokens"]), 4),
             "real": r, "sim": s,
+            "sim_real_outputs": {**rp, "makespan_s": round(replayed.makespan, 4)},
+            "cached_tokens_rel_err_real_outputs": round(
+                _rel(rp["cached_tokens"], r["cached_tokens"]), 4),
             "real_steps": int(sum(st["num_steps"] for st in real.stats.values())),
             "real_busy_s": round(sum(st["busy_s"] for st in real.stats.values()), 4),
             "sim_steps": int(sum(st["num_steps"] for st in simulated.stats.values())),
         }
         print(f"{name:<12} makespan real {real.makespan:7.3f}s sim {simulated.makespan:7.3f}s "
               f"(err {rows[name]['makespan_rel_err']:.3f})  cached real {r['cached_tokens']} "
-              f"sim {s['cached_tokens']} (err {rows[name]['cached_tokens_rel_err']:.3f})")
+              f"sim {s['cached_tokens']} (err {rows[name]['cached_tokens_rel_err']:.3f}; "
+              f"with the real outputs {rp['cached_tokens']}, err "
+              f"{rows[name]['cached_tokens_rel_err_real_outputs']:.3f})")
     errs = [x["makespan_rel_err"] for x in rows.values()]
     cerrs = [x["cached_tokens_rel_err"] for x in rows.values()]
     summary = {

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from sim.errors import SimError
 
 QUEUE_ORDERS = ("fcfs", "priority", "lspf")
+PIN_MODES = ("soft", "hard")
+HARD_PIN_FRACTION = 0.5  # runtime/pins.py: pins hold at most this share of the KV blocks
 
 
 @dataclass(frozen=True)
@@ -17,6 +19,12 @@ class EngineConfig:
     `kv_capacity_tokens` is the capacity vLLM logs (`num_gpu_blocks * block_size`).
     Defaults for the batch limits are the reference implementation's
     (max_num_seqs 1024, max_num_batched_tokens 4096; PAPER.md §9).
+
+    `pin_mode` is how prewarmed prefixes are kept: `soft` (Helium's proactive KV cache as
+    modelled here: pinned blocks are evicted last, re-warmed when lost) or `hard` (what
+    `runtime/pins.py` does to stock vLLM: a finished prewarm's full blocks keep an extra
+    reference, never evicted, while all pins fit in `HARD_PIN_FRACTION` of the blocks;
+    used to validate against the real engines).
     """
 
     num_gpu_blocks: int | None = None
@@ -27,6 +35,7 @@ class EngineConfig:
     queue_order: str = "fcfs"
     enable_prefix_caching: bool = True
     max_model_len: int = 40_960
+    pin_mode: str = "soft"
 
     def __post_init__(self) -> None:
         if (self.num_gpu_blocks is None) == (self.kv_capacity_tokens is None):
@@ -40,6 +49,9 @@ class EngineConfig:
         if self.queue_order not in QUEUE_ORDERS:
             raise SimError(f"EngineConfig: unknown queue_order {self.queue_order!r}; "
                            f"choose one of {', '.join(QUEUE_ORDERS)}")
+        if self.pin_mode not in PIN_MODES:
+            raise SimError(f"EngineConfig: unknown pin_mode {self.pin_mode!r}; "
+                           f"choose one of {', '.join(PIN_MODES)}")
         if self.resolved_num_gpu_blocks < 2:
             raise SimError(f"EngineConfig: KV cache of {self.resolved_num_gpu_blocks} blocks "
                            "is too small (one block is vLLM's null block)")

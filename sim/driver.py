@@ -28,11 +28,11 @@ import simpy
 from tqdm import tqdm
 
 from helium_lab.backend import BackendResult
-from helium_lab.processor.calls import CallRecord, CallResult, LLMCall
+from helium_lab.processor.calls import CallRecord, CallResult, LLMCall, synthetic_completion
 from helium_lab.tokenizer import SyntheticTokenizer, Tokenizer
 from sim.config import EngineConfig
 from sim.cost_model import CostModel
-from sim.engine import SimEngine
+from sim.engine import OutputSource, SimEngine
 from sim.errors import SimError
 
 
@@ -72,7 +72,7 @@ class Simulation:
     def __init__(self, engines_config: Sequence[EngineConfig],
                  cost_model: CostModel | Sequence[CostModel], *,
                  tokenizer: Tokenizer | None = None, submit_overhead_s: float = 0.0,
-                 fast_decode: bool = True) -> None:
+                 fast_decode: bool = True, outputs: OutputSource | None = None) -> None:
         if submit_overhead_s < 0:
             raise SimError(f"submit_overhead_s must be >= 0, got {submit_overhead_s}")
         if not engines_config:
@@ -87,7 +87,8 @@ class Simulation:
         self.tokenizer = tokenizer or SyntheticTokenizer()
         self.overhead = submit_overhead_s
         self.engines = [SimEngine(self.env, cfg, costs[w], self.tokenizer, self._on_finish,
-                                  worker=w, fast_decode=fast_decode)
+                                  worker=w, fast_decode=fast_decode,
+                                  outputs=outputs or synthetic_completion)
                         for w, cfg in enumerate(engines_config)]
         self._run: _Run | None = None
 

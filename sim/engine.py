@@ -20,7 +20,7 @@ import simpy
 from helium_lab.backend import EngineSample
 from helium_lab.processor.calls import CallResult, LLMCall, synthetic_completion
 from helium_lab.tokenizer import Tokenizer
-from sim.config import EngineConfig
+from sim.config import HARD_PIN_FRACTION, EngineConfig
 from sim.cost_model import CostModel, decode_run_times
 from sim.errors import SimError
 from sim.kv_cache import KVCacheManager
@@ -29,6 +29,10 @@ from sim.request import SimRequest
 from sim.scheduler import Scheduler
 
 IterationSample = EngineSample
+
+OutputSource = Callable[[LLMCall, Tokenizer], tuple[str, tuple[int, ...]]]
+"""Where a call's output comes from: (text, token ids), at least `call.output_tokens` ids
+(extra ones are cut). `synthetic_completion` by default; validation replays real ones."""
 """One engine step: start, duration, requests running and waiting after scheduling, tokens
 batched, KV usage after scheduling."""
 
@@ -39,8 +43,10 @@ class SimEngine:
 
     def __init__(self, env: simpy.Environment, config: EngineConfig, cost_model: CostModel,
                  tokenizer: Tokenizer, on_finish: Callable[[CallResult], None],
-                 worker: int = 0, fast_decode: bool = True) -> None:
+                 worker: int = 0, fast_decode: bool = True,
+                 outputs: OutputSource = synthetic_completion) -> None:
         self.env = env
+        self.outputs = outputs
         self.fast_decode = fast_decode
         self.config = config
         self.cost_model = cost_model
@@ -49,6 +55,8 @@ class SimEngine:
         self.worker = worker
         self.kv = KVCacheManager(config.resolved_num_gpu_blocks, config.block_size,
                                  config.enable_prefix_caching)
+        if config.pin_mode == "hard":
+            self.kv.hard_pin_limit = int(config.resolved_num_gpu_blocks * HARD_PIN_FRACTION)
         self.scheduler = Scheduler(config, self.kv, make_queue(config.queue_order))
         self.timeseries: list[IterationSample] = []
         self.num_finished = 0
@@ -67,7 +75,8 @@ class SimEngine:
         if call.output_tokens < 1:
             raise SimError(f"call {call.call_id} (op {call.op!r}): output_tokens must be "
                            f">= 1, got {call.output_tokens}")
-        text, ids = synthetic_completion(call, self.tokenizer)
+        text, ids = self.outputs(call, self.tokenizer)
+        ids = ids[:call.output_tokens]
         if len(ids) < call.output_tokens:
             raise SimError(f"call {call.call_id}: the tokenizer turned a {call.output_tokens}-"
                            f"word synthetic output into only {len(ids)} tokens")
@@ -86,11 +95,19 @@ class SimEngine:
         full = len(prompt_ids) // self.config.block_size * self.config.block_size
         if not self.config.enable_prefix_caching or full == 0:
             return
-        self.kv.pin_prefix(prompt_ids)
-        if self.kv.cached_prefix_tokens(prompt_ids) >= full:
-            self.num_prewarms_skipped += 1
-            return
+        hard = self.config.pin_mode == "hard"
+        if hard:  # runtime/pins.py: skipped only when pinned, else prefilled and pinned
+            if tuple(prompt_ids) in self.kv.hard_pins:
+                self.num_prewarms_skipped += 1
+                return
+        else:
+            self.kv.pin_prefix(prompt_ids)
+            if self.kv.cached_prefix_tokens(prompt_ids) >= full:
+                self.num_prewarms_skipped += 1
+                return
         req = self._new_request(tuple(prompt_ids), (0,), -(1 << 62), None, "")
+        if hard:
+            self.kv.hard_pin_on_free(req, tuple(prompt_ids))
         req.submit_t = self.env.now
         self._pending_prewarms += 1
         self.scheduler.add(req)

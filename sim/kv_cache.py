@@ -57,6 +57,9 @@ class KVCacheManager:
         self._num_cached: dict[int, int] = {}
         self.num_queries = 0
         self.num_hits = 0
+        self.hard_pins: dict[tuple[int, ...], list[Block]] = {}  # prefix -> its blocks
+        self.hard_pin_limit = 0  # most blocks all hard pins may hold (0: none)
+        self._pin_on_free: dict[int, tuple[tuple[int, ...], int]] = {}
 
     # -- lookups -------------------------------------------------------------------------
 
@@ -201,7 +204,29 @@ class KVCacheManager:
         blocks = self._blocks.pop(req.request_id, [])
         self._num_cached.pop(req.request_id, None)
         self._sync(req)
+        wanted = self._pin_on_free.pop(req.request_id, None)
+        if wanted is not None:
+            self._hard_pin(req, blocks, *wanted)
         self.pool.free_blocks(reversed(blocks))
+
+    def hard_pin_on_free(self, req: SimRequest, prefix: tuple[int, ...]) -> None:
+        """When `req` (a prewarm of `prefix`) releases its blocks, keep one extra reference
+        on the full blocks of `prefix` (runtime/pins.py's hook): never evicted, always hit.
+        Skipped if the request was preempted before its prefill completed, if the prefix
+        is pinned already, or if the pins would exceed `hard_pin_limit` blocks."""
+        self._pin_on_free[req.request_id] = (prefix, len(prefix) // self.block_size)
+
+    def _hard_pin(self, req: SimRequest, blocks: list[Block], prefix: tuple[int, ...],
+                  n_full: int) -> None:
+        if prefix in self.hard_pins or req.num_computed_tokens < n_full * self.block_size:
+            return
+        pinned = blocks[:n_full]
+        if len(pinned) < n_full or any(b.block_hash is None for b in pinned):
+            return
+        if sum(map(len, self.hard_pins.values())) + n_full > self.hard_pin_limit:
+            return
+        self.pool.touch(pinned)
+        self.hard_pins[prefix] = pinned
 
     def pin_prefix(self, tokens: Sequence[int]) -> None:
         """Soft-pin the full blocks of `tokens` (see `BlockPool.pin`)."""
@@ -219,7 +244,8 @@ class KVCacheManager:
     def check_integrity(self) -> None:
         """Assert pool invariants and that each ref count equals its number of holders."""
         self.pool.check_integrity()
-        holders = Counter(b.block_id for blocks in self._blocks.values() for b in blocks)
+        holders = Counter(b.block_id for blocks in [*self._blocks.values(),
+                                                    *self.hard_pins.values()] for b in blocks)
         for blk in self.pool.blocks[1:]:
             assert blk.ref_cnt == holders[blk.block_id], (
                 f"{blk}: held by {holders[blk.block_id]} requests")

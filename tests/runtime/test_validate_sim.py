@@ -26,6 +26,10 @@ def test_validate_sim_reports_errors_per_workflow(tmp_path: Path) -> None:
     assert row["real"]["output_tokens"] == row["sim"]["output_tokens"] == 8 * 16
     assert 0 <= row["makespan_rel_err"] < 1 and 0 <= row["cached_tokens_rel_err"] < 0.2
     assert len(row["real_makespans_s"]) == 2  # the lower middle of the repeats counts
+    # fed the real outputs, the simulator sees the very same prompts and must cache
+    # exactly what vLLM cached: the engine model itself, checked end to end
+    assert row["sim_real_outputs"]["prompt_tokens"] == row["real"]["prompt_tokens"]
+    assert row["cached_tokens_rel_err_real_outputs"] == 0.0
     assert row["real_makespan_s"] == min(row["real_makespans_s"])
     assert json.loads((tmp_path / "validation.json").read_text())["workflows"]["debate"]
     assert (tmp_path / "cost_table.json").is_file()

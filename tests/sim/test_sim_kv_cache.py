@@ -145,3 +145,23 @@ def test_soft_pin_survives_until_true_pressure() -> None:
     assert kv.cached_prefix_tokens(system) == 0
     assert run_alone(kv, req(4, [*system, 44])) == 0  # re-warmed by this run
     assert kv.cached_prefix_tokens(system) == 8
+
+
+def test_hard_pins_hold_a_prewarmed_prefix_through_eviction_within_their_cap() -> None:
+    """pin_mode 'hard' (runtime/pins.py on stock vLLM): a finished prewarm's full blocks
+    keep an extra reference, so filling the cache many times over never evicts them."""
+    kv = KVCacheManager(num_gpu_blocks=16, block_size=4)
+    kv.hard_pin_limit = 2
+    prefix = tuple(range(100, 108))  # two full blocks
+    warm = req(0, prefix)
+    kv.hard_pin_on_free(warm, prefix)
+    run_alone(kv, warm)
+    assert [b.ref_cnt for b in kv.hard_pins[prefix]] == [1, 1]
+    assert kv.pool.get_num_free_blocks() == 15 - 2  # pinned blocks count as used
+    for i in range(1, 30):  # 29 other prompts of 3 blocks each: the cache turns over
+        run_alone(kv, req(i, range(1000 * i, 1000 * i + 12)))
+    assert run_alone(kv, req(99, [*prefix, 5])) == 8  # both pinned blocks still hit
+    over = req(100, range(500, 508))  # a second prefix would exceed the cap of 2 blocks
+    kv.hard_pin_on_free(over, over.prompt_ids)
+    run_alone(kv, over)
+    assert list(kv.hard_pins) == [prefix]
