@@ -42,7 +42,9 @@ from helium_lab.config import (
 from helium_lab.errors import ConfigError
 from helium_lab.io import atomic_write_text
 from helium_lab.pipeline import plan_batch
-from helium_lab.processor import QueryProcessor
+from helium_lab.processor import CallResult, LLMCall, QueryProcessor
+from helium_lab.processor.calls import synthetic_completion
+from helium_lab.processor.proxy import ProcessorProxy
 from helium_lab.workflows import make_workload
 
 DEFAULT_WORKFLOWS: dict[str, dict[str, Any]] = {
@@ -71,40 +73,25 @@ def _processor(name: str, params: dict[str, Any], cfg: dict[str, Any], system: S
     return QueryProcessor(planned.plan, planned.schedule, tok, pcfg)
 
 
-class OutputRecorder:
+class OutputRecorder(ProcessorProxy):
     """A processor proxy that records each finished call's output by (op, query), so a
     simulation can replay the real outputs (`replay`) and see the very same prompts."""
 
     def __init__(self, proc: Any) -> None:
-        self.inner = proc
+        super().__init__(proc)
         self._keys: dict[int, tuple[str, int]] = {}
         self.outputs: dict[tuple[str, int], tuple[str, tuple[int, ...]]] = {}
 
-    def _seen(self, calls: list[Any]) -> list[Any]:
+    def emitted(self, calls: list[LLMCall]) -> list[LLMCall]:
         for c in calls:
             self._keys[c.call_id] = (c.op, c.query)
         return calls
 
-    def start(self) -> list[Any]:
-        return self._seen(self.inner.start())
-
-    def on_finished(self, result: Any) -> list[Any]:
+    def finished(self, result: CallResult) -> None:
         self.outputs[self._keys[result.call_id]] = (result.output_text,
                                                     tuple(result.output_ids))
-        return self._seen(self.inner.on_finished(result))
 
-    @property
-    def done(self) -> bool:
-        return bool(self.inner.done)
-
-    def prewarm_prompts(self) -> dict[int, list[tuple[int, ...]]]:
-        prompts: dict[int, list[tuple[int, ...]]] = self.inner.prewarm_prompts()
-        return prompts
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.inner, name)
-
-    def replay(self, call: Any, tokenizer: Any) -> tuple[str, tuple[int, ...]]:
+    def replay(self, call: LLMCall, tokenizer: Any) -> tuple[str, tuple[int, ...]]:
         """A `sim.engine.OutputSource` giving each call the output recorded for it."""
         try:
             return self.outputs[(call.op, call.query)]
@@ -150,19 +137,19 @@ def run(cfg: dict[str, Any], run_dir: Path) -> dict[str, Any]:
         raise ConfigError(f"validate_sim.real_repeats must be >= 1, got {repeats}")
     rows: dict[str, Any] = {}
     for name, params in workflows.items():
-        reals = []
+        reals: list[tuple[Any, OutputRecorder]] = []
         for _ in range(repeats):
             with open_session(model, engine, int(cfg["num_workers"]), orchestration=orch,
                               seed=int(cfg["seed"]), max_output_tokens=cap) as session:
                 tok = session.tokenizer
                 recorder = OutputRecorder(_processor(name, dict(params), cfg, system, tok))
-                reals.append(session.run(recorder))
+                reals.append((session.run(recorder), recorder))
                 eng = session.engines[0]
-        cached = {_totals(x.records)["cached_tokens"] for x in reals}
+        cached = {_totals(x.records)["cached_tokens"] for x, _ in reals}
         if len(cached) > 1:
             raise RuntimeError(f"validate_sim: {name}: real cached tokens differ across "
                                f"repeats ({sorted(cached)}): the engines are not deterministic")
-        real = sorted(reals, key=lambda x: x.makespan)[(len(reals) - 1) // 2]  # median
+        real, recorder = sorted(reals, key=lambda x: x[0].makespan)[(len(reals) - 1) // 2]
         sim_cfg = sim.EngineConfig(
             kv_capacity_tokens=eng.kv_capacity_tokens, block_size=engine.block_size,
             max_num_seqs=engine.max_num_seqs,
@@ -171,24 +158,22 @@ def run(cfg: dict[str, Any], run_dir: Path) -> dict[str, Any]:
             enable_prefix_caching=engine.enable_prefix_caching,
             max_model_len=eng.max_model_len,
             pin_mode="hard" if eng.pins is not None else "soft")  # as the real engine
-        simulation = sim.Simulation([sim_cfg] * int(cfg["num_workers"]), cost, tokenizer=tok,
-                                    submit_overhead_s=orch.submit_overhead_s,
-                                    fast_decode=bool(v.get("sim_fast_decode", False)))
-        simulated = simulation.run(capped(_processor(name, dict(params), cfg, system, tok),
-                                          cap))
-        # the same simulation fed the real outputs: identical prompts on both sides, so
-        # what differs is the engine model alone (scheduling, cache, eviction)
-        replayed = sim.Simulation([sim_cfg] * int(cfg["num_workers"]), cost, tokenizer=tok,
-                                  submit_overhead_s=orch.submit_overhead_s,
-                                  fast_decode=bool(v.get("sim_fast_decode", False)),
-                                  outputs=recorder.replay).run(
-            capped(_processor(name, dict(params), cfg, system, tok), cap))
+        # the simulation with synthetic outputs, then fed the real outputs: identical
+        # prompts on both sides, so what differs is the engine model alone
+        sims = []
+        for outputs in (synthetic_completion, recorder.replay):
+            sims.append(sim.Simulation(
+                [sim_cfg] * int(cfg["num_workers"]), cost, tokenizer=tok,
+                submit_overhead_s=orch.submit_overhead_s,
+                fast_decode=bool(v.get("sim_fast_decode", False)), outputs=outputs,
+            ).run(capped(_processor(name, dict(params), cfg, system, tok), cap)))
+        simulated, replayed = sims
         r, s = _totals(real.records), _totals(simulated.records)
         rp = _totals(replayed.records)
         rows[name] = {
             "params": dict(params),
             "real_makespan_s": round(real.makespan, 4),
-            "real_makespans_s": [round(x.makespan, 4) for x in reals],
+            "real_makespans_s": [round(x.makespan, 4) for x, _ in reals],
             "sim_makespan_s": round(simulated.makespan, 4),
             "makespan_rel_err": round(_rel(simulated.makespan, real.makespan), 4),
             "cached_tokens_rel_err": round(_rel(s["cached_tokens"], r["cached_tokens"]), 4),

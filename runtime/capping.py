@@ -15,38 +15,22 @@ from dataclasses import replace
 from typing import Any
 
 from helium_lab.errors import ConfigError
-from helium_lab.processor.calls import CallResult, LLMCall
+from helium_lab.processor.calls import LLMCall
+from helium_lab.processor.proxy import ProcessorProxy
 
 
-class CappedProcessor:
+class CappedProcessor(ProcessorProxy):
     """A processor proxy whose calls generate at most `cap` tokens (`cap` >= 1)."""
 
     def __init__(self, proc: Any, cap: int) -> None:
         if cap < 1:
             raise ConfigError(f"max_output_tokens must be >= 1, got {cap}")
-        self.inner = proc
+        super().__init__(proc)
         self.cap = cap
 
-    def _capped(self, calls: list[LLMCall]) -> list[LLMCall]:
+    def emitted(self, calls: list[LLMCall]) -> list[LLMCall]:
         return [c if c.output_tokens <= self.cap else replace(c, output_tokens=self.cap)
                 for c in calls]
-
-    def start(self) -> list[LLMCall]:
-        return self._capped(self.inner.start())
-
-    def on_finished(self, result: CallResult) -> list[LLMCall]:
-        return self._capped(self.inner.on_finished(result))
-
-    @property
-    def done(self) -> bool:
-        return bool(self.inner.done)
-
-    def prewarm_prompts(self) -> dict[int, list[tuple[int, ...]]]:
-        result: dict[int, list[tuple[int, ...]]] = self.inner.prewarm_prompts()
-        return result
-
-    def __getattr__(self, name: str) -> Any:  # records, outputs(), stuck(), ...
-        return getattr(self.inner, name)
 
 
 def capped(proc: Any, cap: int | None) -> Any:

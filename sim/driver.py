@@ -72,7 +72,8 @@ class Simulation:
     def __init__(self, engines_config: Sequence[EngineConfig],
                  cost_model: CostModel | Sequence[CostModel], *,
                  tokenizer: Tokenizer | None = None, submit_overhead_s: float = 0.0,
-                 fast_decode: bool = True, outputs: OutputSource | None = None) -> None:
+                 fast_decode: bool = True,
+                 outputs: OutputSource = synthetic_completion) -> None:
         if submit_overhead_s < 0:
             raise SimError(f"submit_overhead_s must be >= 0, got {submit_overhead_s}")
         if not engines_config:
@@ -88,7 +89,7 @@ class Simulation:
         self.overhead = submit_overhead_s
         self.engines = [SimEngine(self.env, cfg, costs[w], self.tokenizer, self._on_finish,
                                   worker=w, fast_decode=fast_decode,
-                                  outputs=outputs or synthetic_completion)
+                                  outputs=outputs)
                         for w, cfg in enumerate(engines_config)]
         self._run: _Run | None = None
 

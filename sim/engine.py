@@ -29,12 +29,12 @@ from sim.request import SimRequest
 from sim.scheduler import Scheduler
 
 IterationSample = EngineSample
+"""One engine step: start, duration, requests running and waiting after scheduling, tokens
+batched, KV usage after scheduling."""
 
 OutputSource = Callable[[LLMCall, Tokenizer], tuple[str, tuple[int, ...]]]
 """Where a call's output comes from: (text, token ids), at least `call.output_tokens` ids
 (extra ones are cut). `synthetic_completion` by default; validation replays real ones."""
-"""One engine step: start, duration, requests running and waiting after scheduling, tokens
-batched, KV usage after scheduling."""
 
 
 class SimEngine:
@@ -78,8 +78,8 @@ class SimEngine:
         text, ids = self.outputs(call, self.tokenizer)
         ids = ids[:call.output_tokens]
         if len(ids) < call.output_tokens:
-            raise SimError(f"call {call.call_id}: the tokenizer turned a {call.output_tokens}-"
-                           f"word synthetic output into only {len(ids)} tokens")
+            raise SimError(f"call {call.call_id} (op {call.op!r}): its output has only "
+                           f"{len(ids)} tokens, {call.output_tokens} needed")
         req = self._new_request(call.prompt_ids, ids, call.priority, call, text)
         req.submit_t = self.env.now if submit_t is None else submit_t
         if self.config.enable_prefix_caching:
@@ -95,19 +95,20 @@ class SimEngine:
         full = len(prompt_ids) // self.config.block_size * self.config.block_size
         if not self.config.enable_prefix_caching or full == 0:
             return
+        prefix = tuple(prompt_ids)
         hard = self.config.pin_mode == "hard"
         if hard:  # runtime/pins.py: skipped only when pinned, else prefilled and pinned
-            if tuple(prompt_ids) in self.kv.hard_pins:
+            if prefix in self.kv.hard_pins:
                 self.num_prewarms_skipped += 1
                 return
         else:
-            self.kv.pin_prefix(prompt_ids)
-            if self.kv.cached_prefix_tokens(prompt_ids) >= full:
+            self.kv.pin_prefix(prefix)
+            if self.kv.cached_prefix_tokens(prefix) >= full:
                 self.num_prewarms_skipped += 1
                 return
-        req = self._new_request(tuple(prompt_ids), (0,), -(1 << 62), None, "")
+        req = self._new_request(prefix, (0,), -(1 << 62), None, "")
         if hard:
-            self.kv.hard_pin_on_free(req, tuple(prompt_ids))
+            self.kv.hard_pin_on_free(req, prefix)
         req.submit_t = self.env.now
         self._pending_prewarms += 1
         self.scheduler.add(req)

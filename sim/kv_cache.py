@@ -149,12 +149,6 @@ class KVCacheManager:
             req.block_hashes = self.hasher.hashes(ids)
         return req.block_hashes
 
-    def decode_block_hashes(self, req: SimRequest, steps: int) -> list[bytes]:
-        """Hashes of the blocks `steps` more decode steps of `req` would fill."""
-        bs = self.block_size
-        return self.hashes_of(req)[req.num_computed_tokens // bs:
-                                   (req.num_computed_tokens + steps) // bs]
-
     def max_decode_steps(self, running: Sequence[SimRequest], cap: int) -> int:
         """The most decode steps (<= `cap`) of every request in `running`, each a token
         from being computed, whose new blocks the free blocks cover."""

@@ -28,8 +28,8 @@ class LLMCall:
     `release` are proactive-KV hints (engines may ignore them): soft-pin the KV of the
     first `n` prompt tokens for each `n` in `retain` until a later call of the same query,
     on the same worker, whose prompt starts with those tokens releases one pin with the
-    same `n` in `release` when it is admitted. Optional, precomputed once by the processor:
-    `prompt_key` is `prompt_key(prompt_ids)` and `output_seed` its `output_seed`.
+    same `n` in `release` when it is admitted. `prompt_key` (optional) is
+    `prompt_key(prompt_ids)`, computed once by the processor for whoever needs it.
     """
 
     call_id: int
@@ -45,7 +45,6 @@ class LLMCall:
     messages: tuple[tuple[str, str], ...] = ()
     retain: tuple[int, ...] = ()
     release: tuple[int, ...] = ()
-    output_seed: bytes = b""
     prompt_key: bytes = field(default=b"", compare=False, repr=False)
 
     @property
@@ -134,12 +133,12 @@ def synthetic_completion(call: LLMCall, tokenizer: Tokenizer) -> tuple[str, tupl
     """`synthetic_output` of `call` and its token ids under `tokenizer`, at most
     `call.output_tokens` of them (the text is cut to match when the tokenizer makes more).
 
-    Uses the seed the processor stored on the call, and with the synthetic tokenizer maps
-    word indices straight to ids (equal to encoding the text, one id per word).
+    Uses the prompt key the processor stored on the call, and with the synthetic tokenizer
+    maps word indices straight to ids (equal to encoding the text, one id per word).
     """
     if call.output_tokens < 1:
         return "", ()
-    seed = call.output_seed or output_seed(prompt_key(call.prompt_ids))
+    seed = output_seed(call.prompt_key or prompt_key(call.prompt_ids))
     words = synthetic_words(seed, call.output_tokens)
     text = _join_words(words)
     if isinstance(tokenizer, SyntheticTokenizer):

@@ -30,7 +30,6 @@ from helium_lab.processor.calls import (
     CallRecord,
     CallResult,
     LLMCall,
-    output_seed,
     prompt_key,
 )
 from helium_lab.processor.config import ProcessorConfig
@@ -231,7 +230,7 @@ class QueryProcessor:
         retain, release = self._retention(op.id, q, worker, pieces)
         call = LLMCall(self._seq, q, op.id, worker, prompt, tuple(pieces), out_len,
                        op.sampling, self._prio.get((op.id, q), 0), sig, msgs, retain, release,
-                       output_seed(key), key)
+                       key)
         static_key = hash(prompt[:pieces[0][0]]) if pieces and pieces[0][1] else 0
         self._calls[call.call_id] = (call, (op.id, q))
         heap = self._heaps[0 if self.router else worker]

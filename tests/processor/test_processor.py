@@ -10,7 +10,7 @@ from helium_lab.cost import TokenStepCost
 from helium_lab.errors import ConfigError
 from helium_lab.optimizer import OptimizerConfig, optimize
 from helium_lab.processor import CallResult, ProcessorConfig, QueryProcessor, run_echo
-from helium_lab.processor.calls import synthetic_completion, synthetic_output
+from helium_lab.processor.calls import prompt_key, synthetic_completion, synthetic_output
 from helium_lab.scheduling import PlanningContext, get_policy
 from helium_lab.tokenizer import SyntheticTokenizer
 from tests.helpers import fig4_workflow
@@ -123,10 +123,10 @@ def test_lambda_reading_one_op_twice_after_cse_completes() -> None:
 
 def test_synthetic_completion_matches_encoding_the_synthetic_output() -> None:
     calls = processor(queries=3).start()
-    assert all(c.output_seed for c in calls)  # precomputed by the processor
+    assert all(c.prompt_key == prompt_key(c.prompt_ids) for c in calls)  # by the processor
     for call in calls:
         text, ids = synthetic_completion(call, TOK)
         assert text == synthetic_output(call.prompt_ids, call.output_tokens)
         assert ids == tuple(TOK.encode(text)) and len(ids) == call.output_tokens
-        unseeded = dataclasses.replace(call, output_seed=b"")
+        unseeded = dataclasses.replace(call, prompt_key=b"")
         assert synthetic_completion(unseeded, TOK) == (text, ids)
