@@ -185,13 +185,19 @@ class LambdaOp(Op):
 
 @dataclass(frozen=True)
 class LLMOp(Op):
-    """An LLM call per query over role-tagged chat messages."""
+    """An LLM call per query over role-tagged chat messages.
+
+    `agent` names the agent (a role with its own conversation) that makes the call; several
+    ops may belong to one agent (a debater's rounds). Dispatch disciplines that serve calls
+    per agent (AgentScope's agent servers) read it; it is not part of the op's identity, so
+    identical calls of different agents still merge under CSE."""
 
     messages: tuple[Msg, ...] = ()
     sampling: SamplingParams = SamplingParams()
     profile: OutputProfile = OutputProfile(mean=256)
     name: str = ""
     cacheable: bool = True
+    agent: str = ""
     kind: OpKind = field(init=False, default=OpKind.LLM)
 
     def _inputs(self) -> tuple[str, ...]:

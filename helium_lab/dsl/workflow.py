@@ -101,8 +101,10 @@ class Workflow:
 
     def llm(self, messages: Iterable[Msg | tuple[str, Part | Sequence[Part]]], *,
             name: str | None = None, sampling: SamplingParams | None = None,
-            profile: OutputProfile | None = None, cacheable: bool | None = None) -> LLMOp:
-        """An LLM op over chat messages; a message's content is text, an op, or a list of both."""
+            profile: OutputProfile | None = None, cacheable: bool | None = None,
+            agent: str | None = None) -> LLMOp:
+        """An LLM op over chat messages; a message's content is text, an op, or a list of both.
+        `agent` (default: the op's name) is the agent that makes the call."""
         oid = self._new_id("llm", name)
         msgs = tuple(self.msg(m, oid) for m in messages)
         sp = sampling or SamplingParams()
@@ -113,7 +115,7 @@ class Workflow:
                 f"llm op {oid!r} is marked cacheable but samples at temperature {sp.temperature}")
         op = LLMOp(id=oid, owner=self, messages=msgs, sampling=sp,
                    profile=profile or OutputProfile(mean=min(256, sp.max_tokens)),
-                   name=name or oid, cacheable=cacheable)
+                   name=name or oid, cacheable=cacheable, agent=agent or name or oid)
         return self._add(op)  # type: ignore[return-value]
 
     def msg(self, m: Msg | tuple[str, Part | Sequence[Part]], where: str = "msg") -> Msg:

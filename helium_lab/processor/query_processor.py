@@ -33,6 +33,7 @@ from helium_lab.processor.calls import (
     prompt_key,
 )
 from helium_lab.processor.config import ProcessorConfig
+from helium_lab.processor.discipline import make_discipline
 from helium_lab.processor.routing import make_router
 from helium_lab.prompt import Segment, Slot, Static, render, segments
 from helium_lab.scheduling.schedule import Schedule
@@ -79,6 +80,7 @@ class QueryProcessor:
         self.graph = plan.graph
         self.workers = schedule.num_workers
         self.router = make_router(self.cfg.router)
+        self.discipline = make_discipline(self.cfg.discipline, self.cfg.agent_capacity)
         self.records: list[CallRecord] = []
         self.cache_updates: list[tuple[str, str]] = []
         self._segs = {op.id: segments(self.graph, op) for op in self.graph.llm_ops}
@@ -111,6 +113,8 @@ class QueryProcessor:
         issued = [(op.id, q) for op in self.graph.llm_ops for q in range(self.plan.size)
                   if (op.id, q) in needed and q not in self.plan.fetched.get(op.id, {})]
         self._issued = set(issued)
+        rank = {oid: i for i, oid in enumerate(self.graph.order)}
+        self.discipline.prepare(self.graph, sorted(issued, key=lambda k: (k[1], rank[k[0]])))
         if self.schedule.dispatch == "strict":
             self._strict = self._strict_orders(issued)
         self._prio = self._call_priorities(issued)
@@ -125,7 +129,9 @@ class QueryProcessor:
                     self._unvalued -= 1
                     continue
                 deps = self.graph.ops[oid].inputs()
-                self._missing[key] = sum(1 for d in deps if (d, q) not in self._values)
+                self._missing[key] = (sum(1 for d in deps if (d, q) not in self._values)
+                                      + (self.discipline.gates(key) if key in self._issued
+                                         else 0))
                 if self._missing[key] == 0:
                     self._resolve(key)
         return self._dispatch()
@@ -140,6 +146,10 @@ class QueryProcessor:
         if call.signature is not None:
             self.cache_updates.append((call.signature, result.output_text))
         self._complete(key, result.output_text)
+        for gated in self.discipline.on_finished(key):
+            self._missing[gated] -= 1
+            if self._missing[gated] == 0:
+                self._resolve(gated)
         return self._dispatch()
 
     @property

@@ -8,7 +8,13 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from helium_lab.errors import ConfigError
-from helium_lab.scheduling.baselines import lspf, opwise, querywise, random_order
+from helium_lab.scheduling.baselines import (
+    lspf,
+    opwise,
+    opwise_pipeline,
+    querywise,
+    random_order,
+)
 from helium_lab.scheduling.context import PlanningContext
 from helium_lab.scheduling.helium import alg1_schedule, helium_schedule
 from helium_lab.scheduling.schedule import Partition, Schedule
@@ -20,6 +26,7 @@ POLICIES: dict[str, Policy] = {
     "helium_alg1": alg1_schedule,
     "querywise": querywise,
     "opwise": opwise,
+    "opwise_pipeline": opwise_pipeline,
     "random": random_order,
     "lspf": lspf,
 }

@@ -2,6 +2,9 @@
 
 * querywise: queries one after another, each query's ops in topological order (strict);
 * opwise: each op over the whole batch before the next (Spark/Dask-style, strict);
+* opwise_pipeline: the same op-major order, best effort: the order in which the OpWise
+  client's pipeline stages take calls that are ready at once (its `op_pipeline` dispatch
+  discipline, `processor/discipline.py`, gates each query's chain of ops);
 * random: whatever is ready, in a seeded random order (LangGraph's batch dispatch);
 * lspf: whatever is ready, longest shared prefix first (SGLang's policy, a sorted queue).
 
@@ -31,6 +34,10 @@ def querywise(ctx: PlanningContext) -> Schedule:
 
 def opwise(ctx: PlanningContext) -> Schedule:
     return _uniform(ctx, "opwise", tuple((o,) for o in _ops(ctx)), "strict")
+
+
+def opwise_pipeline(ctx: PlanningContext) -> Schedule:
+    return _uniform(ctx, "opwise_pipeline", tuple((o,) for o in _ops(ctx)), "best_effort")
 
 
 def random_order(ctx: PlanningContext) -> Schedule:

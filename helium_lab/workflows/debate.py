@@ -42,7 +42,8 @@ def _round(wf: Workflow, prefix: str, r: int, prev: list[LLMOp], roles: list[str
         msgs: list[Message] = [
             *history(prev[a]),
             ("user", ["These are the other agents' answers:", *others, "\n", instr])]
-        out.append(wf.llm(msgs, name=f"{prefix}r{r}/{slug(role)}", sampling=SAMPLING,
+        out.append(wf.llm(msgs, name=f"{prefix}r{r}/{slug(role)}", agent=slug(role),
+                          sampling=SAMPLING,
                           profile=profile(*oprof)))
     return out
 
@@ -54,7 +55,8 @@ def _first_round(wf: Workflow, prefix: str, roles: list[str], question: list[str
     for role in roles:
         system = static_text(f"{wf.name}/role/{role}", role_tokens, f"You are a {role}.")
         out.append(wf.llm([("system", system), ("user", [*question, "\n", instr])],
-                          name=f"{prefix}r1/{slug(role)}", sampling=SAMPLING,
+                          name=f"{prefix}r1/{slug(role)}", agent=slug(role),
+                          sampling=SAMPLING,
                           profile=profile(*oprof)))
     return out
 

@@ -27,6 +27,7 @@ def _step(wf: Workflow, i: int, chunk: Op, prev: LLMOp | None) -> LLMOp:
         instr = static_text(f"{NAME}/refine", 25, "Refine the summary with the new reviews.")
         user = ["Current summary:\n", prev, "\nNew reviews:\n", chunk, "\n", instr]
     return wf.llm([("system", system), ("user", user)], name=f"summary{i}",
+                  agent="summarizer",
                   sampling=SAMPLING, profile=profile(318, 100))
 
 

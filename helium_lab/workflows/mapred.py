@@ -35,7 +35,8 @@ def _experts(wf: Workflow, prefix: str, question: list[str | Op], roles: list[st
         role = roles[i % len(roles)]
         suffix = static_text(f"{wf.name}/role/{role}", role_tokens, f"Answer as a {role}.")
         out.append(wf.llm([("system", system), ("user", [*question, "\n", suffix])],
-                          name=f"{prefix}expert{i + 1}", sampling=SAMPLING,
+                          name=f"{prefix}expert{i + 1}", agent=f"expert{i + 1}",
+                          sampling=SAMPLING,
                           profile=profile(*oprof)))
     return out
 
@@ -47,7 +48,7 @@ def _summarizer(wf: Workflow, name: str, question: list[str | Op],
     answers = labelled([(f"Expert {i + 1}", e) for i, e in enumerate(experts)])
     return wf.llm([("system", system), ("user", [*question, "\nExpert answers:", *answers,
                                                   instr])],
-                  name=name, sampling=SAMPLING, profile=profile(335, 100))
+                  name=name, agent="summarizer", sampling=SAMPLING, profile=profile(335, 100))
 
 
 def mapred_mmlu(*, batch_size: int, seed: int = 0, experts: int = 14, roles: int = 7,

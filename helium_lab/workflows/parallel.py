@@ -25,13 +25,14 @@ def _expert(wf: Workflow, e: int, role: str, chunks: list[InputOp]) -> LLMOp:
     system = static_text(f"{NAME}/role/{role}", 650, f"You are a {role} reading reviews.")
     extract = static_text(f"{NAME}/extract", 30, "Extract the points relevant to your role.")
     notes = [wf.llm([("system", system), ("user", ["Reviews:\n", chunk, "\n", extract])],
-                    name=f"expert{e}/extract{c + 1}", sampling=SAMPLING,
+                    name=f"expert{e}/extract{c + 1}", agent=f"expert{e}", sampling=SAMPLING,
                     profile=profile(445, 65))
              for c, chunk in enumerate(chunks)]
     summarize = static_text(f"{NAME}/summarize", 40, "Summarize your extracted points.")
     parts = labelled([(f"Notes {c + 1}", n) for c, n in enumerate(notes)])
     return wf.llm([("system", system), ("user", ["Extracted notes:", *parts, summarize])],
-                  name=f"expert{e}/summary", sampling=SAMPLING, profile=profile(450, 60))
+                  name=f"expert{e}/summary", agent=f"expert{e}", sampling=SAMPLING,
+                  profile=profile(450, 60))
 
 
 def parallel(*, batch_size: int, seed: int = 0, experts: int = 7, chunks: int = 6,
@@ -49,7 +50,7 @@ def parallel(*, batch_size: int, seed: int = 0, experts: int = 7, chunks: int = 
     instr = static_text(f"{NAME}/write", 40, "Write one coherent report from the summaries.")
     writer = wf.llm([("system", system),
                      ("user", ["Expert summaries:", *labelled(summaries), instr])],
-                    name="writer", sampling=SAMPLING, profile=profile(500, 12))
+                    name="writer", agent="writer", sampling=SAMPLING, profile=profile(500, 12))
     wf.output("report", writer)
     bindings = sources.amazon_chunks(wf.name, batch_size, seed, chunks, reviews_per_chunk,
                                      dataset_path)

@@ -37,7 +37,8 @@ def _analyst(wf: Workflow, prefix: str, question: list[str | Op]) -> LLMOp:
     system = static_text(f"{NAME}/analyst", 220, "You are a financial analyst.")
     instr = static_text(f"{NAME}/analyst/answer", 20, "Extract the figures and answer.")
     return wf.llm([("system", system), ("user", [*question, "\n", instr])],
-                  name=f"{prefix}analyst", sampling=SAMPLING, profile=profile(300, 150))
+                  name=f"{prefix}analyst", agent="analyst", sampling=SAMPLING,
+                  profile=profile(300, 150))
 
 
 def _critics(wf: Workflow, prefix: str, question: list[str | Op], answer: LLMOp,
@@ -53,7 +54,9 @@ def _critics(wf: Workflow, prefix: str, question: list[str | Op], answer: LLMOp,
         else:
             msgs = [("system", system),
                     ("user", [*question, "\nAnalyst answer:\n", answer, "\n", instr])]
-        out.append(wf.llm(msgs, name=f"{prefix}critic/{slug(kind)}", sampling=SAMPLING,
+        out.append(wf.llm(msgs, name=f"{prefix}critic/{slug(kind)}",
+                          agent=f"critic/{slug(kind)}",
+                          sampling=SAMPLING,
                           profile=profile(310, 150)))
     return out
 
@@ -63,7 +66,8 @@ def _final(wf: Workflow, prefix: str, analyst: LLMOp, critics: list[LLMOp],
     instr = static_text(f"{NAME}/final", 40, "Revise your answer; reply with it only.")
     critiques = labelled([(f"{k} critique", c) for k, c in zip(kinds, critics, strict=True)])
     return wf.llm([*history(analyst), ("user", ["Critiques:", *critiques, instr])],
-                  name=f"{prefix}final", sampling=SAMPLING, profile=profile(96, 32))
+                  name=f"{prefix}final", agent="analyst", sampling=SAMPLING,
+                  profile=profile(96, 32))
 
 
 def reflect(*, batch_size: int, seed: int = 0, critics: int = 2, questions: int = 6,
