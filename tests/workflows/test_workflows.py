@@ -11,7 +11,6 @@ from helium_lab.errors import ConfigError
 from helium_lab.tokenizer import SyntheticTokenizer
 from helium_lab.workflows import WORKFLOWS, make_workload, workflow_params
 from helium_lab.workflows.synthetic import CONFIGS
-from helium_lab.workflows.trading_data import DAY_INVARIANT, MARKET, NEWS
 
 TOK = SyntheticTokenizer()
 
@@ -87,28 +86,6 @@ def test_parts_are_whitespace_separated(name: str) -> None:
             text = "".join(p if isinstance(p, str) else " REF " for p in m.parts)
             parts = sum(TOK.count(p) if isinstance(p, str) else 1 for p in m.parts)
             assert TOK.count(text) == parts, (op.id, m.role)
-
-
-def test_trading_days_share_fundamentals_and_social() -> None:
-    d1 = make_workload("trading", batch_size=4, seed=3, day="2024-06-01")
-    d2 = make_workload("trading", batch_size=4, seed=3, day="2024-06-02")
-    for field in (*DAY_INVARIANT, "ticker"):
-        assert d1.batch[field] == d2.batch[field], field
-    for field in (*MARKET, *NEWS, "date"):
-        assert d1.batch[field] != d2.batch[field], field
-    # the fundamentals and social subgraphs read only day-invariant inputs
-    invariant = {f"input:{f}" for f in (*DAY_INVARIANT, "ticker")}
-    for op in d2.graph.llm_ops:
-        if op.id.startswith(("fundamentals/", "social/")):
-            inputs = {i for i in op.inputs() if i.startswith("input:")}
-            assert inputs <= invariant, op.id
-    assert d1.graph.llm_ops[0].params() == d2.graph.llm_ops[0].params()
-
-
-def test_trading_personas_are_distinct() -> None:
-    bound = make_workload("trading", batch_size=1, branches=16)
-    traders = [op for op in bound.graph.llm_ops if op.id.endswith("/trader")]
-    assert len({op.messages[0].parts for op in traders}) == 16
 
 
 @pytest.mark.parametrize("name", sorted(STATS))
