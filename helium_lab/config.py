@@ -13,6 +13,7 @@ from helium_lab.errors import ConfigError
 from helium_lab.optimizer import OptimizerConfig
 from helium_lab.processor.config import ProcessorConfig
 from helium_lab.scheduling import POLICIES
+from helium_lab.scheduling.refine import DEFAULT_MAX_EVALUATIONS as DEFAULT_REFINE_MAX_EVALUATIONS
 
 
 def check_keys(cls: type, data: Mapping[str, Any], where: str) -> None:
@@ -40,6 +41,8 @@ class SystemConfig:
     max_inflight_per_worker: int = 1024
     max_inflight_total: int | None = None
     max_inflight_per_op: int | None = None
+    discipline: str = "ready"
+    agent_capacity: int | None = None
     engine: Mapping[str, Any] = field(default_factory=dict)
     orchestration: Mapping[str, Any] = field(default_factory=dict)
     description: str = ""
@@ -56,6 +59,7 @@ class SystemConfig:
             raise ConfigError(f"system {cfg.name!r}: unknown policy {cfg.policy!r}; known: "
                               f"{sorted(POLICIES)}")
         OptimizerConfig.from_passes(cfg.passes)  # validates pass names
+        cfg.processor("check")  # validates router, back-pressure and dispatch discipline
         return cfg
 
     def optimizer(self, static_prefix_min_tokens: int) -> OptimizerConfig:
@@ -65,16 +69,27 @@ class SystemConfig:
         return ProcessorConfig(self.router, self.max_inflight_per_worker,
                                self.max_inflight_total, self.max_inflight_per_op,
                                self.prewarm and "static_prefix" in self.passes, namespace,
-                               self.retain_prefixes)
+                               self.retain_prefixes, self.discipline, self.agent_capacity)
 
 
 @dataclass(frozen=True)
 class PlannerSettings:
+    """The run's `planner:` block. `refine_max_evaluations` bounds the Helium policy's
+    call-level refinement of small batches by work (evaluations of Eq. 5's T(σ)), not by
+    time, so that a plan does not depend on the machine's speed."""
+
     static_prefix_min_tokens: int = 200
     prompt_cache_capacity: int = 100_000
     prompt_cache_path: str | None = None
     token_step_capacity: int = 8192
     alpha: Literal["unit", "inverse_capacity"] = "unit"
+    refine_max_evaluations: int = DEFAULT_REFINE_MAX_EVALUATIONS
+
+    def __post_init__(self) -> None:
+        n = self.refine_max_evaluations
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise ConfigError(f"planner.refine_max_evaluations must be a positive integer "
+                              f"(a number of T(σ) evaluations), got {n!r}")
 
     @staticmethod
     def from_dict(data: Mapping[str, Any]) -> PlannerSettings:
@@ -153,14 +168,24 @@ class EngineSettings:
 class Orchestration:
     """How a system's client reaches the engines (PAPER.md §8): `submit_overhead_s` is
     added between a call's emission and its arrival at the engine (a load balancer's
-    89 us plus an HTTP round trip of 3.1 ms for the OpenAI-API baselines; 0 in-process)."""
+    89 us plus an HTTP round trip of 3.1 ms for the OpenAI-API baselines; 0 in-process).
+    `client_*`: the CPU the client program spends per call in its one Python thread
+    (`sim/client.py`; measured, docs/client_overhead.md): a fixed part per call and parts
+    per prompt and per output token. The simulator serializes it; a real backend pays it
+    for real, so there it is ignored."""
 
     submit_overhead_s: float = 0.0
+    client_call_s: float = 0.0
+    client_prompt_token_s: float = 0.0
+    client_output_token_s: float = 0.0
 
     @staticmethod
     def from_dict(data: Mapping[str, Any], where: str = "system.orchestration") -> Orchestration:
         check_keys(Orchestration, data, where)
         cfg = Orchestration(**data)
-        if cfg.submit_overhead_s < 0:
-            raise ConfigError(f"{where}.submit_overhead_s must be >= 0")
+        for key in ("submit_overhead_s", "client_call_s", "client_prompt_token_s",
+                    "client_output_token_s"):
+            v = getattr(cfg, key)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0:
+                raise ConfigError(f"{where}.{key} must be a number >= 0, got {v!r}")
         return cfg

@@ -35,6 +35,7 @@ def plan_batch(bound: BoundGraph, system: SystemConfig, settings: PlannerSetting
                     namespace=namespace, tokenizer=tokenizer)
     t1 = time.perf_counter()
     cost = TokenStepCost.uniform(num_workers, settings.token_step_capacity, settings.alpha)
-    schedule = get_policy(system.policy)(PlanningContext(plan, tokenizer, cost, seed))
+    ctx = PlanningContext(plan, tokenizer, cost, seed, settings.refine_max_evaluations)
+    schedule = get_policy(system.policy)(ctx)
     t2 = time.perf_counter()
     return Planned(plan, schedule, t1 - t0, t2 - t1)

@@ -10,6 +10,10 @@ The processor is a pure state machine (DESIGN.md); this driver owns time:
 3. Each completion goes to `proc.on_finished` at its finish time; the calls it returns
    are dispatched the same way. The run ends when no event is left; the processor must
    then be `done`.
+4. With a `ClientCost` (`sim/client.py`: the client program's serial CPU), each request
+   first waits for the client thread to build it, and each completion for the thread to
+   handle the response before the processor sees it; `makespan` runs to the last
+   completion the processor saw.
 
 `simulate` runs one processor on fresh engines; a `Simulation` keeps its engines (and
 their prefix caches and pins) for further runs, e.g. Trading's warm-up day, then the
@@ -30,6 +34,7 @@ from tqdm import tqdm
 from helium_lab.backend import BackendResult
 from helium_lab.processor.calls import CallRecord, CallResult, LLMCall, synthetic_completion
 from helium_lab.tokenizer import SyntheticTokenizer, Tokenizer
+from sim.client import ClientCost, ClientCPU
 from sim.config import EngineConfig
 from sim.cost_model import CostModel
 from sim.engine import OutputSource, SimEngine
@@ -73,7 +78,8 @@ class Simulation:
                  cost_model: CostModel | Sequence[CostModel], *,
                  tokenizer: Tokenizer | None = None, submit_overhead_s: float = 0.0,
                  fast_decode: bool = True,
-                 outputs: OutputSource = synthetic_completion) -> None:
+                 outputs: OutputSource = synthetic_completion,
+                 client: ClientCost | None = None) -> None:
         if submit_overhead_s < 0:
             raise SimError(f"submit_overhead_s must be >= 0, got {submit_overhead_s}")
         if not engines_config:
@@ -87,6 +93,7 @@ class Simulation:
         self.env = simpy.Environment()
         self.tokenizer = tokenizer or SyntheticTokenizer()
         self.overhead = submit_overhead_s
+        self.client = ClientCPU(client) if client is not None and client.active else None
         self.engines = [SimEngine(self.env, cfg, costs[w], self.tokenizer, self._on_finish,
                                   worker=w, fast_decode=fast_decode,
                                   outputs=outputs)
@@ -127,6 +134,7 @@ class _Run:
         self.calls: dict[int, LLMCall] = {}
         self.records: list[CallRecord] = []
         self.begin_t = self.start_t = sim.env.now
+        self.last_seen = sim.env.now
         self.first_sample = [len(e.timeseries) for e in sim.engines]
         self.bar = tqdm(desc="simulate", unit="call", disable=not progress)
 
@@ -139,7 +147,8 @@ class _Run:
         if not self.proc.done:
             raise SimError(f"simulation ran out of events but the processor is not done "
                            f"({len(self.calls)} calls submitted, {len(self.records)} finished)")
-        last = max((r.finish_t for r in self.records), default=self.start_t)
+        last = max(max((r.finish_t for r in self.records), default=self.start_t),
+                   self.last_seen)
         return SimResult(
             records=tuple(self.records),
             timeseries={w: tuple(e.timeseries[self.first_sample[w]:])
@@ -163,6 +172,16 @@ class _Run:
         call = self.calls[result.call_id]
         self.records.append(CallRecord.of(call, result))
         self.bar.update()
+        client = self.sim.client
+        if client is None:
+            self._dispatch(self.proc.on_finished(result))
+            return
+        seen = client.run(self.env.now, client.cost.response_s(len(result.output_ids)))
+        self.env.process(self._handle(result, seen))
+
+    def _handle(self, result: CallResult, at: float) -> Generator[simpy.Event, Any, None]:
+        yield self.env.timeout(at - self.env.now)
+        self.last_seen = max(self.last_seen, self.env.now)
         self._dispatch(self.proc.on_finished(result))
 
     def _dispatch(self, calls: list[LLMCall]) -> None:
@@ -172,14 +191,18 @@ class _Run:
             if call.call_id in self.calls:
                 raise SimError(f"call id {call.call_id} (op {call.op!r}) submitted twice")
             self.calls[call.call_id] = call
-            if self.sim.overhead > 0:
-                self.env.process(self._deliver(engine, call, now))
+            client = self.sim.client
+            delay = self.sim.overhead
+            if client is not None:
+                delay += client.run(now, client.cost.request_s(call.prompt_tokens)) - now
+            if delay > 0:
+                self.env.process(self._deliver(engine, call, now, delay))
             else:
                 engine.submit(call, submit_t=now)
 
-    def _deliver(self, engine: SimEngine, call: LLMCall,
-                 emitted: float) -> Generator[simpy.Event, Any, None]:
-        yield self.env.timeout(self.sim.overhead)
+    def _deliver(self, engine: SimEngine, call: LLMCall, emitted: float,
+                 delay: float) -> Generator[simpy.Event, Any, None]:
+        yield self.env.timeout(delay)
         engine.submit(call, submit_t=emitted)
 
     def _engine(self, worker: int, what: str) -> SimEngine:

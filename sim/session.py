@@ -18,6 +18,7 @@ from helium_lab.config import EngineSettings, ModelSettings, Orchestration, chec
 from helium_lab.errors import ConfigError
 from helium_lab.tokenizer import Tokenizer
 from sim.capacity import kv_capacity_tokens
+from sim.client import ClientCost
 from sim.config import EngineConfig
 from sim.cost_model import CostModel, RooflineCost, TableCost
 from sim.driver import Simulation
@@ -77,6 +78,8 @@ def open_session(model: ModelSettings, engine: EngineSettings, num_workers: int,
     if num_workers < 1:
         raise ConfigError(f"num_workers must be >= 1, got {num_workers}")
     cfg = engine_config(model, engine, sim.hardware)
+    client = ClientCost(orchestration.client_call_s, orchestration.client_prompt_token_s,
+                        orchestration.client_output_token_s)
     return Simulation([cfg] * num_workers, cost_model(model, sim), tokenizer=tokenizer,
                       submit_overhead_s=orchestration.submit_overhead_s,
-                      fast_decode=sim.fast_decode)
+                      fast_decode=sim.fast_decode, client=client)

@@ -6,18 +6,21 @@ from dataclasses import dataclass
 
 from helium_lab.cost import TokenStepCost
 from helium_lab.plan import Plan
+from helium_lab.scheduling.refine import DEFAULT_MAX_EVALUATIONS
 from helium_lab.tokenizer import Tokenizer
 
 
 @dataclass(frozen=True)
 class PlanningContext:
     """The optimized plan, the tokenizer that renders its prompts, the token-step cost
-    model (one KV capacity per worker), and a seed for randomized policies."""
+    model (one KV capacity per worker), a seed for randomized policies, and the work bound
+    of Helium's call-level refinement (`planner.refine_max_evaluations`)."""
 
     plan: Plan
     tokenizer: Tokenizer
     cost: TokenStepCost
     seed: int = 0
+    refine_max_evaluations: int = DEFAULT_MAX_EVALUATIONS
 
     @property
     def num_workers(self) -> int:

@@ -27,7 +27,7 @@ from helium_lab.scheduling.baselines import lspf
 from helium_lab.scheduling.context import PlanningContext
 from helium_lab.scheduling.evaluation import token_steps
 from helium_lab.scheduling.partition import partition_workflow
-from helium_lab.scheduling.refine import refine
+from helium_lab.scheduling.refine import EvaluationBudget, refine
 from helium_lab.scheduling.schedule import Partition, Schedule
 from helium_lab.scheduling.tokensteps import CallInstance
 from helium_lab.tokenizer import Tokenizer, token_count
@@ -177,7 +177,6 @@ class _Scheduler:
 
 
 REFINE_MAX_CALLS = 64
-REFINE_BUDGET_S = 0.5
 
 
 def helium_schedule(ctx: PlanningContext, tokenizer: Tokenizer | None = None) -> Schedule:
@@ -189,7 +188,10 @@ def helium_schedule(ctx: PlanningContext, tokenizer: Tokenizer | None = None) ->
 
 
 def refined(ctx: PlanningContext, sched: Schedule, tok: Tokenizer) -> Schedule:
-    """Relocation search from Alg. 1's and LSPF's call orders; kept only if no worse."""
+    """Relocation search from Alg. 1's and LSPF's call orders; kept only if no worse.
+
+    Bounded by a number of T(σ) evaluations, never by time: the schedule does not depend on
+    the machine's speed (`refine_ms` is a measurement only)."""
     t0 = time.perf_counter()
     inst = CallInstance.from_plan(ctx.plan, tok)
     base = token_steps(sched, inst, ctx.cost)
@@ -198,8 +200,10 @@ def refined(ctx: PlanningContext, sched: Schedule, tok: Tokenizer) -> Schedule:
     other = token_steps(replace(lspf(ctx), partition=sched.partition), inst, ctx.cost)
     if all(assign[j] == w for w, o in enumerate(other.orders) for j in o):
         starts.append(other.orders)
-    best, orders = refine(inst, ctx.cost, starts, REFINE_BUDGET_S)
+    budget = EvaluationBudget(ctx.refine_max_evaluations)
+    best, orders = refine(inst, ctx.cost, starts, budget)
     stats = {**sched.stats, "alg1_token_steps": base.makespan, "refined_token_steps": best,
+             "refine_evaluations": budget.used, "refine_max_evaluations": budget.limit,
              "refine_ms": (time.perf_counter() - t0) * 1e3}
     if best >= base.makespan:
         return replace(sched, stats=stats)

@@ -164,3 +164,13 @@ def test_op_pipeline_follows_networkx_generations() -> None:
         order.append(calls[0].op)
         calls = _finish(proc, calls[0])
     assert order == ["a1", "b1", "a2", "c1", "join"]
+
+
+def test_system_configs_with_a_bad_discipline_fail_at_load_naming_the_key() -> None:
+    from helium_lab.config import SystemConfig
+
+    with pytest.raises(ConfigError, match=r"system\.discipline"):
+        SystemConfig.from_dict({"name": "x", "discipline": "actors"})
+    with pytest.raises(ConfigError, match=r"system\.agent_capacity"):
+        SystemConfig.from_dict({"name": "x", "discipline": "agent_servers",
+                                "agent_capacity": -1})

@@ -1,0 +1,73 @@
+"""The client program's serial CPU (sim/client.py): requests leave one after another and
+responses are handled one after another, each for its measured cost."""
+
+from __future__ import annotations
+
+import pytest
+
+from helium_lab.processor.calls import CallResult, LLMCall
+from sim.client import ClientCost
+from sim.config import EngineConfig
+from sim.cost_model import ConstantCost
+from sim.driver import Simulation
+from sim.errors import SimError
+from tests.sim.fakes import BurstProcessor, ChainProcessor
+
+BIG = EngineConfig(num_gpu_blocks=1000)
+STEP = ConstantCost(step_s=0.25)
+
+
+def test_requests_ready_together_leave_one_after_another() -> None:
+    # 4 calls of 10 prompt tokens: each request costs 0.5/2 + 0.01 * 10 = 0.35 s of client
+    # CPU, so they reach the engine at 0.35, 0.70, 1.05, 1.40 (+ 0.1 s HTTP each).
+    cost = ClientCost(call_s=0.5, prompt_token_s=0.01)
+    proc = BurstProcessor(n=4, prompt_tokens=10, output_tokens=1)
+    sim = Simulation([BIG], STEP, submit_overhead_s=0.1, client=cost)
+    res = sim.run(proc)
+    arrivals = sorted(r.start_t for r in res.records)  # an idle engine starts on arrival
+    assert arrivals == pytest.approx([0.45, 0.80, 1.15, 1.50])
+    assert all(r.submit_t == 0.0 for r in res.records)  # latency counts the client's time
+
+
+def test_responses_wait_for_the_client_before_the_workflow_sees_them() -> None:
+    seen: list[float] = []
+
+    class Spy(ChainProcessor):
+        def on_finished(self, result: CallResult) -> list[LLMCall]:
+            seen.append(sim.env.now)
+            return super().on_finished(result)
+
+    # one query, two chained calls of 3 output tokens; response cost 1.0/2 + 0.1 * 3 = 0.8 s
+    cost = ClientCost(call_s=1.0, output_token_s=0.1)
+    sim = Simulation([BIG], STEP, client=cost)
+    proc = Spy(queries=1, length=2, output_tokens=3)
+    res = sim.run(proc)
+    first = res.records[0]
+    assert seen[0] == pytest.approx(first.finish_t + 0.8)
+    second = res.records[1]
+    # the follow-up is built (request cost 0.5 + 0) after the first response was handled
+    assert second.start_t == pytest.approx(seen[0] + 0.5)
+    assert res.makespan == pytest.approx(seen[1] - res.begin_t)  # ends when the client saw it
+
+
+def test_no_client_cost_changes_nothing() -> None:
+    a = Simulation([BIG], STEP, submit_overhead_s=0.1).run(ChainProcessor(queries=3, length=2,
+                                                                          output_tokens=3))
+    b = Simulation([BIG], STEP, submit_overhead_s=0.1, client=ClientCost()).run(
+        ChainProcessor(queries=3, length=2, output_tokens=3))
+    assert a == b
+
+
+def test_negative_client_cost_is_refused() -> None:
+    with pytest.raises(SimError, match="prompt_token_s"):
+        ClientCost(prompt_token_s=-1.0)
+
+
+def test_bad_orchestration_keys_are_refused_naming_the_key() -> None:
+    from helium_lab.config import Orchestration
+    from helium_lab.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"system\.orchestration\.client_call_s"):
+        Orchestration.from_dict({"client_call_s": -0.001})
+    with pytest.raises(ConfigError, match=r"system\.orchestration\.client_output_token_s"):
+        Orchestration.from_dict({"client_output_token_s": "abc"})
