@@ -24,6 +24,7 @@ from experiments.paper import (
     resolve_names,
 )
 from helium_lab.errors import HeliumError
+from paper_figs.common import PLANNING_TIME
 from paper_figs.store import (
     DEFAULT_ROOT,
     REPO,
@@ -51,6 +52,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--results", type=Path, default=DEFAULT_ROOT, help="results root")
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output folder")
     p.add_argument("--jobs", type=int, default=2, help="parallel jobs (joblib launcher)")
+    p.add_argument("--planning-time", choices=PLANNING_TIME, default="off",
+                   help="add the planner's measured wall time to latencies (the paper's "
+                        "convention; machine-dependent) or not (default: figures depend on "
+                        "the simulated clock only)")
     p.add_argument("--launcher", default="joblib",
                    help="Hydra launcher: joblib (default), basic, submitit_slurm, "
                         "submitit_local, ray, ...")
@@ -185,7 +190,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(vline)
     args.out.mkdir(parents=True, exist_ok=True)
     for a in chosen:
-        sec = draw(a, results, args.out, code_version=store.version, validation=validation)
+        sec = draw(a, results, args.out, code_version=store.version, validation=validation,
+                   planning_time=args.planning_time)
         save_section(args.out, sec)
         print(f"{a.name}: " + (", ".join(f for f in sec.files if not f.endswith(".pdf"))))
         for v in sec.verdicts:
@@ -206,7 +212,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                               f"version {last['code_version']}")
     except (OSError, ValueError, KeyError):
         pass
-    report = write_report(args.out, profile=args.profile, version=store.version, meta=meta)
+    report = write_report(args.out, profile=args.profile, version=store.version, meta=meta,
+                          planning_time=args.planning_time)
     print(f"report: {report}")
     print(f"total time: {total:.1f} s (runs {t_runs:.1f} s, drawing {t_draw:.1f} s)")
     return 0 if n_ok == len(runs) else 1

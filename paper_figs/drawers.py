@@ -69,6 +69,7 @@ class Ctx:
     out: Path
     section: Section
     validation: Path | None = None  # sim_vs_real: a validate_sim run folder, if any
+    planning_time: str = "off"  # add the planner's measured wall time to latencies?
 
     @property
     def name(self) -> str:
@@ -80,9 +81,13 @@ class Ctx:
             self.section.missing.append(p.run.key)
         return s
 
-    def value(self, p: Point, fn: Callable[[dict[str, Any]], float] = latency) -> float | None:
+    def latency(self, summary: dict[str, Any]) -> float:
+        return latency(summary, self.planning_time)
+
+    def value(self, p: Point, fn: Callable[[dict[str, Any]], float] | None = None
+              ) -> float | None:
         s = self.summary(p)
-        return None if s is None else fn(s)
+        return None if s is None else (fn or self.latency)(s)
 
     def one(self, **labels: Any) -> Point | None:
         pts = self.artifact.select(**labels)
@@ -270,7 +275,7 @@ def draw_fig7(ctx: Ctx) -> None:
                 p = ctx.one(model=model, system=sy, batch=b)
                 sv = None if p is None else ctx.results.summary(p.run)
                 if hv and sv:
-                    speedup[sy] = max(speedup.get(sy, 0.0), latency(sv) / latency(hv))
+                    speedup[sy] = max(speedup.get(sy, 0.0), ctx.latency(sv) / ctx.latency(hv))
         ax.set_xticks(range(len(xs)), [str(b) for b in xs])
         ax.set_xlim(-0.3, len(xs) - 0.7)
         ax.set_yscale("log")
@@ -410,7 +415,7 @@ def draw_table4(ctx: Ctx) -> None:
         p = ctx.one(system=sy)
         s = None if p is None else ctx.summary(p)
         if s:
-            lat[sy], hit[sy] = latency(s), 100 * s["prefix_hit_rate"]
+            lat[sy], hit[sy] = ctx.latency(s), 100 * s["prefix_hit_rate"]
         rows_csv.append({"system": sy, "latency_s": lat.get(sy), "prefix_hit_rate_pct":
                          hit.get(sy)})
         rows_md.append([label(sy), fmt(lat.get(sy)), fmt(hit.get(sy))])
@@ -909,11 +914,11 @@ DRAWERS: dict[str, Callable[[Ctx], None]] = {
 
 
 def draw(artifact: Artifact, results: Results, out: Path, *, code_version: str = "",
-         validation: Path | None = None) -> Section:
+         validation: Path | None = None, planning_time: str = "off") -> Section:
     out.mkdir(parents=True, exist_ok=True)
     sec = Section(artifact.name, artifact.title, reductions=list(artifact.reductions),
                   notes=list(artifact.notes), code_version=code_version)
-    ctx = Ctx(artifact, results, out, sec, validation)
+    ctx = Ctx(artifact, results, out, sec, validation, planning_time)
     results.used_stale = set()
     DRAWERS[artifact.name](ctx)
     sec.missing = sorted(set(sec.missing))

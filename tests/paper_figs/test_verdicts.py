@@ -34,3 +34,15 @@ def test_ratio_rows_add_an_effect_column() -> None:
     s.ratio_row("ratio", 1.1, 1.25)
     md = s.markdown()
     assert "effect: ours / paper" in md and "+0.10 / +0.25 (40%)" in md
+
+
+def test_latency_adds_the_planners_wall_time_only_when_asked() -> None:
+    import pytest
+
+    from paper_figs.common import latency
+
+    s = {"makespan_s": 100.0, "planning_s": 0.25}
+    assert latency(s) == 100.0  # default: the simulated clock only (machine-independent)
+    assert latency(s, "measured") == 100.25
+    with pytest.raises(ValueError, match="planning_time"):
+        latency(s, "sometimes")
