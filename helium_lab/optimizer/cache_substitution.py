@@ -6,6 +6,12 @@ prompt cache with the signature of each cacheable op whose inputs are all resolv
 cascade: a fetched answer resolves the prompts downstream of it. An op that hits for every
 query becomes a CacheFetch op; partial hits are kept per (op, query) and the query
 processor skips those calls.
+
+LLM probes are keyed under `namespace`, which must be the very namespace the query
+processor writes results under (`ProcessorConfig.namespace`): the run's output identity
+(backend, engine, model and weights, output caps, the batch's output profiles; see
+`prompt_cache.output_namespace` and `experiments.workflow_run.prompt_cache_namespace`),
+not just a model name, or another engine's outputs would hit.
 """
 
 from __future__ import annotations
@@ -33,6 +39,8 @@ class Substitution:
 
 
 def substitute(bound: BoundGraph, cache: PromptCache, namespace: str) -> Substitution:
+    """Probe `cache` for every cacheable op of every query whose inputs resolve before
+    execution (LLM ops under `namespace`); full hits become CacheFetch ops."""
     graph = bound.graph
     fetched: dict[str, dict[int, str]] = {}
     probes = hits = 0
@@ -46,7 +54,8 @@ def substitute(bound: BoundGraph, cache: PromptCache, namespace: str) -> Substit
                 if not op.cacheable:
                     continue
                 probes += 1
-                key = llm_signature(namespace, message_texts(op.messages, value), op.sampling)
+                key = llm_signature(namespace, message_texts(op.messages, value), op.sampling,
+                                    op.profile)
                 got = cache.get(key)
                 if got is not None:
                     hits += 1

@@ -1,27 +1,40 @@
 """The global prompt cache: deterministic op signature -> full result (PAPER.md §5.2).
 
 Signatures hash the op kind, its parameters and its *resolved* input values (for an LLM
-op: the rendered chat messages and sampling parameters), plus a namespace naming the model,
-so a hit can only return what the same computation produced. Entries live in a bounded LRU
-and persist to a JSON store written atomically (temp file + rename), so a later batch (the
-paper's day-2 run) reuses an earlier one's results. An unreadable store is reported with a
-warning naming the file and the cache starts cold; a store is never left half-written.
+op: the rendered chat messages and every field of its sampling parameters), plus a
+*namespace* for LLM ops: the output identity of the run, i.e. everything else that decides
+what a call returns (backend and engine, model name, path and weights, output caps, the
+batch's output profiles; `output_namespace`, built per run by
+`experiments.workflow_run.prompt_cache_namespace`), so a hit can only return what the same
+computation produced (docs/reliability.md). Entries live in a bounded LRU and persist to a
+JSON store written atomically (temp file + rename), so a later batch (the paper's day-2
+run) reuses an earlier one's results. An unreadable store is reported with a warning naming
+the file and the cache starts cold; a store is never left half-written.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import hashlib
+import inspect
 import json
 import marshal
+import os
 import warnings
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from importlib import metadata
 from pathlib import Path
+from typing import Any
 
-from helium_lab.dsl.ops import LambdaOp, SamplingParams
+from helium_lab.dsl.ops import LambdaOp, OutputProfile, SamplingParams
 from helium_lab.io import atomic_write_text
 
-STORE_VERSION = 1
+# 2: LLM keys hold the run's output identity (not only the model name) and every sampling
+# field; a version-1 store is reported and replaced by a cold cache.
+STORE_VERSION = 2
+SMALL_FILE_BYTES = 1 << 20  # model-folder files up to this size are fingerprinted by content
 
 
 def _digest(payload: object) -> str:
@@ -30,15 +43,23 @@ def _digest(payload: object) -> str:
 
 
 def llm_signature(namespace: str, messages: Sequence[tuple[str, str]],
-                  sampling: SamplingParams) -> str:
-    """Key of a greedy LLM call: model namespace, rendered messages, sampling parameters.
+                  sampling: SamplingParams, profile: OutputProfile | None = None) -> str:
+    """Key of a greedy LLM call: output namespace, rendered messages, sampling parameters
+    (every field of `SamplingParams`, by name, so a field added later is keyed too) and
+    the op's output profile with the rule that turns it into a length (`OutputProfile`'s
+    code): every backend generates exactly `profile.length_for(prompt, max_tokens)` tokens
+    (real engines pin it with `ignore_eos`), so the profile decides an output as much as
+    the prompt does.
 
     Fields are length-prefixed before hashing, so no two distinct inputs share a byte
     stream (and no JSON escaping of long prompts is needed).
     """
     h = hashlib.sha256(b"llm\x00")
-    sp = f"{sampling.temperature!r}|{sampling.max_tokens}|{sampling.top_p!r}|{sampling.seed!r}"
-    for field in (namespace, sp, *(x for m in messages for x in m)):
+    sp = "|".join(f"{f.name}={getattr(sampling, f.name)!r}"
+                  for f in dataclasses.fields(sampling))
+    prof = ("" if profile is None else
+            f"{float(profile.mean)!r}|{profile.lo}|{profile.hi}|{_length_rule()}")
+    for field in (namespace, sp, prof, *(x for m in messages for x in m)):
         data = field.encode()
         h.update(len(data).to_bytes(8, "little"))
         h.update(data)
@@ -54,6 +75,82 @@ def lambda_signature(op: LambdaOp, args: Sequence[str]) -> str:
     cells = [repr(c.cell_contents) for c in (getattr(fn, "__closure__", None) or ())]
     return _digest(["lambda", op.fn_name, ident, cells, repr(getattr(fn, "__defaults__", None)),
                     list(args)])
+
+
+# -- output identity: the namespace of LLM signatures ---------------------------------------
+def output_namespace(**identity: Any) -> str:
+    """The namespace of a run's LLM signatures: `identity` (JSON values: everything besides
+    a call's messages and sampling parameters that decides its output) as canonical JSON.
+    Equal identities give equal namespaces, on any machine and in any process."""
+    return json.dumps(identity, ensure_ascii=False, separators=(",", ":"), sort_keys=True,
+                      allow_nan=False)
+
+
+@functools.cache
+def _length_rule() -> str:
+    return source_digest(OutputProfile)
+
+
+def source_digest(*objects: object) -> str:
+    """SHA-256 of the source of `objects` (modules, classes, functions): code that decides
+    outputs (the synthetic generator, the length rule, an engine's request settings) keys
+    the cache, so editing it invalidates what was written before. Without source files (a
+    frozen install) an object counts by its qualified name and the installed helium_lab
+    version."""
+    h = hashlib.sha256()
+    for obj in objects:
+        try:
+            text = inspect.getsource(obj)  # type: ignore[arg-type]
+        except (OSError, TypeError):
+            name = getattr(obj, "__qualname__", getattr(obj, "__name__", repr(obj)))
+            text = f"{getattr(obj, '__module__', '')}.{name}@{package_versions('helium_lab')}"
+        data = text.encode()
+        h.update(len(data).to_bytes(8, "little"))
+        h.update(data)
+    return h.hexdigest()
+
+
+def package_versions(*names: str) -> dict[str, str | None]:
+    """Installed versions of the named distributions (None: not installed)."""
+    out: dict[str, str | None] = {}
+    for name in names:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def weights_fingerprint(path: str | Path) -> str:
+    """A cheap fingerprint of a local model folder (config, tokenizer and weights).
+
+    Every regular file directly in `path` (what vLLM and the tokenizer load; links followed,
+    dot-files and subfolders skipped) contributes its name and: its bytes when at most
+    1 MiB (config.json, generation_config.json, tokenizer_config.json, the safetensors
+    index), else its size and modification time in ns (weight shards, a large
+    tokenizer.json), so nothing large is read. A missing folder fingerprints as "missing".
+    """
+    root = Path(path)
+    if not root.is_dir():
+        return "missing"
+    h = hashlib.sha256(b"model-folder\x00")
+    for entry in sorted(os.scandir(root), key=lambda e: e.name):
+        if entry.name.startswith("."):
+            continue
+        try:
+            if not entry.is_file():  # follows links; a folder or dangling link: skipped
+                continue
+            st = entry.stat()
+            if st.st_size <= SMALL_FILE_BYTES:
+                desc = "bytes:" + hashlib.sha256(Path(entry.path).read_bytes()).hexdigest()
+            else:
+                desc = f"stat:{st.st_size}:{st.st_mtime_ns}"
+        except OSError as e:  # unreadable: keyed as such (a later readable file differs)
+            desc = f"error:{type(e).__name__}"
+        for data in (os.fsencode(entry.name), desc.encode()):
+            h.update(len(data).to_bytes(8, "little"))
+            h.update(data)
+    return h.hexdigest()
 
 
 class PromptCache:
@@ -87,6 +184,21 @@ class PromptCache:
         self._entries.move_to_end(key)
         while len(self._entries) > self.capacity:
             self._entries.popitem(last=False)
+
+    def update(self, pairs: Iterable[tuple[str, str]]) -> int:
+        """`put` one batch's results in order, except keys that the batch produced with two
+        different values (ops whose calls share messages and sampling but not their output
+        profile, which the per-call signature cannot tell apart): those are not cached, and
+        an entry already held for them is dropped. Returns how many keys were dropped."""
+        pairs = list(pairs)
+        first: dict[str, str] = {}
+        conflicts = {k for k, v in pairs if first.setdefault(k, v) != v}
+        for k, v in pairs:
+            if k not in conflicts:
+                self.put(k, v)
+        for k in conflicts:
+            self._entries.pop(k, None)
+        return len(conflicts)
 
     def clear(self) -> None:
         self._entries.clear()

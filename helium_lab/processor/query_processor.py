@@ -233,7 +233,8 @@ class QueryProcessor:
             pieces.append((len(ids), isinstance(seg, Static)))
         prompt = tuple(ids)
         msgs = tuple(message_texts(op.messages, {d: self._values[(d, q)] for d in op.inputs()}))
-        sig = llm_signature(self.cfg.namespace, msgs, op.sampling) if op.cacheable else None
+        sig = (llm_signature(self.cfg.namespace, msgs, op.sampling, op.profile)
+               if op.cacheable else None)
         key = b"".join(packed)  # = prompt_key(prompt), from the pieces' keys
         out_len = op.profile.length_for(key, op.sampling.max_tokens)
         worker = self.schedule.partition.worker_of(op.id, q)

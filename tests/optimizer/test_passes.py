@@ -70,8 +70,9 @@ def fetch_workflow() -> Workflow:
 def test_prompt_cache_hits_become_cache_fetch_and_cascade() -> None:
     wf = fetch_workflow()
     cache = PromptCache()
+    base_op = wf.build().ops["base"]
     cache.put(llm_signature("m", [("system", "static analyst"), ("user", "D")],
-                            SamplingParams()), "BASE")
+                            SamplingParams(), base_op.profile), "BASE")  # type: ignore[attr-defined]
     plan = optimize(wf.build().compile(q=["x", "y"], doc=["D", "D"]), cache=cache,
                     namespace="m", tokenizer=TOK)
     assert plan.graph.ops["base"].kind == "cache_fetch"
