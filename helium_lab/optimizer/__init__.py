@@ -19,18 +19,21 @@ from helium_lab.plan import Plan
 from helium_lab.prompt import leading_static, segments
 from helium_lab.tokenizer import SyntheticTokenizer, Tokenizer
 
-PASSES = ("prune", "cse", "prompt_cache", "static_prefix")
+PASSES = ("prune", "cse", "cse_functional", "prompt_cache", "static_prefix")
 
 
 @dataclass(frozen=True)
 class OptimizerConfig:
-    """Which passes run. `static_prefix_min_tokens`: shortest prefix worth pre-warming."""
+    """Which passes run. `static_prefix_min_tokens`: shortest prefix worth pre-warming.
+    `cse_llm`: CSE merges identical greedy LLM calls too (pass `cse`, the paper's design)
+    or only non-LLM ops (pass `cse_functional`, what the reference runtime does)."""
 
     prune: bool = True
     cse: bool = True
     prompt_cache: bool = True
     static_prefix: bool = True
     static_prefix_min_tokens: int = 200
+    cse_llm: bool = True
 
     @staticmethod
     def from_passes(passes: Iterable[str], static_prefix_min_tokens: int = 200) -> OptimizerConfig:
@@ -39,8 +42,12 @@ class OptimizerConfig:
         if unknown:
             raise ConfigError(f"unknown optimizer pass(es) {unknown}; known: {list(PASSES)}")
         on = {p: p in names for p in PASSES}
-        return OptimizerConfig(on["prune"], on["cse"], on["prompt_cache"], on["static_prefix"],
-                               static_prefix_min_tokens)
+        if on["cse"] and on["cse_functional"]:
+            raise ConfigError("optimizer passes 'cse' and 'cse_functional' exclude each other "
+                              "(config key 'system.passes')")
+        return OptimizerConfig(on["prune"], on["cse"] or on["cse_functional"],
+                               on["prompt_cache"], on["static_prefix"],
+                               static_prefix_min_tokens, cse_llm=not on["cse_functional"])
 
 
 def optimize(bound: BoundGraph, config: OptimizerConfig = OptimizerConfig(), *,
@@ -53,7 +60,7 @@ def optimize(bound: BoundGraph, config: OptimizerConfig = OptimizerConfig(), *,
     if config.prune:
         graph, plan.pruned = prune(graph)
     if config.cse:
-        graph, plan.aliases = cse(graph)
+        graph, plan.aliases = cse(graph, merge_llm=config.cse_llm)
     t1 = time.perf_counter()
     if config.prompt_cache and cache is not None:
         sub = substitute(BoundGraph(graph, bound.batch, bound.size), cache, namespace)

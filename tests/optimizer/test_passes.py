@@ -139,3 +139,24 @@ def test_static_prefix_detection_threshold() -> None:
 def test_unknown_pass_name() -> None:
     with pytest.raises(ConfigError, match=r"unknown optimizer pass\(es\) \['cse2'\]"):
         OptimizerConfig.from_passes(["prune", "cse2"])
+
+
+def test_cse_functional_leaves_identical_llm_calls_alone() -> None:
+    wf = Workflow("twice")
+    q = wf.input("q")
+    a = wf.llm([("user", q)], name="a")
+    b = wf.llm([("user", q)], name="b")
+    fa = wf.fmt("[{x}]", x=q)
+    fb = wf.fmt("[{x}]", x=q)
+    wf.output("o", wf.llm([("user", [a, b, fa, fb])], name="join"))
+    bound = wf.build().compile(q=["x"])
+    full = optimize(bound, OptimizerConfig.from_passes(["cse"]), tokenizer=TOK)
+    ref = optimize(bound, OptimizerConfig.from_passes(["cse_functional"]), tokenizer=TOK)
+    assert "b" in full.aliases and len(full.graph.llm_ops) == 2
+    assert "b" not in ref.aliases and len(ref.graph.llm_ops) == 3
+    assert len(ref.aliases) == 1  # the two identical format ops still merge
+
+
+def test_cse_and_cse_functional_exclude_each_other() -> None:
+    with pytest.raises(ConfigError, match=r"system\.passes"):
+        OptimizerConfig.from_passes(["cse", "cse_functional"])
