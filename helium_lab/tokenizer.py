@@ -8,6 +8,7 @@ simply its word count (which is how the workload generators size their texts).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import zlib
 from collections.abc import Sequence
@@ -85,14 +86,24 @@ def token_count(tokenizer: Tokenizer, text: str) -> int:
 
 
 def synthetic_text(seed: bytes | str, n_tokens: int, prefix: str = "w") -> str:
-    """`n_tokens` pseudo-random words derived only from `seed` (same seed, same text)."""
+    """`n_tokens` pseudo-random words derived only from `seed` (same seed, same text).
+
+    Word k is `prefix` + (little-endian uint32 k of the concatenated digests
+    blake2b-512(seed + block index) mod 50,000), 16 words per digest."""
     if isinstance(seed, str):
         seed = seed.encode()
-    words: list[str] = []
-    block = 0
-    while len(words) < n_tokens:
-        digest = hashlib.blake2b(seed + block.to_bytes(4, "little"), digest_size=64).digest()
-        for k in range(0, 64, 4):
-            words.append(f"{prefix}{int.from_bytes(digest[k:k + 4], 'little') % 50_000}")
-        block += 1
-    return " ".join(words[:n_tokens])
+    if n_tokens <= 0:
+        return ""
+    digests = b"".join(hashlib.blake2b(seed + block.to_bytes(4, "little"), digest_size=64)
+                       .digest() for block in range(-(-n_tokens // 16)))
+    picks = np.frombuffer(digests, dtype="<u4", count=n_tokens) % _VOCAB
+    table = _word_table(prefix)
+    return " ".join([table[i] for i in picks.tolist()])
+
+
+_VOCAB = 50_000
+
+
+@functools.cache
+def _word_table(prefix: str) -> tuple[str, ...]:
+    return tuple(f"{prefix}{i}" for i in range(_VOCAB))

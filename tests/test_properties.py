@@ -144,3 +144,17 @@ def test_templates_reconstructed_from_trt_paths(wf) -> None:
     for key in calls.keys:
         assert calls.tree.prompt_weight(key) == sum(
             1 if a >= 0 else calls.tree.slot_weight[a] for a in calls.tree.template(key))
+
+
+def test_synthetic_text_is_pinned() -> None:
+    """The synthetic words are part of every simulated prompt (and of stored traces and
+    prompt caches): a faster implementation must give the same text. The digest below is
+    of the original per-word implementation's output."""
+    import hashlib
+
+    from helium_lab.tokenizer import synthetic_text
+
+    assert synthetic_text("golden", 3) == "w23469 w28426 w47661"
+    assert hashlib.sha256(synthetic_text("golden", 1000).encode()).hexdigest() == (
+        "e8424dde0a3207cce9b0e98ab19c10132522d1e5109187cdc23944aea604f6c6")
+    assert synthetic_text("golden", 0) == "" and synthetic_text("x", 17, "t").count(" ") == 16
