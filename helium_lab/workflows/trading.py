@@ -34,9 +34,10 @@ the unnumbered labels Value Trader, News Trader, Technical Trader, Arbitrageur.
 Redundancy (as in the reference, ``prompts/fin_data/traders.yaml``): the personas are
 value trader, news trader, technical trader, arbitrageur, in that order; branch ``b`` uses
 persona ``b % 4`` and the ``_2``, ``_3``, ... copies are byte-identical, so chains ``b`` and
-``b + 4`` have identical prompts at every level. Our CSE (greedy LLM ops merge) removes
-``(B - min(B, 4)) (3R + 2)`` LLM ops per stock: 32 at the defaults (88 -> 56), none at
-B=4, 64/96 at B=12/16, 44 at R=3. Systems without CSE (w/o PP, the baselines) run all 88.
+``b + 4`` have identical prompts at every level. CSE over LLM calls (pass ``cse``, system
+``helium_cse_llm``) removes ``(B - min(B, 4)) (3R + 2)`` LLM ops per stock: 32 at the
+defaults (88 -> 56), none at B=4, 64/96 at B=12/16, 44 at R=3. The reference runtime's CSE
+(pass ``cse_functional``, system ``helium``) and the baselines run all 88.
 
 Agents (``agent=`` of each op; the reference's AgentScope program creates one agent per
 role, per trader chain for the chain's roles, shared by every stock)::

@@ -186,7 +186,8 @@ def test_days_share_fundamentals_and_social() -> None:
 
 
 @pytest.mark.parametrize(("system", "per_stock"), [
-    ("helium", 88 - 32 - 9),       # CSE drops the 4 duplicated chains, the cache 9 analysts
+    ("helium", 88 - 9),            # CSE of non-LLM ops only (the reference): all chains run
+    ("helium_cse_llm", 88 - 32 - 9),  # CSE of LLM calls drops the 4 duplicated chains
     ("helium_no_pp", 88 - 9),      # no CSE: every duplicated chain runs
     ("langgraph", 88),             # no optimizer passes
 ])
