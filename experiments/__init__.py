@@ -1,7 +1,10 @@
 """Experiment definitions: one per paper figure/table, each a task of `helium_lab.run`.
 
 A task is `fn(cfg: dict, run_dir: Path) -> summary dict`; it may write more files into
-`run_dir` (atomically) and prints a readable summary.
+`run_dir` (atomically; every name listed in `experiments.run_folder.RUN_FILES`, so that a
+re-run into the same folder removes it first) and prints a readable summary. A task that
+reads a top-level config block of its own (e.g. `table5:`) names it in `TASK_KEYS`; any other
+top-level key that `conf/config.yaml` does not define is refused (`helium_lab.run`).
 """
 
 from __future__ import annotations
@@ -20,6 +23,13 @@ TASKS: dict[str, str] = {
     "planner_overhead": "experiments.planner_overhead:run",
     "workflow": "experiments.workflow_run:run",
     "validate_sim": "experiments.validate_sim:run",
+}
+
+# Top-level config blocks a task reads besides those of conf/config.yaml.
+TASK_KEYS: dict[str, tuple[str, ...]] = {
+    "table5_optimality": ("table5",),
+    "planner_overhead": ("planner_overhead",),
+    "validate_sim": ("validate_sim",),
 }
 
 

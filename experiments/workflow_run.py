@@ -9,7 +9,10 @@ second is reported.
 Run folder: `config.yaml` (by run.py), `calls.jsonl` (per-call records, times relative
 to the measured batch's start), `outputs.jsonl` (final outputs, one line per query),
 `timeseries.csv` (per engine step: batched requests and tokens, KV usage) and
-`summary.json` (keys in README.md).
+`summary.json` (keys in README.md). While it runs, `summary.json` says which batch and
+stage it is in (`experiments.run_folder.note`); a failed run's says how many calls had
+finished. The prompt-cache store (`planner.prompt_cache_path`) is checked for writability
+before anything runs, so a run never finishes and then fails to save it.
 
 The prompt cache is keyed by the run's output identity (`prompt_cache_namespace`) and, per
 call, by the messages, sampling parameters and output profile; never by the model's name
@@ -27,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from experiments import run_folder
 from experiments.run_metrics import summarize
 from helium_lab.backend import BackendResult, Session
 from helium_lab.config import (
@@ -37,7 +41,7 @@ from helium_lab.config import (
     SystemConfig,
 )
 from helium_lab.errors import ConfigError
-from helium_lab.io import atomic_write_text
+from helium_lab.io import atomic_write_text, check_writable_file
 from helium_lab.optimizer import PromptCache
 from helium_lab.optimizer.prompt_cache import (
     output_namespace,
@@ -165,16 +169,19 @@ def prompt_cache_namespace(s: RunSettings, cfg: dict[str, Any]) -> str:
 
 
 def execute(s: RunSettings, session: Session, params: dict[str, Any],
-            cache: PromptCache | None, namespace: str
+            cache: PromptCache | None, namespace: str, batch: str = "measured batch"
             ) -> tuple[Planned, QueryProcessor, BackendResult, float]:
     """Plan and run one batch; returns the plan, the finished processor, the backend's
     result and the backend's wall time. `namespace`: `prompt_cache_namespace` of the run,
-    for both probes and updates."""
+    for both probes and updates. `batch` names it in the run's progress."""
     tok = session.tokenizer
+    run_folder.note(batch=batch, stage="planning", calls_planned=None, calls_finished=0)
     bound = make_workload(s.workflow, batch_size=s.batch_size, seed=s.seed, **params)
     planned = plan_batch(bound, s.system, s.planner, s.num_workers, tok, cache=cache,
                          namespace=namespace, seed=s.seed)
     proc = QueryProcessor(planned.plan, planned.schedule, tok, s.system.processor(namespace))
+    run_folder.note(stage="running", calls_planned=planned.plan.num_calls(),
+                    calls_finished=lambda: len(proc.records))
     t0 = time.perf_counter()
     result = session.run(proc, progress=s.progress)
     wall = time.perf_counter() - t0
@@ -187,13 +194,17 @@ def run(cfg: dict[str, Any], run_dir: Path) -> dict[str, Any]:
     s = RunSettings.from_cfg(cfg)
     cache = None
     if "prompt_cache" in s.system.passes:
+        if s.planner.prompt_cache_path is not None:  # refuse now, not after the run
+            check_writable_file(s.planner.prompt_cache_path, "planner.prompt_cache_path")
         cache = PromptCache(s.planner.prompt_cache_capacity, s.planner.prompt_cache_path)
     with closing(open_session(s, cfg)) as session:
         namespace = prompt_cache_namespace(s, cfg)
         warm_wall = 0.0
         if s.warmup_params is not None:
-            _, _, _, warm_wall = execute(s, session, s.warmup_params, cache, namespace)
+            _, _, _, warm_wall = execute(s, session, s.warmup_params, cache, namespace,
+                                         batch="warm-up batch")
         planned, proc, result, wall = execute(s, session, s.workflow_params, cache, namespace)
+    run_folder.note(stage="saving results", calls_finished=len(proc.records))
     if cache is not None and cache.path is not None:
         cache.save()
     write_run_files(run_dir, proc, result)

@@ -10,25 +10,36 @@ resolved as `_sweep/pf_run/<key>.yaml`, and the sweep chooses among them:
 
 `paper_figs.job` is `helium_lab.run`'s main with a failing job reported as a failed job
 rather than exiting the whole sweep. Jobs are ordered longest first.
+
+The sweep runs in its own process group; if `python -m paper_figs` is interrupted (SIGINT,
+Ctrl-C) or terminated (SIGTERM, SIGHUP) while it waits, the whole group gets SIGTERM (each
+running job records `failed` in its summary.json, then its worker exits) and, once those
+have gone or after `STOP_GRACE_S`, SIGKILL for what is left (`stop_sweep`): no sweep keeps
+running, or writing into the results, after its parent has gone.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from omegaconf import OmegaConf
 
 from experiments.paper import Run
+from experiments.run_folder import handle_signals
 from helium_lab.io import atomic_write_json
 from paper_figs.store import REPO, Store, full_overrides
 
 CONF_DIR = REPO / "conf"
 PF_BASE = "defaults:\n  - pf_run: ???\n  - _self_\n"
+STOP_GRACE_S = 10.0  # after SIGTERM, how long the sweep's jobs get to record their failure
 
 
 def compose(runs: Sequence[Run]) -> dict[str, dict[str, Any]]:
@@ -93,6 +104,86 @@ def record_history(store: Store, runs: Sequence[Run]) -> None:
     atomic_write_json(store.root / "timings.json", hist)
 
 
+def job_finished(summary: Path) -> bool:
+    """A job's summary.json says it ended (`ok` or `failed`; it says `running` meanwhile)."""
+    try:
+        data = json.loads(summary.read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(data, dict) and data.get("status") != "running"
+
+
+def group_members(pgid: int) -> list[tuple[int, bool]] | None:
+    """(pid, ignores SIGTERM) of every live process of group `pgid`, from /proc; zombies
+    (exited, not yet reaped by their new parent) left out. None where there is no /proc."""
+    proc_fs = Path("/proc")
+    if not (proc_fs / "self" / "status").is_file():
+        return None
+    members = []
+    for entry in proc_fs.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rpartition(")")[2].split()
+            if len(fields) < 3 or int(fields[2]) != pgid or fields[0] == "Z":
+                continue
+            ignored = 0
+            for line in (entry / "status").read_text().splitlines():
+                if line.startswith("SigIgn:"):
+                    ignored = int(line.split()[1], 16)
+        except (OSError, ValueError):
+            continue
+        members.append((int(entry.name), bool(ignored >> (signal.SIGTERM - 1) & 1)))
+    return members
+
+
+def stop_sweep(proc: subprocess.Popen[Any], grace_s: float = STOP_GRACE_S) -> None:
+    """Take a sweep started by `run_sweep` down with its launcher's job processes: SIGTERM
+    to its process group; once every process that heeds SIGTERM has gone (a job records
+    `failed` first), or after `grace_s`, or on a second interrupt, SIGKILL to whatever is
+    left (e.g. joblib's resource tracker, which ignores SIGTERM, if it has not followed its
+    workers within a second). Returns once the sweep process has exited."""
+    if os.name != "posix":
+        proc.terminate()
+        try:
+            proc.wait(timeout=grace_s)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        return
+    pgid = proc.pid  # process_group=0: the sweep leads its own group
+
+    def signal_group(sig: int) -> bool:
+        try:
+            os.killpg(pgid, sig)
+        except (ProcessLookupError, PermissionError):
+            return False  # nothing left in the group
+        return True
+
+    def wait_until(done: Callable[[list[tuple[int, bool]]], bool], seconds: float) -> bool:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            proc.poll()  # reap the leader, so that it does not count as a member
+            if not signal_group(0):
+                return True
+            members = group_members(pgid)
+            if members is not None and done(members):
+                return True
+            time.sleep(0.05)
+        return False
+
+    try:
+        if signal_group(signal.SIGTERM):
+            wait_until(lambda ms: all(ignores for _, ignores in ms), grace_s)
+            if not wait_until(lambda ms: not ms, 1.0):
+                signal_group(signal.SIGKILL)
+    except BaseException:
+        signal_group(signal.SIGKILL)
+        raise
+    finally:
+        proc.wait()
+
+
 def launcher_args(launcher: str, jobs: int) -> list[str]:
     if launcher == "joblib":
         return ["hydra/launcher=joblib", f"hydra.launcher.n_jobs={jobs}"]
@@ -133,18 +224,27 @@ def run_sweep(store: Store, runs: Sequence[Run], *, jobs: int = 2, launcher: str
     with open(log_path, "w") as f:
         f.write(" ".join(cmd) + "\n\n")
         f.flush()
-        proc = subprocess.Popen(cmd, cwd=REPO, stdout=f, stderr=subprocess.STDOUT)
-        done = 0
-        while True:
-            rc = proc.poll()
-            for key in list(pending):
-                if (store.run_dir(pending[key]) / "summary.json").is_file():
-                    del pending[key]
-                    done += 1
-                    log(f"  [{done:>3}/{len(runs)}] {key}  ({time.perf_counter() - t0:.0f} s)")
-            if rc is not None:
-                break
-            time.sleep(1.0)
+        group = 0 if os.name == "posix" else None  # a process group of its own: stop_sweep
+        proc = subprocess.Popen(cmd, cwd=REPO, stdout=f, stderr=subprocess.STDOUT,
+                                process_group=group)
+        try:
+            with handle_signals():  # SIGTERM/SIGHUP raise here too, not only Ctrl-C
+                done = 0
+                while True:
+                    rc = proc.poll()
+                    for key in list(pending):
+                        if job_finished(store.run_dir(pending[key]) / "summary.json"):
+                            del pending[key]
+                            done += 1
+                            log(f"  [{done:>3}/{len(runs)}] {key}  "
+                                f"({time.perf_counter() - t0:.0f} s)")
+                    if rc is not None:
+                        break
+                    time.sleep(1.0)
+        except BaseException:
+            log("interrupted: stopping the sweep")
+            stop_sweep(proc)
+            raise
     record_history(store, runs)
     atomic_write_json(store.root / "last_sweep.json", {
         "runs": len(runs), "launcher": launcher, "jobs": jobs, "exit_status": rc,
