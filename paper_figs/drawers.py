@@ -460,12 +460,15 @@ def draw_table5(ctx: Ctx) -> None:
     order = ("querywise", "opwise", "random", "lspf", "helium_alg1", "helium")
     methods = dict(sorted(s["methods"].items(),
                           key=lambda kv: order.index(kv[0]) if kv[0] in order else -1))
+    judged = str(s.get("judged_method", "helium_alg1"))  # the paper's Algorithm 1
     rows_csv = [{"method": m, "gap_avg_pct": v["gap_avg_pct"], "gap_max_pct": v["gap_max_pct"],
                  "token_steps_avg": v["token_steps_avg"],
-                 "paper_gap_avg_pct": paper["gap_avg_pct"] if m == "helium" else None,
-                 "paper_gap_max_pct": paper["gap_max_pct"] if m == "helium" else None}
+                 "paper_gap_avg_pct": paper["gap_avg_pct"] if m == judged else None,
+                 "paper_gap_max_pct": paper["gap_max_pct"] if m == judged else None}
                 for m, v in methods.items()]
-    rows_md = [[label(r["method"]), fmt(r["token_steps_avg"]), fmt(r["gap_avg_pct"]),
+    rows_md = [[label(r["method"]) + (" (ours: Alg. 1 + call-level refinement)"
+                                      if r["method"] == "helium" else ""),
+                fmt(r["token_steps_avg"]), fmt(r["gap_avg_pct"]),
                 fmt(r["gap_max_pct"]), fmt(r["paper_gap_avg_pct"]) if r["paper_gap_avg_pct"]
                 is not None else "—", fmt(r["paper_gap_max_pct"])
                 if r["paper_gap_max_pct"] is not None else "—"] for r in rows_csv]
@@ -479,21 +482,27 @@ def draw_table5(ctx: Ctx) -> None:
             "paper max gap %"], rows_md, notes, extra)
     ctx.csv(rows_csv, ["method", "token_steps_avg", "gap_avg_pct", "gap_max_pct",
                        "paper_gap_avg_pct", "paper_gap_max_pct"])
-    he = methods.get("helium")
+    he = methods.get(judged)
+    ours = methods.get("helium")
+    if ours and judged != "helium":
+        ctx.section.row("Helium + call-level refinement (our extension) avg / max gap (%)",
+                        f"{ours['gap_avg_pct']:.2f} / {ours['gap_max_pct']:.2f}", "—")
     if he:
-        ctx.section.row("Helium avg gap (%)", he["gap_avg_pct"], paper["gap_avg_pct"])
-        ctx.section.row("Helium max gap (%)", he["gap_max_pct"], paper["gap_max_pct"])
-        ctx.section.verdicts.append(verdict_points("Helium avg gap", he["gap_avg_pct"],
+        ctx.section.row("Helium (Alg. 1) avg gap (%)", he["gap_avg_pct"], paper["gap_avg_pct"])
+        ctx.section.row("Helium (Alg. 1) max gap (%)", he["gap_max_pct"], paper["gap_max_pct"])
+        ctx.section.verdicts.append(verdict_points("Helium (Alg. 1) avg gap", he["gap_avg_pct"],
                                                    paper["gap_avg_pct"], tol=1.0))
         ctx.section.verdicts.append(verdict_claim(
-            f"Helium's max gap at most the paper's {paper['gap_max_pct']}%",
+            f"Helium's (Alg. 1) max gap at most the paper's {paper['gap_max_pct']}%",
             he["gap_max_pct"] <= paper["gap_max_pct"] + 1.0,
             f"ours {he['gap_max_pct']:.2f}%"))
-        best = min(methods, key=lambda m: methods[m]["gap_avg_pct"])
+        rivals = [m for m in methods if m not in (judged, "helium")]
+        best = min(rivals, key=lambda m: methods[m]["gap_avg_pct"]) if rivals else None
         ctx.section.verdicts.append(verdict_claim(
-            "Helium has the smallest average gap of the methods",
-            methods[best]["gap_avg_pct"] >= he["gap_avg_pct"],
-            f"smallest: {label(best)} {methods[best]['gap_avg_pct']:.2f}%"))
+            "Helium (Alg. 1) has a smaller average gap than every baseline",
+            best is None or methods[best]["gap_avg_pct"] > he["gap_avg_pct"],
+            "no baseline" if best is None else
+            f"best baseline: {label(best)} {methods[best]['gap_avg_pct']:.2f}%"))
     if not s.get("all_optimal"):
         ctx.section.notes.append("some MILP instances hit the time limit: gaps are against "
                                  "the best schedule known, not a proven optimum")

@@ -1,18 +1,39 @@
 """Helium's cache-aware scheduling (Alg. 1, PAPER.md §4.3) on the operator-level TRT.
 
-1. PartitionWorkflow places op copies on workers (cost-based, see `partition.py`).
-2. The operator-level TRT of those copies is mirrored by a scheduling tree.
-3. A DFS walks it: at each inner node the children are tried in critical-path order
-   (largest remaining weighted dependency depth first, then earliest schedulable token
-   step); a leaf is scheduled when its inputs are scheduled and their precedence delays
-   have elapsed on its worker's clock. When a pass schedules nothing, a forced pass takes
-   the path to the leaf that can start earliest, so progress is guaranteed.
-4. Scheduled leaves go through a release buffer: an inner sequence (leaves sharing their
-   first placeholder node) is emitted once all its leaves are scheduled.
+    Schedule:  PartitionWorkflow; BuildSchedulingTree;
+               while not Recurse(root, false): Recurse(root, true)   (force progress)
+    Recurse(node, force):
+        leaf:  if CanSchedule(node, force): ScheduleNode(node)
+        inner: for each child in SelectChildren(node, force):
+                   if Recurse(child, force): RemoveChild(child)
+                   UpdateState(children); force <- false             (only the first child)
+        return node.IsEmpty()
+
+* PartitionWorkflow (line 2) places op copies on workers (cost-based, `partition.py`).
+* BuildSchedulingTree (line 3): the operator-level TRT of those copies (Alg. 2), mirrored
+  by a scheduling tree (`_SNode`) that tracks each subtree's state: the greatest dependency
+  depth of a leaf that can start now (non-blocking) and of one whose inputs are all
+  scheduled (schedulable), and the earliest token step at which one can start.
+* SelectChildren (line 12) is a critical-path DFS [Kelley & Walker]: it yields one child
+  at a time, re-chosen after every UpdateState among the children still able to progress
+  (App. B's SelectBestChild over the k remaining children): unforced, among subtrees with
+  a non-blocking leaf, the greatest dependency depth, then the earliest schedulable token
+  step; forced, among subtrees with a schedulable leaf, the earliest token step, then the
+  greatest depth. Ties go to the sibling that the fewest tied siblings depend on (depth in
+  the sibling dependency graph, cycles collapsed into SCCs), then to TRT order. A child
+  that cannot progress is not visited.
+* Dependency depth: the longest chain of dependents below an op in G = (L, E').
+* CanSchedule (line 9): the op's inputs are scheduled and their precedence delays have
+  elapsed on its worker's token-step clock; forced, the op starts when they elapse (the
+  forced leaf is the one that can start earliest).
+* ScheduleNode (line 10) goes through the release buffer: an inner sequence (the leaves
+  under the first TRT node holding a placeholder, i.e. sharing one static prompt) is
+  released to the final schedule once all its operators have been emitted.
 
 Op-level estimates: a copy with n calls costs n·u (Eq. 3, prefill net of its static prefix,
 which consecutive calls of one op share); a dependent may start one call's usage plus the
-delay d (Eq. 4) after its input's copy starts, since calls stream through.
+delay d (Eq. 4) after its input's copy starts, since calls stream through. Nothing reads a
+clock on the schedule's path (only the `*_ms` stats are measured).
 """
 
 from __future__ import annotations
@@ -35,36 +56,49 @@ from helium_lab.trt.build import SlotLengths, operator_trt
 from helium_lab.trt.tree import Node, TemplatedRadixTree
 
 Key = Hashable  # (op id, worker)
+INF = math.inf
+# A subtree's scheduling state: (non-blocking depth, earliest schedulable token step,
+# schedulable depth, token step at which a blocked leaf unblocks). -1: no such leaf.
+State = tuple[float, float, float, float]
+EMPTY: State = (-1.0, INF, -1.0, INF)
 
 
 class _SNode:
-    """Scheduling-tree node mirroring a TRT node (or a leaf). `leaves` (all leaves below)
-    get sorted by critical-path depth; `top` skips the scheduled ones at the front."""
+    """Scheduling-tree node mirroring a TRT node, or a leaf (one op copy).
 
-    __slots__ = ("children", "leaf", "leaves", "top")
+    `state` caches the subtree's `State`; it stays valid while the node is not `dirty` (no
+    leaf below was scheduled or became schedulable since) and its worker's clock has not
+    reached the step at which a blocked leaf below unblocks."""
 
-    def __init__(self, leaf: Key | None = None) -> None:
+    __slots__ = ("children", "dirty", "leaf", "leaves", "level", "parent", "state", "worker")
+
+    def __init__(self, parent: _SNode | None, worker: int, leaf: Key | None = None) -> None:
+        self.parent = parent
+        self.level: int = 0 if parent is None else parent.level + 1
+        self.worker = worker
         self.leaf = leaf
         self.children: list[_SNode] = []
         self.leaves: list[Key] = [leaf] if leaf is not None else []
-        self.top = 0
+        self.dirty = True
+        self.state: State = EMPTY
 
 
-def _mirror(node: Node) -> _SNode:
-    s = _SNode()
-    s.children = [_SNode(k) for k in node.leaves] + [_mirror(c) for c in node.children.values()]
+def _mirror(node: Node, parent: _SNode, worker: int, snode_of: dict[Key, _SNode]) -> _SNode:
+    """BuildSchedulingTree: the scheduling node of TRT node `node` and its subtree."""
+    s = _SNode(parent, worker)
+    for k in node.leaves:
+        snode_of[k] = leaf = _SNode(s, worker, k)
+        s.children.append(leaf)
+    s.children.extend(_mirror(c, s, worker, snode_of) for c in node.children.values())
     for c in s.children:
         s.leaves.extend(c.leaves)
     return s
 
 
-def _sort_by_depth(node: _SNode, depth: dict[Key, float]) -> None:
-    node.leaves.sort(key=lambda k: -depth[k])
-    for c in node.children:
-        _sort_by_depth(c, depth)
-
-
 class _Scheduler:
+    """The scheduling tree's state: per-worker token-step clocks, per-op estimates, the
+    dependency bookkeeping, and the release buffer (Alg. 1's `tree`)."""
+
     def __init__(self, ctx: PlanningContext, tree: TemplatedRadixTree, partition: Partition,
                  lengths: SlotLengths) -> None:
         cost = ctx.cost
@@ -74,6 +108,8 @@ class _Scheduler:
         self.unit: dict[Key, float] = {}  # one call's usage
         self.delay: dict[Key, float] = {}
         self.users: dict[Key, list[Key]] = {k: [] for k in tree.leaves}
+        self.missing: dict[Key, int] = {}  # inputs not scheduled yet
+        self.ready: dict[Key, float] = {}  # earliest start allowed by the scheduled inputs
         for key, leaf in tree.leaves.items():
             op, w = leaf.key[0], leaf.worker  # type: ignore[index]
             out = lengths(op)
@@ -81,14 +117,15 @@ class _Scheduler:
             shared = tree.static_prefix(key)
             self.unit[key] = cost.usage(tree.prompt_weight(key) - shared, out, w)
             self.delay[key] = cost.delay(out, w)
+            self.missing[key] = len(leaf.deps)
+            self.ready[key] = 0.0
             for d in leaf.deps:
                 self.users[d].append(key)
+        # dependency depth: the longest chain of dependents below the op (0 for a sink)
         self.depth: dict[Key, float] = {}
         for key in reversed(list(tree.leaves)):  # leaves were added in topological order
-            tail = max((self.depth[u] for u in self.users[key]), default=0.0)
-            self.depth[key] = self.n[key] * self.unit[key] + self.delay[key] + tail
+            self.depth[key] = 1.0 + max((self.depth[u] for u in self.users[key]), default=-1.0)
         self.start: dict[Key, float] = {}
-        self._ready: dict[Key, float] = {}
         self.group_of: dict[Key, int] = {}
         self.groups = tree.inner_groups()
         for g, members in enumerate(self.groups):
@@ -97,70 +134,167 @@ class _Scheduler:
         self.pending = [len(m) for m in self.groups]
         self.buffer: dict[int, list[str]] = {}
         self.final: list[list[list[str]]] = [[] for _ in self.clock]
+        # BuildSchedulingTree: the mirrored scheduling tree, one sub-root per worker
+        self.snode_of: dict[Key, _SNode] = {}
+        self.root = _SNode(None, -1)
+        self.root.children = [_mirror(r, self.root, w, self.snode_of)
+                              for w, r in tree.roots.items()]
+        for c in self.root.children:
+            self.root.leaves.extend(c.leaves)
 
     def nbytes(self) -> int:
-        """Memory of the scheduler's own state (maps over leaves, groups, buffers)."""
-        maps = (self.n, self.unit, self.delay, self.users, self.depth, self.start,
-                self.group_of, self.buffer)
+        """Memory of the scheduler's own state (maps over leaves, groups, buffers, tree)."""
+        maps = (self.n, self.unit, self.delay, self.users, self.missing, self.ready,
+                self.depth, self.start, self.group_of, self.buffer, self.snode_of)
         size = sum(sys.getsizeof(m) for m in maps) + sys.getsizeof(self.groups)
         size += sum(sys.getsizeof(v) for v in self.users.values())
         size += sum(sys.getsizeof(g) for g in self.groups) + sys.getsizeof(self.final)
+        stack = [self.root]
+        while stack:
+            s = stack.pop()
+            size += sys.getsizeof(s) + sys.getsizeof(s.children) + sys.getsizeof(s.leaves)
+            stack.extend(s.children)
         return size + sum(sys.getsizeof(w) + sum(sys.getsizeof(st) for st in w)
                           for w in self.final)
 
-    # -- state queries -----------------------------------------------------------------
-    def ready_at(self, key: Key) -> float:
-        """Earliest token step the leaf may start (inf while an input is unscheduled).
-        Cached; scheduling a leaf invalidates its users' entries."""
-        t = self._ready.get(key)
-        if t is not None:
-            return t
-        t = 0.0
-        for d in self.tree.leaves[key].deps:
-            s = self.start.get(d)
-            if s is None:
-                t = math.inf
-                break
-            t = max(t, s + self.unit[d] + self.delay[d])
-        self._ready[key] = t
-        return t
+    # -- UpdateState ---------------------------------------------------------------------
+    def _touch(self, key: Key) -> None:
+        """A leaf was scheduled or became schedulable: its ancestors' states are stale."""
+        s: _SNode | None = self.snode_of[key]
+        while s is not None and not s.dirty:
+            s.dirty = True
+            s = s.parent
+        # (a dirty node's ancestors are dirty: recomputing clears a node, never a parent)
 
-    def max_depth(self, node: _SNode) -> float:
-        """Largest critical-path depth among the node's unscheduled leaves."""
-        while node.top < len(node.leaves) and node.leaves[node.top] in self.start:
-            node.top += 1
-        return self.depth[node.leaves[node.top]] if node.top < len(node.leaves) else 0.0
+    def state(self, node: _SNode) -> State:
+        """The subtree's state now (cached, see `_SNode`)."""
+        if not node.dirty and self.clock[node.worker] < node.state[3]:
+            return node.state
+        key = node.leaf
+        if key is not None:
+            if key in self.start or self.missing[key]:
+                st = EMPTY
+            else:
+                r, d = self.ready[key], self.depth[key]
+                st = (d, r, d, INF) if r <= self.clock[node.worker] else (-1.0, r, d, r)
+        else:
+            nb, early, sd, unblock = -1.0, INF, -1.0, INF
+            for c in node.children:
+                cs = self.state(c)
+                if cs[2] < 0:
+                    continue
+                if cs[0] > nb:
+                    nb = cs[0]
+                if cs[1] < early:
+                    early = cs[1]
+                if cs[2] > sd:
+                    sd = cs[2]
+                if cs[3] < unblock:
+                    unblock = cs[3]
+            st = (nb, early, sd, unblock)
+        node.state = st
+        node.dirty = False
+        return st
 
-    def worker(self, key: Key) -> int:
-        return self.tree.leaves[key].worker
-
+    # -- CanSchedule / ScheduleNode ------------------------------------------------------
     def can_schedule(self, key: Key, force: bool) -> bool:
-        t = self.ready_at(key)
-        return t < math.inf and (force or t <= self.clock[self.worker(key)])
+        """Inputs scheduled and their precedence delays elapsed on the worker's clock (or,
+        forced, elapsed at all: the op then starts when they do)."""
+        if key in self.start or self.missing[key]:
+            return False
+        return force or self.ready[key] <= self.clock[self.snode_of[key].worker]
 
     def schedule_leaf(self, key: Key) -> None:
-        w = self.worker(key)
-        s = max(self.clock[w], self.ready_at(key))
+        w = self.snode_of[key].worker
+        s = max(self.clock[w], self.ready[key])
         self.start[key] = s
-        for u in self.users[key]:
-            self._ready.pop(u, None)
         self.clock[w] = s + self.n[key] * self.unit[key]
+        self._touch(key)
+        # a dependent may start once the op's first call is done and d has passed
+        avail = s + self.unit[key] + self.delay[key]
+        for u in self.users[key]:
+            if avail > self.ready[u]:
+                self.ready[u] = avail
+            self.missing[u] -= 1
+            if not self.missing[u]:
+                self._touch(u)
         g = self.group_of[key]
         self.buffer.setdefault(g, []).append(key[0])  # type: ignore[index]
         self.pending[g] -= 1
         if self.pending[g] == 0:  # release the whole inner sequence at once
             self.final[w].append(self.buffer.pop(g))
 
-    def select_children(self, node: _SNode, force: bool) -> list[_SNode]:
-        """Critical path first; when forcing, the earliest schedulable step first."""
-        scored = []
-        for i, c in enumerate(node.children):
-            depth = self.max_depth(c)
-            early = min((self.ready_at(k) for k in c.leaves[c.top:] if k not in self.start),
-                        default=math.inf)
-            scored.append(((early, -depth, i) if force else (-depth, early, i), c))
-        scored.sort(key=lambda x: x[0])
-        return [c for _, c in scored]
+    # -- SelectChildren ------------------------------------------------------------------
+    def select_child(self, node: _SNode, force: bool) -> _SNode | None:
+        """The next child to visit, or None when no child can make progress.
+
+        Unforced: among children with a leaf that can start now, the greatest dependency
+        depth of such a leaf, then the earliest schedulable token step. Forced: among
+        children with a schedulable leaf, the earliest token step, then the greatest depth.
+        Ties go to the child the fewest tied siblings depend on (sibling dependency depth),
+        then to TRT order."""
+        best: list[_SNode] = []
+        best_key: tuple[float, float] | None = None
+        for c in node.children:
+            nb, early, sd, _ = self.state(c)
+            if force:
+                if sd < 0:
+                    continue
+                key = (early, -sd)
+            else:
+                if nb < 0:
+                    continue
+                key = (-nb, early)
+            if best_key is None or key < best_key:
+                best_key, best = key, [c]
+            elif key == best_key:
+                best.append(c)
+        if len(best) <= 1:
+            return best[0] if best else None
+        return self._first_by_sibling_depth(node, best)
+
+    def _first_by_sibling_depth(self, node: _SNode, cands: list[_SNode]) -> _SNode:
+        """The first candidate of least depth in the sibling dependency graph (edge A -> B:
+        an unscheduled leaf below B reads one below A), cycles collapsed (SCCs)."""
+        index = {id(c): i for i, c in enumerate(cands)}
+        level = node.level + 1
+        preds: list[set[int]] = [set() for _ in cands]
+        for j, c in enumerate(cands):
+            for k in c.leaves:
+                if k in self.start:
+                    continue
+                for d in self.tree.leaves[k].deps:
+                    if d in self.start:
+                        continue
+                    s: _SNode | None = self.snode_of[d]
+                    while s is not None and s.level > level:
+                        s = s.parent
+                    i = index.get(id(s)) if s is not None and s.parent is node else None
+                    if i is not None and i != j:
+                        preds[j].add(i)
+        if not any(preds):
+            return cands[0]
+        # reach[i]: candidates from which i can be reached (its transitive predecessors)
+        reach = [0] * len(cands)
+        for i in range(len(cands)):
+            seen, stack = 0, list(preds[i])
+            while stack:
+                p = stack.pop()
+                if not seen >> p & 1:
+                    seen |= 1 << p
+                    stack.extend(preds[p])
+            reach[i] = seen
+
+        def depth(i: int, memo: dict[int, int]) -> int:
+            if i not in memo:
+                memo[i] = 0
+                outside = [p for p in range(len(cands)) if reach[i] >> p & 1
+                           and not reach[p] >> i & 1]  # strict predecessors (other SCCs)
+                memo[i] = 1 + max((depth(p, memo) for p in outside), default=-1)
+            return memo[i]
+
+        memo: dict[int, int] = {}
+        return cands[min(range(len(cands)), key=lambda i: (depth(i, memo), i))]
 
     # -- Alg. 1 ------------------------------------------------------------------------
     def recurse(self, node: _SNode, force: bool) -> bool:
@@ -169,11 +303,20 @@ class _Scheduler:
                 self.schedule_leaf(node.leaf)
                 return True
             return False
-        for child in self.select_children(node, force):
+        while (child := self.select_child(node, force)) is not None:
             if self.recurse(child, force):
                 node.children.remove(child)
-            force = False
+            force = False  # only the first child is forced
         return not node.children
+
+    def run(self) -> int:
+        """Schedule (lines 4-5): unforced passes, a forced one whenever they get stuck.
+        Returns the number of forced passes."""
+        forced = 0
+        while not self.recurse(self.root, False):
+            self.recurse(self.root, True)  # force progress if stuck
+            forced += 1
+        return forced
 
 
 REFINE_MAX_CALLS = 64
@@ -223,15 +366,7 @@ def alg1_schedule(ctx: PlanningContext, tokenizer: Tokenizer | None = None) -> S
     tree = operator_trt(plan, tok, workers_of, lengths, partition.op_worker)
     t1 = time.perf_counter()
     sched = _Scheduler(ctx, tree, partition, lengths)
-    root = _SNode()
-    root.children = [_mirror(r) for r in tree.roots.values()]
-    for c in root.children:
-        root.leaves.extend(c.leaves)
-    _sort_by_depth(root, sched.depth)
-    passes = 0
-    while not sched.recurse(root, False):
-        sched.recurse(root, True)
-        passes += 1
+    passes = sched.run()
     stages = tuple(tuple(tuple(st) for st in sched.final[w]) for w in range(ctx.num_workers))
     t2 = time.perf_counter()
     return Schedule("helium", partition, stages, "best_effort",
