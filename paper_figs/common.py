@@ -88,7 +88,7 @@ class Section:
     @staticmethod
     def from_dict(d: Mapping[str, Any]) -> Section:
         s = Section(**{k: v for k, v in d.items() if k in Section.__dataclass_fields__})
-        s.rows = [tuple(r) for r in s.rows]  # type: ignore[misc]
+        s.rows = [tuple(r) for r in s.rows]
         return s
 
     def markdown(self) -> str:
