@@ -66,11 +66,12 @@ import sys
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from helium_lab.optimizer.prompt_cache import package_versions
 
 CHARS_PER_TOKEN = 4
 MODEL = "mock-model"
@@ -899,12 +900,7 @@ def machine_info() -> dict[str, Any]:
         m = re.search(rf"^{name}\s*:\s*(.+)$", info, re.M)
         return m.group(1).strip() if m else None
 
-    versions: dict[str, str | None] = {}
-    for pkg in PACKAGES:
-        try:
-            versions[pkg] = metadata.version(pkg)
-        except metadata.PackageNotFoundError:
-            versions[pkg] = None
+    versions = package_versions(*PACKAGES)
     mhz = field_("cpu MHz")
     return {
         "cpu_model": field_("model name"),

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from helium_lab.errors import ConfigError
-from helium_lab.processor.discipline import DISCIPLINES
+from helium_lab.processor.discipline import make_discipline
 
 ROUTERS = ("schedule", "least_loaded", "prefix_affinity", "round_robin")
 
@@ -15,8 +15,8 @@ class ProcessorConfig:
     """`router`: who picks a call's worker — the schedule's partition, a queue-length
     balancer, prefix affinity (Parrot) or round robin. Back-pressure: at most
     `max_inflight_per_worker` calls outstanding per worker, `max_inflight_total` overall
-    (1 models the vLLM baseline's one-call-at-a-time client), `max_inflight_per_op` per op
-    (1 models AgentScope's serial actor per agent). `namespace` keys the prompt cache.
+    (1 models the vLLM baseline's one-call-at-a-time client), `max_inflight_per_op` per op.
+    `namespace` keys the prompt cache.
     `retain_prefixes`: hint engines to keep each call's prompt prefix that a later call of
     the same query extends (`LLMCall.retain`); only with the schedule's placement.
     `discipline`: when the client lets a ready call go (`discipline.py`: `ready`,
@@ -36,16 +36,7 @@ class ProcessorConfig:
     def __post_init__(self) -> None:
         if self.router not in ROUTERS:
             raise ConfigError(f"unknown router {self.router!r}; known: {list(ROUTERS)}")
-        if self.discipline not in DISCIPLINES:
-            raise ConfigError(f"unknown dispatch discipline {self.discipline!r} (config key "
-                              f"'system.discipline'); known: {list(DISCIPLINES)}")
-        if self.agent_capacity is not None and (
-                not isinstance(self.agent_capacity, int) or self.agent_capacity < 1):
-            raise ConfigError("system.agent_capacity must be a positive integer, got "
-                              f"{self.agent_capacity!r}")
-        if self.discipline == "agent_servers" and self.agent_capacity is None:
-            raise ConfigError("system.discipline=agent_servers needs system.agent_capacity "
-                              "(slots per agent server)")
+        make_discipline(self.discipline, self.agent_capacity)  # validates both keys
         for key in ("max_inflight_per_worker", "max_inflight_total", "max_inflight_per_op"):
             v = getattr(self, key)
             if v is not None and v < 1:

@@ -104,9 +104,9 @@ class OpPipeline(Discipline):
 
     def prepare(self, graph: Graph, issued: Sequence[CallKey]) -> None:
         level = llm_levels(graph)
-        pos = {oid: i for i, oid in enumerate(graph.order)}
         last: dict[int, CallKey] = {}
-        for key in sorted(issued, key=lambda k: (k[1], level[k[0]], pos[k[0]])):
+        # stable sort: within a query and a depth, calls keep program (build) order
+        for key in sorted(issued, key=lambda k: (k[1], level[k[0]])):
             prev = last.get(key[1])
             if prev is not None:
                 self._next[prev] = key
@@ -127,9 +127,7 @@ class AgentServers(Discipline):
     name = "agent_servers"
 
     def __init__(self, capacity: int) -> None:
-        if capacity < 1:
-            raise ConfigError(f"system.agent_capacity must be >= 1, got {capacity}")
-        self.capacity = capacity
+        self.capacity = _check_capacity(capacity)
         self._agent: dict[str, str] = {}
         self._waiting: dict[str, deque[CallKey]] = {}
         self._gated: set[CallKey] = set()
@@ -162,18 +160,26 @@ def _agent_of(op: LLMOp) -> str:
     return op.agent or op.name or op.id
 
 
+def _check_capacity(capacity: int) -> int:
+    if isinstance(capacity, bool) or not isinstance(capacity, int) or capacity < 1:
+        raise ConfigError(f"system.agent_capacity must be a positive integer, got {capacity!r}")
+    return capacity
+
+
+_PLAIN: dict[str, type[Discipline]] = {"ready": Discipline, "supersteps": Supersteps,
+                                       "op_pipeline": OpPipeline}
+
+
 def make_discipline(name: str, agent_capacity: int | None = None) -> Discipline:
-    """The discipline `name` (config key `system.discipline`)."""
-    if name == "ready":
-        return Discipline()
-    if name == "supersteps":
-        return Supersteps()
-    if name == "op_pipeline":
-        return OpPipeline()
+    """The discipline `name` (config key `system.discipline`); validates both keys."""
+    if agent_capacity is not None:
+        _check_capacity(agent_capacity)
     if name == "agent_servers":
         if agent_capacity is None:
             raise ConfigError("system.discipline=agent_servers needs system.agent_capacity "
                               "(slots per agent server)")
         return AgentServers(agent_capacity)
-    raise ConfigError(f"unknown dispatch discipline {name!r} (config key "
-                      f"'system.discipline'); known: {list(DISCIPLINES)}")
+    if name not in _PLAIN:
+        raise ConfigError(f"unknown dispatch discipline {name!r} (config key "
+                          f"'system.discipline'); known: {list(DISCIPLINES)}")
+    return _PLAIN[name]()

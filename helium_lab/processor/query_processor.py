@@ -110,11 +110,11 @@ class QueryProcessor:
         self._started = True
         needed = self._needed_calls()
         self._unvalued = len(needed)
-        issued = [(op.id, q) for op in self.graph.llm_ops for q in range(self.plan.size)
+        llm = self.graph.llm_ops  # in the graph's topological order
+        issued = [(op.id, q) for q in range(self.plan.size) for op in llm  # program order
                   if (op.id, q) in needed and q not in self.plan.fetched.get(op.id, {})]
         self._issued = set(issued)
-        rank = {oid: i for i, oid in enumerate(self.graph.order)}
-        self.discipline.prepare(self.graph, sorted(issued, key=lambda k: (k[1], rank[k[0]])))
+        self.discipline.prepare(self.graph, issued)
         if self.schedule.dispatch == "strict":
             self._strict = self._strict_orders(issued)
         self._prio = self._call_priorities(issued)
