@@ -181,7 +181,7 @@ class SimEngine:
                 continue
             t0 = self.env.now
             out = sched.schedule(t0)
-            if not out.chunks:
+            if not out.requests:
                 if out.preempted:
                     continue  # a request preempted itself; vLLM runs an empty step
                 names = ", ".join(r.name for r in sched.waiting)
