@@ -22,12 +22,18 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
+from itertools import takewhile
+from operator import is_not
 
 import numpy as np
 
 from sim.block_hash import BlockHasher
 from sim.block_pool import Block, BlockPool
 from sim.request import SimRequest
+
+
+_is_block = partial(is_not, None)  # a C callable: x is not None
 
 
 def cdiv(a: int, b: int) -> int:
@@ -153,10 +159,15 @@ class KVCacheManager:
         """The most decode steps (<= `cap`) of every request in `running`, each a token
         from being computed, whose new blocks the free blocks cover."""
         bs, blocks = self.block_size, self._blocks
+        free = self.pool.get_num_free_blocks()
+        # each request grows into at most (cap - 1) // bs + 1 new blocks in cap steps (its
+        # first growth is at step >= 1): when the free blocks cover that bound for all of
+        # them, cap is the answer without counting request by request
+        if len(running) * ((cap - 1) // bs + 1) <= free:
+            return cap
         # the first step at which each request grows into a new block, then one every bs
         first = np.fromiter((len(blocks[r.request_id]) * bs - r.num_computed_tokens + 1
                              for r in running), dtype=np.int64, count=len(running))
-        free = self.pool.get_num_free_blocks()
 
         def needed(steps: int) -> int:
             past = steps - first
@@ -247,14 +258,9 @@ class KVCacheManager:
     # -- internals -----------------------------------------------------------------------
 
     def _lookup(self, hashes: Sequence[bytes]) -> list[Block]:
-        hit: list[Block] = []
-        cached = self.pool.cached  # BlockPool.get_cached_block, inlined
-        for h in hashes:
-            blk = cached.get(h)
-            if blk is None:
-                break
-            hit.append(blk)
-        return hit
+        """The cached blocks of `hashes` up to the first miss (`BlockPool.get_cached_block`
+        per hash, in C: map, then take while not None)."""
+        return list(takewhile(_is_block, map(self.pool.cached.get, hashes)))
 
     def _cache_blocks(self, req: SimRequest, num_tokens: int) -> None:
         start = self._num_cached.get(req.request_id, 0)
