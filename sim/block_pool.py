@@ -75,7 +75,7 @@ class FreeBlockQueue:
 
     def append_n(self, blocks: list[Block]) -> None:
         """Put `blocks` at the tail, in order (none of them is in the queue)."""
-        self._q.update(zip(blocks, blocks))
+        self._q.update(zip(blocks, blocks, strict=True))
 
     def prepend_n(self, blocks: list[Block]) -> None:
         """Put `blocks` at the head, keeping their order (blocks[0] becomes the head)."""
@@ -142,7 +142,7 @@ class BlockPool:
                 for blk, h in zip(span, new, strict=True):
                     assert blk.block_hash is None, f"block {blk.block_id} already cached"
                     blk.block_hash = h
-                cached.update(zip(new, span))
+                cached.update(zip(new, span, strict=True))
                 return
         setdefault = cached.setdefault
         for i in range(start, end):

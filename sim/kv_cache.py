@@ -20,18 +20,18 @@ models simulated here):
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
 from itertools import takewhile
 from operator import is_not
+from typing import cast
 
 import numpy as np
 
 from sim.block_hash import BlockHasher
 from sim.block_pool import Block, BlockPool
 from sim.request import SimRequest
-
 
 _is_block = partial(is_not, None)  # a C callable: x is not None
 
@@ -108,11 +108,13 @@ class KVCacheManager:
         a waiting request is admitted only if all its current tokens would fit.
         """
         upto = req.num_computed_tokens + num_new_tokens
-        if not hit.blocks and not full_sequence_must_fit and upto <= req.kv_slots:
-            # fast path (most decodes): the request's blocks already have the slots
-            if min(upto, req.num_tokens) >= req.kv_cache_next:
-                self._cache_blocks(req, min(upto, req.num_tokens))
-            return True
+        if not hit.blocks and not full_sequence_must_fit:
+            if upto <= req.kv_slots:
+                # fast path (most decodes): the request's blocks already have the slots
+                if min(upto, req.num_tokens) >= req.kv_cache_next:
+                    self._cache_blocks(req, min(upto, req.num_tokens))
+                return True
+            return self._grow(req, upto)
         req_blocks = self._blocks.get(req.request_id, [])
         if not self.fits(req, num_new_tokens, hit, full_sequence_must_fit=full_sequence_must_fit):
             return False
@@ -123,6 +125,23 @@ class KVCacheManager:
             req_blocks.extend(hit.blocks)
             self._num_cached[req.request_id] = len(req_blocks)
         missing = self.blocks_needed(num_slots) - len(req_blocks)
+        if missing > 0:
+            req_blocks.extend(self.pool.get_new_blocks(missing))
+        if self.enable_caching:
+            self._cache_blocks(req, min(num_slots, req.num_tokens))
+        self._sync(req)
+        return True
+
+    def _grow(self, req: SimRequest, num_slots: int) -> bool:
+        """`allocate_slots` without a hit or the admission gate, for `num_slots` beyond the
+        request's slots (running requests: decodes growing into a block, later prefill
+        chunks): `fits` then reduces to the missing blocks being free."""
+        req_blocks = self._blocks.get(req.request_id)
+        missing = cdiv(num_slots, self.block_size) - (len(req_blocks) if req_blocks else 0)
+        if missing > self.pool.get_num_free_blocks():
+            return False
+        if req_blocks is None:
+            req_blocks = self._blocks[req.request_id] = []
         if missing > 0:
             req_blocks.extend(self.pool.get_new_blocks(missing))
         if self.enable_caching:
@@ -260,15 +279,16 @@ class KVCacheManager:
     def _lookup(self, hashes: Sequence[bytes]) -> list[Block]:
         """The cached blocks of `hashes` up to the first miss (`BlockPool.get_cached_block`
         per hash, in C: map, then take while not None)."""
-        return list(takewhile(_is_block, map(self.pool.cached.get, hashes)))
+        get: Callable[[bytes], Block | None] = self.pool.cached.get
+        return cast(list[Block], list(takewhile(_is_block, map(get, hashes))))
 
     def _cache_blocks(self, req: SimRequest, num_tokens: int) -> None:
         start = self._num_cached.get(req.request_id, 0)
         end = num_tokens // self.block_size
         if start >= end:
             return
-        self.pool.cache_full_blocks(self._blocks[req.request_id], self.hashes_of(req), start,
-                                    end)
+        hashes = req.block_hashes if req.block_hashes is not None else self.hashes_of(req)
+        self.pool.cache_full_blocks(self._blocks[req.request_id], hashes, start, end)
         self._num_cached[req.request_id] = end
         req.kv_cache_next = (end + 1) * self.block_size
 
