@@ -43,6 +43,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+import numpy as np
+
 from sim.errors import SimError
 from sim.hardware import Hardware
 from sim.models import ModelShape
@@ -187,12 +189,18 @@ class RooflineCost:
                                              c.kv_bytes_per_token)
         gemm = max(2 * (c.body * n + c.lm_head * n) / flops_s, c.gemm_bytes_time)
         step_s, seqs_s = c.step_overhead_s, c.seq_overhead_s * n
-        out = []
-        for pairs in range(context_sum + n, context_sum + n + steps * n, n):
-            # a decode's attention pairs and KV tokens read-or-written are both ctx + n
-            attn = max(pair_flops * pairs / flops_s, kvb * pairs / bytes_s)
-            out.append(gemm + attn + step_s + seqs_s)
-        return out
+        # a decode's attention pairs and KV tokens read-or-written are both ctx + n
+        first, stop = context_sum + n, context_sum + n + steps * n
+        if max(pair_flops, kvb) * stop < 1 << 53:
+            # every integer below 2**53: numpy's int64 products and their conversion to
+            # float64 are exact, as Python's are; the float operations are the same IEEE
+            # ones in the same order (np.maximum picks the same value as max)
+            pairs = np.arange(first, stop, n, dtype=np.int64)
+            attn = np.maximum(pairs * pair_flops / flops_s, pairs * kvb / bytes_s)
+            times: list[float] = (gemm + attn + step_s + seqs_s).tolist()
+            return times
+        return [gemm + max(pair_flops * pairs / flops_s, kvb * pairs / bytes_s) + step_s
+                + seqs_s for pairs in range(first, stop, n)]
 
     @functools.cached_property
     def _terms(self) -> _RooflineTerms:
