@@ -215,8 +215,8 @@ class KVCacheManager:
         grows.sort()
         for (_, i), blk in zip(grows, self.pool.get_new_blocks(len(grows)), strict=True):
             self._blocks[running[i].request_id].append(blk)
-        for r in running:
-            self._sync(r)
+        for i in sorted({i for _, i in grows}):  # only these changed their `kv_slots`
+            self._sync(running[i])  # (`kv_cache_next` moves in `cache_upto`)
 
     def cache_upto(self, req: SimRequest, num_tokens: int) -> None:
         """Cache `req`'s blocks filled by its first `num_tokens` (<= num_tokens sampled)."""

@@ -240,7 +240,8 @@ class Scheduler:
             for s in range(bs - c0 % bs, steps + 1, bs):  # steps where a block fills
                 fills.append((s, i, c0 + s))
             r.num_computed_tokens += steps
-            r.sample(steps)
+            r.num_output += steps  # r.sample(steps), inlined
+            r.num_tokens += steps
         fills.sort()
         for _, i, upto in fills:  # cache in the order step-by-step decoding would
             self.kv.cache_upto(self.running[i], upto)
