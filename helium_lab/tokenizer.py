@@ -26,7 +26,6 @@ class Tokenizer(Protocol):
 
 
 _STR_ONLY_SPACE = "\x1c\x1d\x1e\x1f"  # ASCII whitespace to str.split, not bytes.split
-_WORD_MEMO_SIZE = 1 << 20  # words whose ids a tokenizer memoises (then it stops adding)
 
 
 class SyntheticTokenizer:
@@ -37,23 +36,12 @@ class SyntheticTokenizer:
         self._cache: dict[str, tuple[int, ...]] = {}  # text -> ids, oldest first
         self._cache_size = cache_size
         self._word_tables: dict[int, tuple[tuple[str, ...], np.ndarray[Any, Any]]] = {}
-        self._word_ids: dict[bytes, int] = {}  # word -> id: a pure function, memoised
 
     def _encode(self, text: str) -> tuple[int, ...]:
         n = self.vocab_size - 16
         if text.isascii() and not any(c in text for c in _STR_ONLY_SPACE):
             # bytes.split() splits exactly where str.split() does: faster, same words
-            words = text.encode().split()
-            ids = list(map(self._word_ids.get, words))  # memoised words, looked up in C
-            if None in ids:
-                memo = self._word_ids
-                room = len(memo) < _WORD_MEMO_SIZE
-                for i, w in enumerate(words):
-                    if ids[i] is None:
-                        ids[i] = word_id = 16 + zlib.crc32(w) % n
-                        if room:
-                            memo[w] = word_id
-            return tuple(ids)  # type: ignore[arg-type]  # no None left
+            return tuple(16 + c % n for c in map(zlib.crc32, text.encode().split()))
         return tuple(16 + zlib.crc32(w.encode()) % n for w in text.split())
 
     def _encode_cached(self, text: str) -> tuple[int, ...]:
