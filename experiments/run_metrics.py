@@ -17,6 +17,10 @@ from helium_lab.pipeline import Planned
 # Engine counters summed over workers into the summary (names of SimEngine.stats()).
 SUMMED_STATS = ("num_preemptions", "evicted_blocks", "evicted_pinned_blocks", "num_prewarms",
                 "num_prewarms_skipped", "num_steps")
+# Host KV tier counters (sim/host_tier.py), present only when the engines have the tier.
+HOST_STATS = ("gpu_hit_tokens", "host_hit_tokens", "miss_tokens", "host_written_blocks",
+              "host_write_skipped_blocks", "host_written_back_blocks", "host_loaded_blocks",
+              "host_evicted_blocks")
 
 
 def summarize(result: BackendResult, planned: Planned) -> dict[str, Any]:
@@ -55,5 +59,13 @@ def summarize(result: BackendResult, planned: Planned) -> dict[str, Any]:
         vals = [st[key] for st in result.stats.values() if key in st]
         if vals:
             out[key] = int(sum(vals))
+    if any("host_hit_tokens" in st for st in result.stats.values()):
+        for key in HOST_STATS:
+            out[key] = int(sum(st.get(key, 0) for st in result.stats.values()))
+        looked = out["gpu_hit_tokens"] + out["host_hit_tokens"] + out["miss_tokens"]
+        out["gpu_hit_rate"] = out["gpu_hit_tokens"] / looked if looked else 0.0
+        out["host_hit_rate"] = out["host_hit_tokens"] / looked if looked else 0.0
+        out["host_load_s"] = sum(st.get("host_load_s", 0.0) for st in result.stats.values())
+        out["host_stall_s"] = sum(st.get("host_stall_s", 0.0) for st in result.stats.values())
     out["engines"] = {str(w): st for w, st in sorted(result.stats.items())}
     return out

@@ -239,12 +239,17 @@ def write_run_files(run_dir: Path, proc: QueryProcessor, result: BackendResult) 
                               for q, o in enumerate(proc.outputs())))
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
+    # host KV tier columns only when an engine has the tier (runs without are unchanged)
+    tier = any(x.host_load_s is not None for xs in result.timeseries.values() for x in xs)
     w.writerow(["worker", "t", "dt", "steps", "running", "waiting", "batched_tokens",
-                "kv_usage"])
+                "kv_usage"] + (["gpu_hit_tokens", "host_hit_tokens", "miss_tokens",
+                                "host_load_s"] if tier else []))
     for worker, samples in sorted(result.timeseries.items()):
         for x in samples:
             w.writerow([worker, repr(x.t - t0), repr(x.dt), x.steps, x.running, x.waiting,
-                        x.batched_tokens, repr(x.kv_usage)])
+                        x.batched_tokens, repr(x.kv_usage)]
+                       + ([x.gpu_hit_tokens, x.host_hit_tokens, x.miss_tokens,
+                           repr(x.host_load_s)] if tier else []))
     atomic_write_text(run_dir / "timeseries.csv", buf.getvalue())
 
 

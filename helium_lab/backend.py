@@ -28,7 +28,12 @@ if TYPE_CHECKING:  # the processor package imports this module (EchoSession)
 class EngineSample(NamedTuple):
     """`steps` consecutive engine steps of the same batch (1 for most; the simulator
     merges runs of identical decode steps): start time, total duration, requests running
-    and waiting, tokens batched per step, KV usage (0..1) at the start."""
+    and waiting, tokens batched per step, KV usage (0..1) at the start.
+
+    With a host KV tier (else None): prompt tokens of the requests admitted in the step
+    found on the GPU, found on the host, and missed, and the host->GPU transfer time
+    (overlapped with the step's compute). A write-back stall outside a step is a sample
+    of 0 steps."""
 
     t: float
     dt: float
@@ -37,6 +42,10 @@ class EngineSample(NamedTuple):
     batched_tokens: int
     kv_usage: float
     steps: int = 1
+    gpu_hit_tokens: int | None = None
+    host_hit_tokens: int | None = None
+    miss_tokens: int | None = None
+    host_load_s: float | None = None
 
 
 @dataclass(frozen=True)

@@ -116,6 +116,8 @@ class ModelSettings:
 
 
 QUEUE_ORDERS = ("fcfs", "priority", "lspf")
+# SGLang's `hicache_write_policy` choices (server_args.py); sim/host_tier.py WRITE_POLICIES
+WRITE_POLICIES = ("write_through", "write_through_selective", "write_back")
 
 
 @dataclass(frozen=True)
@@ -124,7 +126,13 @@ class EngineSettings:
     `engine:` block, overridden key by key by the system's `engine:` block.
 
     `kv_capacity_tokens` null = derived from the model and hardware memory at
-    `gpu_memory_utilization`, as vLLM sizes it; `max_model_len` null = the model's."""
+    `gpu_memory_utilization`, as vLLM sizes it; `max_model_len` null = the model's.
+
+    Host KV tier (simulator only, sim/host_tier.py; SGLang's HiCache): off while both
+    `host_kv_tokens` and `host_kv_ratio` are null. `host_kv_ratio` sizes it as SGLang's
+    `hicache_ratio` (x the GPU KV pool; SGLang's default 2.0), `host_kv_tokens` sets it
+    (as `hicache_size`, which overrides the ratio). `host_kv_write_policy`: SGLang's
+    `hicache_write_policy` (default `write_through`)."""
 
     block_size: int = 16
     max_num_seqs: int = 1024
@@ -134,6 +142,13 @@ class EngineSettings:
     enable_prefix_caching: bool = True
     queue_order: str = "fcfs"
     max_model_len: int | None = None
+    host_kv_tokens: int | None = None
+    host_kv_ratio: float | None = None
+    host_kv_write_policy: str = "write_through"
+
+    @property
+    def host_tier(self) -> bool:
+        return self.host_kv_tokens is not None or self.host_kv_ratio is not None
 
     @staticmethod
     def from_dict(data: Mapping[str, Any], overrides: Mapping[str, Any] | None = None,
@@ -161,6 +176,18 @@ class EngineSettings:
         if not 0 < cfg.gpu_memory_utilization <= 1:
             raise ConfigError(f"{where}.gpu_memory_utilization must be in (0, 1], got "
                               f"{cfg.gpu_memory_utilization}")
+        if cfg.host_kv_write_policy not in WRITE_POLICIES:
+            raise ConfigError(f"{where}.host_kv_write_policy: unknown "
+                              f"{cfg.host_kv_write_policy!r}; known: {list(WRITE_POLICIES)}")
+        if cfg.host_kv_tokens is not None and cfg.host_kv_tokens < cfg.block_size:
+            raise ConfigError(f"{where}.host_kv_tokens={cfg.host_kv_tokens} is smaller than "
+                              f"one block ({cfg.block_size} tokens)")
+        if cfg.host_kv_ratio is not None and cfg.host_kv_ratio <= 0:
+            raise ConfigError(f"{where}.host_kv_ratio must be > 0, got {cfg.host_kv_ratio}")
+        if cfg.host_tier and not cfg.enable_prefix_caching:
+            key = "host_kv_tokens" if cfg.host_kv_tokens is not None else "host_kv_ratio"
+            raise ConfigError(f"{where}.{key}: a host KV tier needs prefix caching, but "
+                              f"{where}.enable_prefix_caching is false")
         return cfg
 
 

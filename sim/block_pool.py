@@ -29,9 +29,12 @@ to be re-warmed by the engine.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 from sim.block_hash import BlockHashT
+
+CacheListener = Callable[[list[BlockHashT]], None]
+EvictListener = Callable[[BlockHashT], None]
 
 
 class Block:
@@ -103,6 +106,10 @@ class BlockPool:
         self.pinned_hashes: dict[BlockHashT, int] = {}  # hash -> number of pins held on it
         self.num_evicted = 0
         self.num_pinned_evicted = 0
+        # a second KV tier (sim/host_tier.py) listens: hashes newly cached, and a hash whose
+        # last GPU copy is evicted; None (no tier) costs nothing else
+        self.on_cached: CacheListener | None = None
+        self.on_evicted: EvictListener | None = None
 
     # -- queries -------------------------------------------------------------------------
 
@@ -143,6 +150,8 @@ class BlockPool:
                     assert blk.block_hash is None, f"block {blk.block_id} already cached"
                     blk.block_hash = h
                 cached.update(zip(new, span, strict=True))
+                if self.on_cached is not None:
+                    self.on_cached(new)
                 return
         setdefault = cached.setdefault
         for i in range(start, end):
@@ -151,6 +160,8 @@ class BlockPool:
             h = blk.block_hash = hashes[i]
             if setdefault(h, blk) is not blk:
                 self._dups.setdefault(h, []).append(blk)
+        if self.on_cached is not None:
+            self.on_cached(hashes[start:end])
 
     def get_new_blocks(self, n: int) -> list[Block]:
         """Take `n` blocks from the queue heads (ordinary first), evicting cached ones."""
@@ -167,6 +178,8 @@ class BlockPool:
                     del cached[h]
                     blk.block_hash = None
                     self.num_evicted += 1
+                    if self.on_evicted is not None:
+                        self.on_evicted(h)
                 else:
                     self._evict(blk)
             blk.ref_cnt = 1
@@ -251,6 +264,8 @@ class BlockPool:
                 self.cached[h] = rest.pop(0)  # the earliest remaining takes over
             else:
                 del self.cached[h]
+                if self.on_evicted is not None:
+                    self.on_evicted(h)
         else:
             assert rest is not None and blk in rest, f"{blk}: not in the hash map"
             rest.remove(blk)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sim.errors import SimError
+from sim.host_tier import HostTierConfig
 
 QUEUE_ORDERS = ("fcfs", "priority", "lspf")
 PIN_MODES = ("soft", "hard")
@@ -25,6 +26,8 @@ class EngineConfig:
     `runtime/pins.py` does to stock vLLM: a finished prewarm's full blocks keep an extra
     reference, never evicted, while all pins fit in `HARD_PIN_FRACTION` of the blocks;
     used to validate against the real engines).
+
+    `host_tier`: a second KV level in host memory (sim/host_tier.py); None = none.
     """
 
     num_gpu_blocks: int | None = None
@@ -36,6 +39,7 @@ class EngineConfig:
     enable_prefix_caching: bool = True
     max_model_len: int = 40_960
     pin_mode: str = "soft"
+    host_tier: HostTierConfig | None = None
 
     def __post_init__(self) -> None:
         if (self.num_gpu_blocks is None) == (self.kv_capacity_tokens is None):
@@ -52,6 +56,9 @@ class EngineConfig:
         if self.pin_mode not in PIN_MODES:
             raise SimError(f"EngineConfig: unknown pin_mode {self.pin_mode!r}; "
                            f"choose one of {', '.join(PIN_MODES)}")
+        if self.host_tier is not None and not self.enable_prefix_caching:
+            raise SimError("EngineConfig: a host KV tier (host_tier) needs "
+                           "enable_prefix_caching")
         if self.resolved_num_gpu_blocks < 2:
             raise SimError(f"EngineConfig: KV cache of {self.resolved_num_gpu_blocks} blocks "
                            "is too small (one block is vLLM's null block)")

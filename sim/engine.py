@@ -24,6 +24,7 @@ from helium_lab.tokenizer import Tokenizer
 from sim.config import HARD_PIN_FRACTION, EngineConfig
 from sim.cost_model import CostModel, decode_run_times
 from sim.errors import SimError
+from sim.host_tier import HostTier
 from sim.kv_cache import KVCacheManager
 from sim.queue_policy import make_queue
 from sim.request import SimRequest
@@ -58,6 +59,10 @@ class SimEngine:
                                  config.enable_prefix_caching)
         if config.pin_mode == "hard":
             self.kv.hard_pin_limit = int(config.resolved_num_gpu_blocks * HARD_PIN_FRACTION)
+        self.host: HostTier | None = None
+        if config.host_tier is not None:
+            self.host = HostTier(config.host_tier, config.block_size)
+            self.kv.attach_host(self.host)
         self.scheduler = Scheduler(config, self.kv, make_queue(config.queue_order))
         self.timeseries: list[IterationSample] = []
         self.num_finished = 0
@@ -66,6 +71,7 @@ class SimEngine:
         self._next_id = 0
         self._pending_prewarms = 0
         self._prewarm_waiters: list[simpy.Event] = []
+        self._hit_mark = (0, 0, 0)  # lookup counters at the last recorded step
         self._wakeup = env.event()
         self._proc = env.process(self._run())
 
@@ -119,7 +125,7 @@ class SimEngine:
         steps = self.timeseries
         n = max(sum(s.steps for s in steps), 1)
         kv = self.kv
-        return {
+        st = {
             "prefix_cache_queries": float(kv.num_queries),
             "prefix_cache_hits": float(kv.num_hits),
             "prefix_cache_hit_rate": kv.num_hits / kv.num_queries if kv.num_queries else 0.0,
@@ -136,6 +142,18 @@ class SimEngine:
             "num_prewarms": float(self.num_prewarms),
             "num_prewarms_skipped": float(self.num_prewarms_skipped),
         }
+        if self.host is not None:  # keys only with a tier: runs without one are unchanged
+            hits, host = kv.num_hits, kv.num_host_hits
+            q = kv.num_queries or 1
+            st.update({
+                "gpu_hit_tokens": float(hits),
+                "host_hit_tokens": float(host),
+                "miss_tokens": float(kv.num_queries - hits - host),
+                "gpu_hit_rate": hits / q if kv.num_queries else 0.0,
+                "host_hit_rate": host / q if kv.num_queries else 0.0,
+                **self.host.stats(),
+            })
+        return st
 
     # -- simulation -----------------------------------------------------------------------
 
@@ -189,10 +207,12 @@ class SimEngine:
                 raise SimError(f"worker {self.worker}: engine stalled at t={t0:.6f}s with "
                                f"nothing schedulable (waiting: {names})")
             dt = self.cost_model.step_time(out.totals())
-            self.timeseries.append(IterationSample(t0, dt, len(sched.running),
-                                                   len(sched.waiting),
-                                                   out.num_batched_tokens, self.kv.pool.usage(),
-                                                   1))
+            if self.host is None:
+                self.timeseries.append(IterationSample(
+                    t0, dt, len(sched.running), len(sched.waiting), out.num_batched_tokens,
+                    self.kv.pool.usage(), 1))
+            else:
+                dt = self._host_sample(t0, dt, out.num_batched_tokens)
             yield self.env.timeout(dt)
             for req in sched.update(out, self.env.now):
                 self._finish(req)
@@ -218,8 +238,29 @@ class SimEngine:
             yield self.env.timeout(ends[played - 1] - self.env.now)
         self.timeseries.append(IterationSample(t0, ends[played - 1] - t0, n,
                                                len(sched.waiting), n, self.kv.pool.usage(),
-                                               played))
+                                               played, *(() if self.host is None else
+                                                         (0, 0, 0, 0.0))))
         sched.apply_decode_steps(played)
+        if self.host is not None and (stall := self.host.pending_stall_s()):
+            # write-back copies of blocks the run's decodes evicted: the engine waits
+            self.timeseries.append(IterationSample(self.env.now, stall, n, len(sched.waiting),
+                                                   0, self.kv.pool.usage(), 0, 0, 0, 0, 0.0))
+            yield self.env.timeout(stall)
+
+    def _host_sample(self, t0: float, compute_s: float, batched: int) -> float:
+        """Record a scheduled step with a host tier: its prefix-lookup outcome (tokens of
+        the requests admitted in it: GPU hits, host hits, misses) and its duration with
+        the tier's loads and write-back stalls. Returns the duration."""
+        assert self.host is not None
+        kv, mark = self.kv, self._hit_mark
+        q, g, h = kv.num_queries - mark[0], kv.num_hits - mark[1], kv.num_host_hits - mark[2]
+        self._hit_mark = (kv.num_queries, kv.num_hits, kv.num_host_hits)
+        load0 = self.host.load_s
+        dt = self.host.step_time(compute_s)
+        self.timeseries.append(IterationSample(
+            t0, dt, len(self.scheduler.running), len(self.scheduler.waiting), batched,
+            kv.pool.usage(), 1, g, h, q - g - h, self.host.load_s - load0))
+        return dt
 
     def _finish(self, req: SimRequest) -> None:
         if req.call is None:

@@ -15,6 +15,9 @@ models simulated here):
 - `free(req)` releases the request's blocks in reverse order (tail evicted first). Blocks
   stay cached until evicted.
 - With prefix caching off nothing is ever hashed or hit.
+- With a host tier (`attach_host`, sim/host_tier.py) the lookup continues past the GPU's
+  cached blocks into the host's: `CacheHit.host_hashes` are loaded into fresh blocks by
+  `allocate_slots` (the same blocks a recompute would take), then cached as computed.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ import numpy as np
 
 from sim.block_hash import BlockHasher
 from sim.block_pool import Block, BlockPool
+from sim.host_tier import LOAD_BACK_THRESHOLD_TOKENS, HostTier
 from sim.request import SimRequest
 
 _is_block = partial(is_not, None)  # a C callable: x is not None
@@ -42,10 +46,12 @@ def cdiv(a: int, b: int) -> int:
 
 @dataclass(frozen=True)
 class CacheHit:
-    """A prefix-cache hit: the cached blocks and the tokens they cover."""
+    """A prefix-cache hit: the GPU's cached blocks, then the host's (by hash, to be
+    loaded), and the tokens all of them cover."""
 
     blocks: tuple[Block, ...] = ()
     num_tokens: int = 0
+    host_hashes: tuple[bytes, ...] = ()
 
 
 NO_HIT = CacheHit()
@@ -63,9 +69,20 @@ class KVCacheManager:
         self._num_cached: dict[int, int] = {}
         self.num_queries = 0
         self.num_hits = 0
+        self.num_host_hits = 0
+        self.host: HostTier | None = None
         self.hard_pins: dict[tuple[int, ...], list[Block]] = {}  # prefix -> its blocks
         self.hard_pin_limit = 0  # most blocks all hard pins may hold (0: none)
         self._pin_on_free: dict[int, tuple[tuple[int, ...], int]] = {}
+
+    def attach_host(self, host: HostTier) -> None:
+        """Add a host KV tier (needs prefix caching): the pool reports to it what it caches
+        and evicts."""
+        if not self.enable_caching:
+            raise ValueError("a host KV tier needs prefix caching")
+        self.host = host
+        self.pool.on_cached = host.on_cached
+        self.pool.on_evicted = host.on_gpu_evicted
 
     # -- lookups -------------------------------------------------------------------------
 
@@ -80,7 +97,13 @@ class KVCacheManager:
         """Longest cached prefix of `req` (at most num_tokens - 1 tokens). Read-only."""
         if not self.enable_caching:
             return NO_HIT
-        hit = self._lookup(self.hashes_of(req)[:(req.num_tokens - 1) // self.block_size])
+        hashes = self.hashes_of(req)[:(req.num_tokens - 1) // self.block_size]
+        hit = self._lookup(hashes)
+        if self.host is not None and len(hit) < len(hashes):
+            n = self.host.match(hashes, len(hit))
+            if n and n * self.block_size >= LOAD_BACK_THRESHOLD_TOKENS:
+                return CacheHit(tuple(hit), (len(hit) + n) * self.block_size,
+                                tuple(hashes[len(hit):len(hit) + n]))
         return CacheHit(tuple(hit), len(hit) * self.block_size) if hit else NO_HIT
 
     def cached_prefix_tokens(self, tokens: Sequence[int]) -> int:
@@ -93,7 +116,12 @@ class KVCacheManager:
         """Count a lookup in the hit-rate stats (vLLM counts at admission only)."""
         if self.enable_caching:
             self.num_queries += req.num_tokens
-            self.num_hits += hit.num_tokens
+            if hit.host_hashes:
+                host = len(hit.host_hashes) * self.block_size
+                self.num_hits += hit.num_tokens - host
+                self.num_host_hits += host
+            else:
+                self.num_hits += hit.num_tokens
 
     def num_blocks_of(self, req: SimRequest) -> int:
         return len(self._blocks.get(req.request_id, ()))
@@ -108,7 +136,7 @@ class KVCacheManager:
         a waiting request is admitted only if all its current tokens would fit.
         """
         upto = req.num_computed_tokens + num_new_tokens
-        if not hit.blocks and not full_sequence_must_fit:
+        if not hit.num_tokens and not full_sequence_must_fit:
             if upto <= req.kv_slots:
                 # fast path (most decodes): the request's blocks already have the slots
                 if min(upto, req.num_tokens) >= req.kv_cache_next:
@@ -124,6 +152,12 @@ class KVCacheManager:
             self.pool.touch(hit.blocks)
             req_blocks.extend(hit.blocks)
             self._num_cached[req.request_id] = len(req_blocks)
+            if self.host is not None:
+                self.host.on_gpu_hit([b.block_hash for b in hit.blocks
+                                      if b.block_hash is not None])
+        if hit.host_hashes:
+            assert self.host is not None
+            self.host.begin_load(hit.host_hashes)  # locked on the host, copied this step
         missing = self.blocks_needed(num_slots) - len(req_blocks)
         if missing > 0:
             req_blocks.extend(self.pool.get_new_blocks(missing))

@@ -217,7 +217,7 @@ class Scheduler:
         if self.kv.fits(head, n, hit, full_sequence_must_fit=True):
             return 0
         bs = self.kv.block_size
-        miss = len(hit.blocks)
+        miss = hit.num_tokens // bs  # the first block on no tier
         if (head.num_computed_tokens or not self.kv.enable_caching
                 or miss >= (head.num_tokens - 1) // bs):
             return steps  # no lookup, or the hit is already as long as a lookup allows

@@ -22,7 +22,8 @@ from sim.client import ClientCost
 from sim.config import EngineConfig
 from sim.cost_model import CostModel, RooflineCost, TableCost
 from sim.driver import Simulation
-from sim.hardware import get_hardware
+from sim.hardware import GIB, get_hardware
+from sim.host_tier import HICACHE_RATIO, HOST_RESERVE_BYTES, HostTierConfig
 from sim.models import get_model
 
 
@@ -57,11 +58,53 @@ def engine_config(model: ModelSettings, engine: EngineSettings, hardware: str) -
                                 gpu_memory_utilization=engine.gpu_memory_utilization,
                                 block_size=engine.block_size)
     return EngineConfig(kv_capacity_tokens=kv, block_size=engine.block_size,
+                        host_tier=host_tier_config(model, engine, hardware, kv),
                         max_num_seqs=engine.max_num_seqs,
                         max_num_batched_tokens=engine.max_num_batched_tokens,
                         queue_order=engine.queue_order,
                         enable_prefix_caching=engine.enable_prefix_caching,
                         max_model_len=engine.max_model_len or shape.max_position_embeddings)
+
+
+def host_tier_config(model: ModelSettings, engine: EngineSettings, hardware: str,
+                     gpu_kv_tokens: int) -> HostTierConfig | None:
+    """The engine's host KV tier, None if off: `host_kv_tokens` if set, else
+    `host_kv_ratio` x the GPU KV pool (SGLang `HostKVCache.__init__`: hicache_size, else
+    hicache_ratio x device pool), rounded down to whole blocks."""
+    if not engine.host_tier:
+        return None
+    shape, hw = get_model(model.name), get_hardware(hardware)
+    ratio = engine.host_kv_ratio if engine.host_kv_ratio is not None else HICACHE_RATIO
+    tokens = (engine.host_kv_tokens if engine.host_kv_tokens is not None
+              else int(gpu_kv_tokens * ratio))
+    blocks = tokens // engine.block_size
+    key = "host_kv_tokens" if engine.host_kv_tokens is not None else "host_kv_ratio"
+    if blocks < 1:
+        raise ConfigError(f"engine.{key}: a host KV tier of {tokens} tokens holds no block "
+                          f"of {engine.block_size}")
+    return HostTierConfig(num_blocks=blocks, write_policy=engine.host_kv_write_policy,
+                          kv_bytes_per_token=shape.kv_bytes_per_token,
+                          link_bytes_per_s=hw.host_link_achieved,
+                          num_layers=shape.num_layers)
+
+
+def check_host_memory(cfg: EngineConfig, num_workers: int, hardware: str,
+                      engine: EngineSettings) -> None:
+    """All engines' host tiers must fit in the machine's DRAM less SGLang's 10 GB reserve
+    (`HostKVCache.__init__`); the workers are taken to share one machine."""
+    tier = cfg.host_tier
+    if tier is None:
+        return
+    hw = get_hardware(hardware)
+    need = num_workers * tier.num_blocks * cfg.block_size * tier.kv_bytes_per_token
+    have = hw.host_memory_bytes - HOST_RESERVE_BYTES
+    if need > have:
+        key = "host_kv_tokens" if engine.host_kv_tokens is not None else "host_kv_ratio"
+        raise ConfigError(
+            f"engine.{key}: host KV tiers of {num_workers} x {tier.num_blocks * cfg.block_size}"
+            f" tokens need {need / GIB:.1f} GiB of host memory, but {hw.name} has "
+            f"{hw.host_memory_bytes / GIB:.0f} GiB (less a 10 GB reserve: "
+            f"{have / GIB:.1f} GiB); lower engine.{key}")
 
 
 def cost_model(model: ModelSettings, settings: SimSettings) -> CostModel:
@@ -78,6 +121,7 @@ def open_session(model: ModelSettings, engine: EngineSettings, num_workers: int,
     if num_workers < 1:
         raise ConfigError(f"num_workers must be >= 1, got {num_workers}")
     cfg = engine_config(model, engine, sim.hardware)
+    check_host_memory(cfg, num_workers, sim.hardware, engine)
     client = ClientCost(orchestration.client_call_s, orchestration.client_prompt_token_s,
                         orchestration.client_output_token_s)
     return Simulation([cfg] * num_workers, cost_model(model, sim), tokenizer=tokenizer,
