@@ -121,7 +121,7 @@ def run(cfg: dict[str, Any], run_dir: Path) -> dict[str, Any]:
     v = dict(cfg.get("validate_sim") or {})
     model = ModelSettings.from_dict(cfg.get("model") or {"name": "tiny"})
     system = SystemConfig.from_dict(cfg["system"])
-    engine = EngineSettings.from_dict(cfg.get("engine") or {}, system.engine)
+    engine = EngineSettings.from_dict(cfg.get("engine") or {})
     orch = Orchestration.from_dict(system.orchestration)
     cap = v.get("max_output_tokens")
     hardware = str(v.get("hardware", "cpu"))

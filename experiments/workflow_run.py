@@ -93,7 +93,7 @@ class RunSettings:
             backend=backend, system=system,
             planner=PlannerSettings.from_dict(cfg["planner"]),
             model=ModelSettings.from_dict(cfg.get("model") or {"name": "synthetic"}),
-            engine=EngineSettings.from_dict(cfg.get("engine") or {}, system.engine),
+            engine=EngineSettings.from_dict(cfg.get("engine") or {}),
             orchestration=Orchestration.from_dict(system.orchestration),
             workflow=str(cfg["workflow"]), workflow_params=params,
             warmup_params=None if warmup is None else {**params, **warmup},

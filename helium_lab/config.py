@@ -28,8 +28,10 @@ def check_keys(cls: type, data: Mapping[str, Any], where: str) -> None:
 class SystemConfig:
     """A system of the paper as a bundle of choices (DESIGN.md "systems are configs").
 
-    `engine` and `orchestration` hold backend-level knobs (queue order, prefix caching,
-    per-call client overheads) that the planner passes through untouched.
+    `orchestration` holds the client's per-call costs (`Orchestration`), which the planner
+    passes through untouched. A system's engine knobs (its queue order) are not here: the
+    system's file sets them in the run's top-level `engine:` block, as defaults that the
+    command line overrides (conf/system/base.yaml).
     """
 
     name: str
@@ -43,7 +45,6 @@ class SystemConfig:
     max_inflight_per_op: int | None = None
     discipline: str = "ready"
     agent_capacity: int | None = None
-    engine: Mapping[str, Any] = field(default_factory=dict)
     orchestration: Mapping[str, Any] = field(default_factory=dict)
     description: str = ""
 
@@ -120,8 +121,9 @@ QUEUE_ORDERS = ("fcfs", "priority", "lspf")
 
 @dataclass(frozen=True)
 class EngineSettings:
-    """Engine knobs, named as in vLLM and shared by both backends (DESIGN.md). The run's
-    `engine:` block, overridden key by key by the system's `engine:` block.
+    """Engine knobs, named as in vLLM and shared by both backends (DESIGN.md): the run's
+    `engine:` block (conf/config.yaml, then the system's, model's and experiment's files,
+    then the command line, each overriding key by key).
 
     `kv_capacity_tokens` null = derived from the model and hardware memory at
     `gpu_memory_utilization`, as vLLM sizes it; `max_model_len` null = the model's."""
@@ -136,17 +138,8 @@ class EngineSettings:
     max_model_len: int | None = None
 
     @staticmethod
-    def from_dict(data: Mapping[str, Any], overrides: Mapping[str, Any] | None = None,
-                  where: str = "engine") -> EngineSettings:
-        """The run's engine block, validated, with the system's `engine:` overrides."""
-        base = EngineSettings._validated(data, where)
-        if not overrides:
-            return base
-        # the base is valid, so anything wrong with the merge comes from the system
-        return EngineSettings._validated({**data, **overrides}, "system.engine")
-
-    @staticmethod
-    def _validated(data: Mapping[str, Any], where: str) -> EngineSettings:
+    def from_dict(data: Mapping[str, Any], where: str = "engine") -> EngineSettings:
+        """The run's engine block, validated; errors name `where`.<key>."""
         check_keys(EngineSettings, data, where)
         cfg = EngineSettings(**data)
         if cfg.queue_order not in QUEUE_ORDERS:
