@@ -107,10 +107,9 @@ def open_session(s: RunSettings, cfg: dict[str, Any]) -> Session:
         from sim.session import SimSettings
         from sim.session import open_session as open_sim
 
-        sim_cfg = {**(cfg.get("sim") or {}), "hardware": (cfg.get("hardware") or {}).get(
-            "name", "h100-nvl")}
+        sim_cfg = SimSettings.from_dict(cfg.get("sim") or {}, cfg.get("hardware") or {})
         return open_sim(s.model, s.engine, s.num_workers, orchestration=s.orchestration,
-                        sim=SimSettings.from_dict(sim_cfg))
+                        sim=sim_cfg)
     if s.backend == "vllm":
         try:
             import runtime

@@ -100,12 +100,15 @@ class PlannerSettings:
 
 @dataclass(frozen=True)
 class ModelSettings:
-    """Which model the engines serve. `name` picks the simulator's shapes (sim.models) and
-    the prompt-cache namespace; `path` is a local model folder for the vLLM backend (null:
-    the backend's default for that name, e.g. `tiny` is built on first use)."""
+    """Which model the engines serve. `name` names the prompt-cache namespace; `path` is a
+    local model folder for the vLLM backend (null: the backend's default for that name,
+    e.g. `tiny` is built on first use); `shape` the transformer's shape from its
+    config.json, which the simulator reads (`sim.models.ModelShape`; the planner passes it
+    through untouched)."""
 
     name: str
     path: str | None = None
+    shape: Mapping[str, Any] | None = None
     description: str = ""
 
     @staticmethod

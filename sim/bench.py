@@ -33,7 +33,7 @@ def measure(batch: int, fast: bool) -> tuple[float, float, int]:
     """(wall seconds, simulated makespan, calls) of the measured day of one Trading run."""
     model = ModelSettings("qwen3-8b")
     helium, engine, _ = system_settings("helium")
-    settings = SimSettings(hardware="h100-nvl", fast_decode=fast)
+    settings = SimSettings(fast_decode=fast)  # the H100 NVL by default
     session = open_session(model, engine, 2, orchestration=Orchestration(), sim=settings)
     cache = PromptCache(100_000)
     planner = PlannerSettings()

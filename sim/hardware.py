@@ -1,16 +1,23 @@
-"""GPU datasheet numbers the roofline cost model and the KV sizing use.
+"""GPU datasheet numbers the roofline cost model and the KV sizing use, typed.
 
-`memory_bytes` is what the driver reports (nvidia-smi total, MiB), the base vLLM's
-`gpu_memory_utilization` applies to: H100 SXM 81559 MiB, H100 NVL 95830 MiB, H200
-143771 MiB. Peaks are dense BF16 tensor-core FLOP/s and HBM bandwidth from NVIDIA's
-datasheets (H100 NVL: half of the 1,671 TFLOP/s sparse figure).
+The numbers are data: `conf/hardware/<name>.yaml` (the run's `hardware:` block), each with
+its source. `memory_bytes` is what the driver reports (nvidia-smi total, given in MiB), the
+base vLLM's `gpu_memory_utilization` applies to; peaks are dense BF16 tensor-core FLOP/s and
+HBM bandwidth from NVIDIA's datasheets.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from omegaconf import OmegaConf
 
 from sim.errors import SimError
+
+HARDWARE_CONF = Path(__file__).resolve().parents[1] / "conf" / "hardware"
 
 MIB = 1 << 20
 GIB = 1 << 30
@@ -24,18 +31,30 @@ class Hardware:
     peak_flops: float  # dense bf16 FLOP/s
 
 
-HARDWARE: dict[str, Hardware] = {
-    h.name: h
-    for h in (
-        Hardware("h100-sxm", 81559 * MIB, 3.35e12, 989e12),
-        Hardware("h100-nvl", 95830 * MIB, 3.9e12, 835e12),
-        Hardware("h200", 143771 * MIB, 4.8e12, 989e12),
-    )
-}
+def hardware_from_dict(data: Mapping[str, Any], where: str = "hardware") -> Hardware:
+    """A `hardware:` block (name, memory_mib, mem_bandwidth, peak_flops) as `Hardware`; a
+    missing, unknown or non-positive key raises naming `where`.<key>."""
+    keys = ("name", "memory_mib", "mem_bandwidth", "peak_flops")
+    unknown = sorted(set(data) - set(keys))
+    missing = [k for k in keys if k not in data]
+    if unknown or missing:
+        raise SimError(f"{where}: unknown key(s) {unknown}, missing key(s) {missing}; a "
+                       f"hardware block has exactly {list(keys)}")
+    for k in keys[1:]:
+        v = data[k]
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or v <= 0:
+            raise SimError(f"{where}.{k} must be a positive number, got {v!r}")
+    return Hardware(str(data["name"]), int(data["memory_mib"]) * MIB,
+                    float(data["mem_bandwidth"]), float(data["peak_flops"]))
 
 
 def get_hardware(name: str) -> Hardware:
+    """The card of `conf/hardware/<name>.yaml` ('H100 NVL', 'h100_nvl', 'h100-nvl' work)."""
     key = name.lower().replace("_", "-").replace(" ", "-")
-    if key not in HARDWARE:
-        raise SimError(f"unknown hardware {name!r}; known: {', '.join(HARDWARE)}")
-    return HARDWARE[key]
+    path = HARDWARE_CONF / f"{key}.yaml"
+    if not path.is_file():
+        known = sorted(p.stem for p in HARDWARE_CONF.glob("*.yaml"))
+        raise SimError(f"unknown hardware {name!r}; known: {', '.join(known)}")
+    data = OmegaConf.to_container(OmegaConf.load(path))
+    assert isinstance(data, dict)
+    return hardware_from_dict({str(k): v for k, v in data.items()}, f"conf/hardware/{key}.yaml")

@@ -11,7 +11,7 @@ profiled table (`TableCost`) fitted to a real engine.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from helium_lab.config import EngineSettings, ModelSettings, Orchestration, check_keys
@@ -22,24 +22,29 @@ from sim.client import ClientCost
 from sim.config import EngineConfig
 from sim.cost_model import CostModel, RooflineCost, TableCost
 from sim.driver import Simulation
-from sim.hardware import get_hardware
-from sim.models import get_model
+from sim.hardware import Hardware, get_hardware, hardware_from_dict
+from sim.models import ModelShape, get_model
 
 
 @dataclass(frozen=True)
 class SimSettings:
-    """The run's `sim:` block. `cost_model`: `roofline` (model shapes + datasheet) or
-    `table` (coefficients measured on a real engine, `cost_table` = the JSON file)."""
+    """The run's `sim:` block, with the run's `hardware:` block (the card's datasheet).
+    `cost_model`: `roofline` (model shape + datasheet) or `table` (coefficients measured on
+    a real engine, `cost_table` = the JSON file)."""
 
-    hardware: str = "h100-nvl"
+    hardware: Hardware = field(default_factory=lambda: get_hardware("h100-nvl"))
     cost_model: Literal["roofline", "table"] = "roofline"
     cost_table: str | None = None
     fast_decode: bool = True  # merge runs of identical decode steps (same results, faster)
 
     @staticmethod
-    def from_dict(data: Mapping[str, Any]) -> SimSettings:
-        check_keys(SimSettings, data, "sim")
-        cfg = SimSettings(**data)
+    def from_dict(data: Mapping[str, Any], hardware: Mapping[str, Any]) -> SimSettings:
+        """`data`: the `sim:` block; `hardware`: the `hardware:` block (conf/hardware)."""
+        check_keys(SimSettings, {**data, "hardware": None}, "sim")
+        if "hardware" in data:
+            raise ConfigError("sim.hardware: the card is chosen with hardware=<name> "
+                              "(conf/hardware), not under sim:")
+        cfg = SimSettings(hardware_from_dict(hardware), **data)
         if cfg.cost_model not in ("roofline", "table"):
             raise ConfigError(f"sim.cost_model: unknown {cfg.cost_model!r}; known: "
                               "['roofline', 'table']")
@@ -48,12 +53,21 @@ class SimSettings:
         return cfg
 
 
-def engine_config(model: ModelSettings, engine: EngineSettings, hardware: str) -> EngineConfig:
+def model_shape(model: ModelSettings) -> ModelShape:
+    """The run's `model.shape` block, typed; a model given by name alone (programmatic use)
+    takes the shape of its conf/model file."""
+    if model.shape is None:
+        return get_model(model.name)
+    return ModelShape.from_dict(model.name, model.shape)
+
+
+def engine_config(model: ModelSettings, engine: EngineSettings, hardware: Hardware
+                  ) -> EngineConfig:
     """The simulated engine for `engine` settings, capacity derived when not given."""
-    shape = get_model(model.name)
+    shape = model_shape(model)
     kv = engine.kv_capacity_tokens
     if kv is None:
-        kv = kv_capacity_tokens(shape, get_hardware(hardware),
+        kv = kv_capacity_tokens(shape, hardware,
                                 gpu_memory_utilization=engine.gpu_memory_utilization,
                                 block_size=engine.block_size)
     return EngineConfig(kv_capacity_tokens=kv, block_size=engine.block_size,
@@ -67,8 +81,8 @@ def engine_config(model: ModelSettings, engine: EngineSettings, hardware: str) -
 def cost_model(model: ModelSettings, settings: SimSettings) -> CostModel:
     if settings.cost_model == "table":
         assert settings.cost_table is not None
-        return TableCost.load(settings.cost_table, model.name, settings.hardware)
-    return RooflineCost(get_model(model.name), get_hardware(settings.hardware))
+        return TableCost.load(settings.cost_table, model.name, settings.hardware.name)
+    return RooflineCost(model_shape(model), settings.hardware)
 
 
 def open_session(model: ModelSettings, engine: EngineSettings, num_workers: int, *,
