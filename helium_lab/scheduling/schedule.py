@@ -8,9 +8,10 @@ among calls whose inputs are ready it submits the lowest `rank` first.
     worker 0: [[op1 op2] [op4] [op5] [op3] [op6]]
     rank(op2, q) = (stage 0, query position of q, position 1 in the stage)
 
-`dispatch` says how strictly: "best_effort" (any ready call, by rank), "strict" (calls in
-exact rank order, head-of-line blocking), "random" (a seeded random order, LangGraph's
-ready-dispatch), "lspf" (longest shared prefix first, decided against the engine's cache).
+`dispatch` names how strictly, a rule of `helium_lab.scheduling.dispatch`: "best_effort"
+(any ready call, by rank), "strict" (calls in exact rank order, head-of-line blocking),
+"random" (a seeded random order, LangGraph's ready-dispatch), "lspf" (longest shared prefix
+first, decided against the engine's cache).
 """
 
 from __future__ import annotations
