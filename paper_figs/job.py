@@ -1,6 +1,7 @@
-"""Hydra entry point of one sweep job: `helium_lab.run`'s main, unchanged, except that a
-job that fails (exit status 2 on bad configuration) raises an ordinary exception, so the
-launcher records it as a failed job and the other jobs of the sweep still run."""
+"""Hydra entry point of one sweep job: `experiments.cli`'s main (what `helium_lab.run`
+starts), unchanged, except that a job that fails (exit status 2 on bad configuration)
+raises an ordinary exception, so the launcher records it as a failed job and the other
+jobs of the sweep still run."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ class RunFailed(RuntimeError):
 
 @hydra.main(version_base="1.3", config_path=None, config_name=None)
 def main(cfg: DictConfig) -> None:
-    from helium_lab.run import main as run_main
+    from experiments.cli import main as run_main
 
     body: Any = run_main.__wrapped__
     try:

@@ -8,7 +8,7 @@ resolved as `_sweep/pf_run/<key>.yaml`, and the sweep chooses among them:
         pf_run=<key1>,<key2>,... hydra/launcher=joblib hydra.launcher.n_jobs=2 \\
         hydra.sweep.dir=<root>/runs 'hydra.sweep.subdir=${hydra:runtime.choices.pf_run}'
 
-`paper_figs.job` is `helium_lab.run`'s main with a failing job reported as a failed job
+`paper_figs.job` is `experiments.cli`'s main with a failing job reported as a failed job
 rather than exiting the whole sweep. Jobs are ordered longest first.
 
 The sweep runs in its own process group; if `python -m paper_figs` is interrupted (SIGINT,

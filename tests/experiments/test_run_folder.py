@@ -23,11 +23,11 @@ from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
 
+from experiments.cli import main, run_task
 from experiments.run_folder import RUN_FILES, RunFolder
 from helium_lab.errors import ConfigError
 from helium_lab.io import atomic_write_text, check_writable_file
 from helium_lab.processor.query_processor import QueryProcessor
-from helium_lab.run import main, run_task
 from tests.experiments.test_experiments import CONF, config
 
 ECHO = ("+experiment=debate", "backend=echo", "batch_size=2", "progress=false")
@@ -45,7 +45,7 @@ def hydra_cfg(*overrides: str) -> DictConfig:
 
 
 def run_main(run_dir: Path, *overrides: str) -> None:
-    """`helium_lab.run.main` in this process, as Hydra calls it, into `run_dir`."""
+    """`experiments.cli.main` in this process, as Hydra calls it, into `run_dir`."""
     cfg = hydra_cfg(*overrides)
     with open_dict(cfg):
         cfg.hydra.runtime.output_dir = str(run_dir)
