@@ -147,7 +147,20 @@ class VllmEngine:
             raise EngineStartError(f"worker {worker}: vLLM engine for {str(info.path)!r} "
                                    f"failed to start: {type(e).__name__}: {e}") from e
         self.vllm = vllm
-        core = self.llm.engine_core.engine_core  # in-process EngineCore
+        from vllm.v1.engine.core_client import InprocClient
+
+        client = self.llm.engine_core
+        if not isinstance(client, InprocClient):  # runtime.session.VLLM_ENV forces in-process
+            raise EngineStartError(f"worker {worker}: vLLM started its engine core in another "
+                                   f"process ({type(client).__name__}); this backend steps it "
+                                   "in process")
+        from vllm.v1.core.sched.scheduler import Scheduler
+
+        core = client.engine_core
+        if not isinstance(core.scheduler, Scheduler):  # what the hooks and pins patch
+            raise EngineStartError(f"worker {worker}: vLLM's scheduler is "
+                                   f"{type(core.scheduler).__name__}, not its default "
+                                   "Scheduler; this backend hooks that one")
         self.scheduler = core.scheduler
         self.kv = self.scheduler.kv_cache_manager
         self.num_gpu_blocks = int(core.vllm_config.cache_config.num_gpu_blocks or 0)
@@ -199,8 +212,8 @@ class VllmEngine:
                 self.hits += stats.hits + stats.preempted_hits
             return stats
 
-        sched.schedule = hooked_schedule
-        kv.make_prefix_cache_stats = hooked_stats
+        sched.schedule = hooked_schedule  # type: ignore[method-assign]  # hooks, by design
+        kv.make_prefix_cache_stats = hooked_stats  # type: ignore[method-assign]
 
     def _record_schedule(self, out: Any) -> None:
         prefills: list[tuple[int, int]] = []
@@ -304,7 +317,8 @@ class VllmEngine:
             live = self.live.get(out.request_id)
             if live is None:
                 continue
-            new = out.outputs[0].token_ids if out.outputs else []
+            completions = out.outputs
+            new = completions[0].token_ids if isinstance(completions, list) and completions else []
             if new and live.first_token_t is None:
                 live.first_token_t = t1
             live.output_ids.extend(new)
