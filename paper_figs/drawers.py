@@ -23,7 +23,6 @@ from experiments.paper import (
     FIG5_SYSTEMS,
     KV_CAPACITIES,
     MODELS,
-    PAPER,
     SCALING_SYSTEMS,
     SCHEDULERS,
     SYNTHETIC_CONFIGS,
@@ -36,6 +35,7 @@ from experiments.paper import (
     Artifact,
     Point,
 )
+from experiments.paper_numbers import PAPER
 from paper_figs.common import (
     CLAIM_MARGIN,
     HAIR_MARGIN,

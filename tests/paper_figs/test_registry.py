@@ -8,7 +8,6 @@ import pytest
 
 from experiments.paper import (
     ARTIFACT_NAMES,
-    PAPER,
     PROFILES,
     UnknownArtifactError,
     all_runs,
@@ -16,6 +15,7 @@ from experiments.paper import (
     resolve_names,
     trading_run,
 )
+from experiments.paper_numbers import PAPER
 from helium_lab.errors import ConfigError
 from paper_figs.drawers import DRAWERS
 
