@@ -17,7 +17,7 @@ from experiments.paper import (
 )
 from experiments.paper_numbers import PAPER
 from helium_lab.errors import ConfigError
-from paper_figs.drawers import DRAWERS
+from paper_figs.artifacts import DRAWERS
 
 
 @pytest.mark.parametrize("profile", PROFILES)
