@@ -47,14 +47,14 @@ def draw_fig5(ctx: DrawContext) -> None:
     ax.set_ylim(0, 1.15)
     ax.legend(ncol=6, fontsize=8, loc="upper center", bbox_to_anchor=(0.5, 1.18))
     ax.tick_params(axis="x", labelsize=8)
-    fastest = PAPER["fig5"]["helium_fastest_workloads"]
+    paper_fastest = PAPER["fig5"]["helium_fastest_workloads"]
     avg = [PAPER["table2"][sy][0] for sy in FIG5_SYSTEMS if sy != "helium"]
-    paper_note(ax, f"paper: Helium fastest on all {fastest} workloads\n(Table 2: baselines "
+    paper_note(ax, f"paper: Helium fastest on all {paper_fastest} workloads\n(Table 2: baselines "
                    f"{min(avg):.2f}–{max(avg):.2f}x slower on average)")
     ctx.save(fig)
     ctx.csv(rows, ["workload", "system", "latency_s", "normalized_latency"])
     ctx.section.row("workloads where Helium is fastest", f"{fastest_he}/{complete}",
-                    f"{fastest}/{len(WORKLOADS)}")
+                    f"{paper_fastest}/{len(WORKLOADS)}")
     ctx.section.verdicts.append(verdict_claim(
         f"Helium fastest on every workload (by >= {HAIR_MARGIN:.0%})",
         fastest_he == complete if complete else None,
