@@ -28,7 +28,7 @@ from helium_lab.errors import ConfigError
 from helium_lab.optimizer import OptimizerConfig, optimize
 from helium_lab.scheduling import PlanningContext, get_policy
 from helium_lab.scheduling.evaluation import token_steps
-from helium_lab.scheduling.milp import solve_exact
+from helium_lab.scheduling.exact import solve_exact
 from helium_lab.scheduling.tokensteps import CallInstance
 from helium_lab.tokenizer import SyntheticTokenizer
 from helium_lab.workflows import make_workload

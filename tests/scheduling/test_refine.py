@@ -203,7 +203,8 @@ def test_relocate_window_skips_only_infeasible_moves() -> None:
 
 
 def test_relocate_keeps_the_deadline_for_the_exact_solver() -> None:
-    """milp._heuristic bounds its incumbent search by time; a past deadline stops at once."""
+    """The exact solver's `heuristic_incumbent` bounds its search by time; a past deadline
+    stops at once."""
     rng = random.Random(0)
     makespan_calls = []
 
