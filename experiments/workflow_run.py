@@ -123,7 +123,7 @@ def open_session(s: RunSettings, cfg: dict[str, Any]) -> Session:
     from helium_lab.processor.echo_engine import EchoSession
     from helium_lab.tokenizer import SyntheticTokenizer
 
-    return EchoSession(SyntheticTokenizer())
+    return EchoSession(SyntheticTokenizer(), s.num_workers)
 
 
 def prompt_cache_namespace(s: RunSettings, cfg: dict[str, Any]) -> str:
