@@ -67,10 +67,11 @@ def check_top_level_keys(cfg: dict[str, Any]) -> None:
 
 
 def run_task(cfg: dict[str, Any], run_dir: Path) -> dict[str, Any]:
-    from experiments import get_task
+    from experiments import check_fixed_keys, get_task
 
     task = get_task(str(cfg.get("task")))
     check_top_level_keys(cfg)
+    check_fixed_keys(str(cfg.get("task")), cfg)
     t0 = time.perf_counter()
     summary = task(cfg, run_dir)
     summary.setdefault("task", cfg.get("task"))

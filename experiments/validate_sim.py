@@ -114,9 +114,9 @@ def _totals(records: Any) -> dict[str, int]:
 
 def run(cfg: dict[str, Any], run_dir: Path) -> dict[str, Any]:
     import sim
+    from helium_lab.processor.capping import capped
     from runtime import open_session
     from runtime.calibrate import calibrate
-    from runtime.capping import capped
 
     v = dict(cfg.get("validate_sim") or {})
     model = ModelSettings.from_dict(cfg.get("model") or {"name": "tiny"})

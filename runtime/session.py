@@ -36,7 +36,7 @@ from helium_lab.backend import BackendResult, EngineSample, Processor, RunLedger
 from helium_lab.config import EngineSettings, ModelSettings, Orchestration
 from helium_lab.errors import ConfigError
 from helium_lab.processor.calls import CallResult, LLMCall
-from runtime.capping import capped
+from helium_lab.processor.capping import capped
 from runtime.engine import VllmEngine, now_clock
 from runtime.errors import RuntimeBackendError, VllmMissingError
 from runtime.model import resolve_model

@@ -14,7 +14,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from helium_lab.config import EngineSettings, ModelSettings, Orchestration, check_keys
+from helium_lab.config import (
+    EngineSettings,
+    ModelSettings,
+    Orchestration,
+    check_keys,
+    check_types,
+)
 from helium_lab.errors import ConfigError
 from helium_lab.tokenizer import Tokenizer
 from sim.capacity import kv_capacity_tokens
@@ -45,6 +51,7 @@ class SimSettings:
             raise ConfigError("sim.hardware: the card is chosen with hardware=<name> "
                               "(conf/hardware), not under sim:")
         cfg = SimSettings(hardware_from_dict(hardware), **data)
+        check_types(cfg, "sim")
         if cfg.cost_model not in ("roofline", "table"):
             raise ConfigError(f"sim.cost_model: unknown {cfg.cost_model!r}; known: "
                               "['roofline', 'table']")

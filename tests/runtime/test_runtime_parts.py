@@ -10,8 +10,8 @@ import pytest
 
 import sim
 from helium_lab.processor.calls import LLMCall
+from helium_lab.processor.capping import CappedProcessor
 from runtime.calibrate import COEFFS, calibrate, features, fit, update_table
-from runtime.capping import CappedProcessor
 from runtime.engine import PrefixIndex, StepShape
 from runtime.tiny_model import SPECIALS, tiny_model_dir
 from runtime.tokenizer import HFTokenizer
@@ -50,7 +50,7 @@ class _Proc:
 def test_cap_rewrites_only_long_calls() -> None:
     capped = CappedProcessor(_Proc(), 8)
     assert [c.output_tokens for c in capped.start()] == [5, 8]
-    assert capped.prewarm_prompts() == {0: [(1, 2)]} and capped.records == ()
+    assert capped.prewarm_prompts() == {0: [(1, 2)]}
 
 
 def test_prefix_index_counts_full_shared_blocks() -> None:
