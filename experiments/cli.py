@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import sys
 import time
+import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -24,6 +25,7 @@ from typing import Any
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.errors import HydraException
+from hydra.types import RunMode
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
@@ -97,7 +99,9 @@ def main(cfg: DictConfig) -> None:
 
     global _entered
     _entered = True
-    run_dir = Path(HydraConfig.get().runtime.output_dir)
+    hydra_cfg = HydraConfig.get()
+    run_dir = Path(hydra_cfg.runtime.output_dir)
+    sweeping = hydra_cfg.mode == RunMode.MULTIRUN  # a failed job must not end the sweep
     try:
         task: str | None = str(cfg.task)
     except OmegaConfBaseException:
@@ -108,7 +112,8 @@ def main(cfg: DictConfig) -> None:
             folder.start()  # refuses a live run's folder: nothing of it is touched then
         except HeliumError as e:
             print(f"error: {e}", file=sys.stderr)
-            sys.exit(2)
+            _job_failed(run_dir, 2, sweeping)
+            return
         try:
             resolved = _resolve(cfg)
             atomic_write_text(run_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
@@ -117,7 +122,16 @@ def main(cfg: DictConfig) -> None:
         except HeliumError as e:
             folder.fail(e)
             print(f"error: {e}\nrun folder (failed): {run_dir}", file=sys.stderr)
-            sys.exit(2)
+            _job_failed(run_dir, 2, sweeping)
+            return
+        except Exception as e:
+            folder.fail(e)
+            if not sweeping:
+                raise
+            traceback.print_exc()
+            print(f"run folder (failed): {run_dir}", file=sys.stderr)
+            _job_failed(run_dir, 1, sweeping)
+            return
         except BaseException as e:
             failed = folder.fail(e)
             if isinstance(e, (KeyboardInterrupt, Terminated)):
@@ -129,6 +143,20 @@ def main(cfg: DictConfig) -> None:
 
 
 _hydra_error: list[BaseException] = []  # what Hydra's run_and_report last saw raised
+_failed_jobs: list[tuple[Path, int]] = []  # this process's failed sweep jobs, exit status
+
+
+def _job_failed(run_dir: Path, status: int, sweeping: bool) -> None:
+    """A single run exits with `status`; a sweep's job is noted and the sweep goes on."""
+    if not sweeping:
+        sys.exit(status)
+    _failed_jobs.append((run_dir, status))
+
+
+def failed_jobs() -> list[tuple[Path, int]]:
+    """Run folders of the sweep jobs that failed in this process so far, with the exit
+    status each would have had alone (2 configuration, 1 other)."""
+    return list(_failed_jobs)
 
 
 def _is_config_error(e: BaseException) -> bool:
@@ -172,9 +200,15 @@ def cli() -> None:
     compose) by printing its message and exiting with status 1, as it does for a task's
     own error (a bug: status 1 stays); a configuration error becomes 2 here."""
     _hydra_error.clear()
+    _failed_jobs.clear()
     try:
         with _recording_hydra_errors() as recording:
             main()
+        if _failed_jobs:  # a sweep ran every job; say which failed
+            print(f"{len(_failed_jobs)} sweep job(s) failed:", file=sys.stderr)
+            for run_dir, status in _failed_jobs:
+                print(f"  {run_dir} (exit status {status} alone)", file=sys.stderr)
+            raise SystemExit(2 if all(s == 2 for _, s in _failed_jobs) else 1)
     except SystemExit as e:
         config_error = (_is_config_error(_hydra_error[-1]) if _hydra_error
                         else not recording and not _entered)
@@ -183,8 +217,6 @@ def cli() -> None:
             raise SystemExit(2) from None
         raise
     except (HydraException, OmegaConfBaseException) as e:  # with HYDRA_FULL_ERROR=1
-        import traceback
-
         traceback.print_exc()
         print(f"configuration error: {e}", file=sys.stderr)
         raise SystemExit(2) from None

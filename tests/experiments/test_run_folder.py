@@ -263,6 +263,23 @@ def test_a_bad_sweep_value_exits_2(tmp_path: Path) -> None:
     assert done.returncode == 2 and "system/fastest" in done.stderr
 
 
+def test_a_sweep_runs_every_point_and_names_the_failed_ones(tmp_path: Path) -> None:
+    done = cli("-m", *ECHO, "seed=-1,0", f"hydra.sweep.dir={tmp_path}")
+    assert done.returncode == 2, done.stderr
+    assert "1 sweep job(s) failed" in done.stderr and str(tmp_path / "0") in done.stderr
+    assert summary(tmp_path / "0")["status"] == "failed"
+    assert summary(tmp_path / "1")["status"] == "ok"  # the point after the bad one ran
+
+
+def test_a_sweep_goes_on_after_a_bug_and_exits_1(tmp_path: Path) -> None:
+    done = subprocess.run([sys.executable, "-c", BUGGY_RUN, "-m", *ECHO, "seed=0,1",
+                           f"hydra.sweep.dir={tmp_path}"],
+                          capture_output=True, text=True, timeout=180)
+    assert done.returncode == 1, done.stderr
+    assert "2 sweep job(s) failed" in done.stderr and "a bug" in done.stderr
+    assert [summary(tmp_path / d)["status"] for d in ("0", "1")] == ["failed", "failed"]
+
+
 BUGGY_RUN = """
 import sys
 from helium_lab.processor.query_processor import QueryProcessor
