@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 
 from helium_lab.dsl.ops import (
+    CHAT_ROLES,
     DataOp,
     FormatOp,
     InputOp,
@@ -107,6 +108,12 @@ class Workflow:
         `agent` (default: the op's name) is the agent that makes the call."""
         oid = self._new_id("llm", name)
         msgs = tuple(self.msg(m, oid) for m in messages)
+        if not msgs:
+            raise GraphError(f"llm op {oid!r} has no messages (a chat request needs one)")
+        for m in msgs:
+            if m.role not in CHAT_ROLES:
+                raise GraphError(f"llm op {oid!r}: unknown message role {m.role!r}; a chat "
+                                 f"template knows {list(CHAT_ROLES)}")
         sp = sampling or SamplingParams()
         if cacheable is None:
             cacheable = sp.deterministic
