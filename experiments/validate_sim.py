@@ -142,7 +142,8 @@ def run(cfg: dict[str, Any], run_dir: Path) -> dict[str, Any]:
         reals: list[tuple[Any, OutputRecorder]] = []
         for _ in range(repeats):
             with open_session(model, engine, int(cfg["num_workers"]), orchestration=orch,
-                              seed=int(cfg["seed"]), max_output_tokens=cap) as session:
+                              seed=int(cfg["seed"]), max_output_tokens=cap,
+                              log_path=run_dir / "engines.log") as session:
                 tok = session.tokenizer
                 recorder = OutputRecorder(_processor(name, dict(params), cfg, system, tok))
                 reals.append((session.run(recorder), recorder))

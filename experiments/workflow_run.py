@@ -104,8 +104,9 @@ class RunSettings:
         check_types(self, "")  # top-level keys: batch_size, seed, ...
 
 
-def open_session(s: RunSettings, cfg: dict[str, Any]) -> Session:
-    """The backend named by `backend`, with `num_workers` engines."""
+def open_session(s: RunSettings, cfg: dict[str, Any], run_dir: Path | None = None) -> Session:
+    """The backend named by `backend`, with `num_workers` engines; a real backend's own
+    output goes to `run_dir`/engines.log."""
     if s.backend == "sim":
         from sim.session import SimSettings
         from sim.session import open_session as open_sim
@@ -120,7 +121,8 @@ def open_session(s: RunSettings, cfg: dict[str, Any]) -> Session:
             raise ConfigError(f"backend=vllm needs the runtime package and vLLM ({e})") from None
         session: Session = runtime.open_session(
             s.model, s.engine, s.num_workers, orchestration=s.orchestration, seed=s.seed,
-            max_output_tokens=s.max_output_tokens)
+            max_output_tokens=s.max_output_tokens,
+            log_path=None if run_dir is None else run_dir / "engines.log")
         return session
     from helium_lab.processor.echo_engine import EchoSession
     from helium_lab.tokenizer import SyntheticTokenizer
@@ -200,7 +202,7 @@ def run(cfg: dict[str, Any], run_dir: Path) -> dict[str, Any]:
         if s.planner.prompt_cache_path is not None:  # refuse now, not after the run
             check_writable_file(s.planner.prompt_cache_path, "planner.prompt_cache_path")
         cache = PromptCache(s.planner.prompt_cache_capacity, s.planner.prompt_cache_path)
-    with closing(open_session(s, cfg)) as session:
+    with closing(open_session(s, cfg, run_dir)) as session:
         namespace = prompt_cache_namespace(s, cfg)
         warm_wall = 0.0
         if s.warmup_params is not None:

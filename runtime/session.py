@@ -30,6 +30,7 @@ import gc
 import heapq
 import os
 import time
+from pathlib import Path
 from types import TracebackType
 
 from helium_lab.backend import BackendResult, EngineSample, Processor, RunLedger
@@ -38,6 +39,7 @@ from helium_lab.errors import ConfigError
 from helium_lab.processor.calls import CallResult, LLMCall
 from helium_lab.processor.capping import capped
 from runtime.engine import VllmEngine, now_clock
+from runtime.engine_log import EngineLog
 from runtime.errors import RuntimeBackendError, VllmMissingError
 from runtime.model import resolve_model
 from runtime.tokenizer import HFTokenizer
@@ -76,7 +78,7 @@ class VllmSession:
 
     def __init__(self, model: ModelSettings, engine: EngineSettings, num_workers: int, *,
                  orchestration: Orchestration | None = None, seed: int = 0,
-                 max_output_tokens: int | None = None) -> None:
+                 max_output_tokens: int | None = None, log_path: Path | None = None) -> None:
         if num_workers < 1:
             raise ConfigError(f"num_workers must be >= 1, got {num_workers}")
         if max_output_tokens is not None and max_output_tokens < 1:
@@ -84,15 +86,18 @@ class VllmSession:
         self.orchestration = orchestration or Orchestration()
         self.max_output_tokens = max_output_tokens
         self.info = resolve_model(model)
-        prepare_vllm_env()
-        self._tok = HFTokenizer.from_dir(self.info.path)
-        self.origin = time.perf_counter()
-        self.clock = now_clock(self.origin)
+        self.log = EngineLog(log_path)
         self.engines: list[VllmEngine] = []
+        self.log.open()
         try:
-            for w in range(num_workers):
-                self.engines.append(VllmEngine(w, self.info, engine, seed, self._tok,
-                                               self.clock))
+            with self.log.quiet():
+                prepare_vllm_env()
+                self._tok = HFTokenizer.from_dir(self.info.path)
+                self.origin = time.perf_counter()
+                self.clock = now_clock(self.origin)
+                for w in range(num_workers):
+                    self.engines.append(VllmEngine(w, self.info, engine, seed, self._tok,
+                                                   self.clock))
         except BaseException:
             self.close()
             raise
@@ -119,10 +124,12 @@ class VllmSession:
     def close(self) -> None:
         self._closed = True
         engines, self.engines = self.engines, []
-        for e in engines:
-            e.close()
-        del engines
-        gc.collect()
+        with self.log.quiet():
+            for e in engines:
+                e.close()
+            del engines
+            gc.collect()
+        self.log.close()
 
     def __enter__(self) -> VllmSession:
         return self

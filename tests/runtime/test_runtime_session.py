@@ -3,6 +3,7 @@ systems, per-call records, prewarm and pins across runs, queue orders, errors.""
 
 from __future__ import annotations
 
+import logging
 import random
 import re
 from collections.abc import Iterator
@@ -193,3 +194,19 @@ def test_bad_settings_fail_before_any_engine(tmp_path: Path) -> None:
         open_session(ModelSettings("x", str(tmp_path / "empty")), EngineSettings(block_size=32),
                      1)
     assert isinstance(err.value, HeliumError)
+
+
+def test_engine_output_goes_to_the_log_not_the_console(tmp_path: Path,
+                                                        capfd: pytest.CaptureFixture[str]
+                                                        ) -> None:
+    log = tmp_path / "engines.log"
+    engine = EngineSettings(block_size=32, kv_capacity_tokens=16_384, max_model_len=4096)
+    capfd.readouterr()
+    with open_session(TINY, engine, 1, orchestration=Orchestration(), seed=0,
+                      max_output_tokens=CAP, log_path=log) as s:
+        s.run(processor("debate", "helium", s.tokenizer, num_workers=1, **DEBATE))
+    console = capfd.readouterr()
+    assert "WARNING" not in console.out + console.err
+    assert "WARNING" in log.read_text()  # vLLM did warn (engine start), into the file
+    assert not any(isinstance(h, logging.FileHandler)
+                   for h in logging.getLogger("vllm").handlers)  # the session put it back
