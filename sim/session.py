@@ -28,6 +28,7 @@ from sim.client import ClientCost
 from sim.config import EngineConfig
 from sim.cost_model import CostModel, RooflineCost, TableCost
 from sim.driver import Simulation
+from sim.errors import SimError
 from sim.hardware import Hardware, get_hardware, hardware_from_dict
 from sim.models import ModelShape, get_model
 
@@ -63,18 +64,24 @@ class SimSettings:
 def model_shape(model: ModelSettings) -> ModelShape:
     """The run's `model.shape` block, typed; a model given by name alone (programmatic use)
     takes the shape of its conf/model file."""
-    if model.shape is None:
+    if model.shape is not None:
+        return ModelShape.from_dict(model.name, model.shape)
+    try:
         return get_model(model.name)
-    return ModelShape.from_dict(model.name, model.shape)
+    except SimError:
+        raise SimError(f"model {model.name!r} has no transformer shape (no `shape:` block in "
+                       f"conf/model/{model.name}.yaml), which the simulator needs for the "
+                       "roofline cost model and to derive engine.kv_capacity_tokens or "
+                       "engine.max_model_len: set those two and sim.cost_model=table with a "
+                       "table fitted to this model (as validate_sim does)") from None
 
 
 def engine_config(model: ModelSettings, engine: EngineSettings, hardware: Hardware
                   ) -> EngineConfig:
     """The simulated engine for `engine` settings, capacity derived when not given."""
-    shape = model_shape(model)
     kv = engine.kv_capacity_tokens
     if kv is None:
-        kv = kv_capacity_tokens(shape, hardware,
+        kv = kv_capacity_tokens(model_shape(model), hardware,
                                 gpu_memory_utilization=engine.gpu_memory_utilization,
                                 block_size=engine.block_size)
     return EngineConfig(kv_capacity_tokens=kv, block_size=engine.block_size,
@@ -82,7 +89,8 @@ def engine_config(model: ModelSettings, engine: EngineSettings, hardware: Hardwa
                         max_num_batched_tokens=engine.max_num_batched_tokens,
                         queue_order=engine.queue_order,
                         enable_prefix_caching=engine.enable_prefix_caching,
-                        max_model_len=engine.max_model_len or shape.max_position_embeddings)
+                        max_model_len=(engine.max_model_len
+                                       or model_shape(model).max_position_embeddings))
 
 
 def cost_model(model: ModelSettings, settings: SimSettings) -> CostModel:

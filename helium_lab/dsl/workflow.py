@@ -83,7 +83,11 @@ class Workflow:
         oid = self._new_id("fmt", name)
         items = tuple((k, self._part(v, f"fmt {oid!r} arg {k!r}")) for k, v in args.items())
         op = FormatOp(id=oid, owner=self, template=template, args=items)
-        missing = [f for f in op.fields() if f not in args]
+        try:
+            template_fields = op.fields()
+        except ValueError as e:  # str.format's parser: "expected '}' before end of string"
+            raise GraphError(f"format op {oid!r}: bad template {template!r}: {e}") from None
+        missing = [f for f in template_fields if f not in args]
         if missing:
             raise GraphError(f"format op {oid!r}: template field(s) {missing} have no argument")
         return self._add(op)  # type: ignore[return-value]

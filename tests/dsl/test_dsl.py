@@ -134,3 +134,10 @@ def test_messages_a_chat_template_cannot_render_are_refused() -> None:
         wf.llm([], name="empty")
     with pytest.raises(GraphError, match="unknown message role 'narrator'"):
         wf.llm([("narrator", q)], name="story")
+
+
+def test_a_bad_format_template_names_its_op() -> None:
+    wf = Workflow("f")
+    q = wf.input("q")
+    with pytest.raises(GraphError, match=r"format op 'greet': bad template '\{a'"):
+        wf.fmt("{a", name="greet", a=q)

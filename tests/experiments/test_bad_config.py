@@ -73,3 +73,10 @@ def test_max_output_tokens_is_honoured_on_the_simulator(tmp_path: Path) -> None:
     run_task(cfg, tmp_path)
     calls = [json.loads(x) for x in (tmp_path / "calls.jsonl").read_text().splitlines()]
     assert calls and max(c["output_tokens"] for c in calls) == 8
+
+
+def test_a_model_without_a_shape_on_the_simulator_says_what_to_do(tmp_path: Path) -> None:
+    cfg = compose_once([*DEBATE, "backend=sim", "model=tiny"])
+    with pytest.raises(HeliumError, match=r"model 'tiny' has no transformer shape.*"
+                                          r"sim.cost_model=table"):
+        run_task(cfg, tmp_path)
