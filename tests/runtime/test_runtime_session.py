@@ -73,7 +73,8 @@ class Recording:
     """A processor proxy that keeps every call it emits."""
 
     def __init__(self, proc: Any) -> None:
-        self.proc, self.calls = proc, []
+        self.proc = proc
+        self.calls: list[Any] = []
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.proc, name)
