@@ -42,8 +42,11 @@ def test_outputs_identical_across_systems(session: VllmSession) -> None:
             outputs[name, wf] = proc.outputs()
     for (name, wf), out in outputs.items():
         assert out == outputs["helium", wf], (name, wf)
-    answers = [a for q in outputs["helium", "debate"] for a in q.values()]
-    assert len(set(answers)) == len(answers)  # different prompts, different answers
+    # different questions, different answers (the agents of one query may agree: the tiny
+    # model reads at most 160 tokens back, and the roles differ only before the question)
+    per_query = [tuple(q.values()) for q in outputs["helium", "debate"]]
+    assert len(set(per_query)) == len(per_query)
+    assert all(a not in per_query[1] for a in per_query[0])
 
 
 def test_records_and_timeseries(session: VllmSession) -> None:
@@ -71,7 +74,8 @@ class Recording:
     """A processor proxy that keeps every call it emits."""
 
     def __init__(self, proc: Any) -> None:
-        self.proc, self.calls = proc, []
+        self.proc = proc
+        self.calls: list[Any] = []
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.proc, name)
