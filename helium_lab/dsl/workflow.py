@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING
 
 from helium_lab.dsl.ops import (
     CHAT_ROLES,
@@ -28,6 +29,9 @@ from helium_lab.dsl.ops import (
     SamplingParams,
 )
 from helium_lab.errors import GraphError
+
+if TYPE_CHECKING:  # graph.py imports this module's ops
+    from helium_lab.dsl.graph import Graph
 
 Part = str | Op
 
@@ -146,7 +150,7 @@ class Workflow:
         op = OutputOp(id=oid, owner=self, name=name, source=src)
         return self._add(op)  # type: ignore[return-value]
 
-    def build(self, terminals: Sequence[Op] | None = None):  # -> Graph
+    def build(self, terminals: Sequence[Op] | None = None) -> Graph:
         """The graph reachable backwards from `terminals` (default: every op recorded)."""
         from helium_lab.dsl.graph import Graph
 

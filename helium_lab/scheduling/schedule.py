@@ -31,6 +31,7 @@ class Partition:
     num_workers: int
     query_worker: tuple[int, ...]
     op_worker: dict[str, int] = field(default_factory=dict)
+    _counts: tuple[int, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         counts = Counter(self.query_worker)
@@ -44,13 +45,13 @@ class Partition:
         w = self.op_worker.get(op)
         if w is not None:
             return [w]
-        return [x for x, n in enumerate(self._counts) if n]  # type: ignore[attr-defined]
+        return [x for x, n in enumerate(self._counts) if n]
 
     def calls_on(self, op: str, worker: int) -> int:
         w = self.op_worker.get(op)
         if w is not None:
             return len(self.query_worker) if w == worker else 0
-        return self._counts[worker]  # type: ignore[attr-defined]
+        return self._counts[worker]
 
     @staticmethod
     def even(num_workers: int, batch: int) -> Partition:

@@ -35,6 +35,7 @@ from __future__ import annotations
 import itertools
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from scipy.sparse import coo_matrix
@@ -227,7 +228,8 @@ def _solve_highspy(m: MilpModel, start: np.ndarray | None, time_limit: float
                    ) -> tuple[str, np.ndarray | None, float]:
     import highspy
 
-    h = highspy.Highs()
+    highs: Any = highspy.Highs  # partly annotated: typed as Any here, strict or not
+    h = highs()
     h.setOptionValue("output_flag", False)
     csc = m.A.tocsc()
     lp = highspy.HighsLp()
