@@ -38,6 +38,7 @@ from helium_lab.processor.calls import CallResult, LLMCall
 from runtime import pins as pins_mod
 from runtime.errors import EngineDiedError, EngineStartError, RuntimeBackendError
 from runtime.model import ModelInfo
+from runtime.prefix_index import PrefixIndex
 from runtime.tokenizer import HFTokenizer
 
 PREWARM_PRIORITY = -(1 << 62)
@@ -77,32 +78,6 @@ class _Live:
     cached_tokens: int = 0
     prewarm: bool = False
     internal: str = ""  # vLLM's id (it suffixes ours); its scheduler knows only this one
-
-
-class PrefixIndex:
-    """Full-block prefixes seen by one engine, as chained hashes (for `lspf`)."""
-
-    def __init__(self, block_size: int) -> None:
-        self.block_size = block_size
-        self.known: set[int] = set()
-
-    def _chain(self, ids: tuple[int, ...]) -> list[int]:
-        bs, h, out = self.block_size, 0, []
-        for k in range(len(ids) // bs):
-            h = hash((h, ids[k * bs:(k + 1) * bs]))
-            out.append(h)
-        return out
-
-    def longest(self, ids: tuple[int, ...]) -> int:
-        n = 0
-        for h in self._chain(ids):
-            if h not in self.known:
-                break
-            n += 1
-        return n * self.block_size
-
-    def add(self, ids: tuple[int, ...]) -> None:
-        self.known.update(self._chain(ids))
 
 
 def engine_args(info: ModelInfo, settings: EngineSettings, seed: int) -> dict[str, Any]:

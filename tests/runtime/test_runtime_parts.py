@@ -12,7 +12,8 @@ import sim
 from helium_lab.processor.calls import LLMCall
 from helium_lab.processor.capping import CappedProcessor
 from runtime.calibrate import COEFFS, calibrate, features, fit, update_table
-from runtime.engine import PrefixIndex, StepShape
+from runtime.engine import StepShape
+from runtime.prefix_index import PrefixIndex
 from runtime.tiny_model import SPECIALS, tiny_model_dir
 from runtime.tokenizer import HFTokenizer
 
