@@ -24,7 +24,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
 from itertools import takewhile
-from operator import is_not
+from operator import attrgetter, is_not
 from typing import cast
 
 import numpy as np
@@ -34,6 +34,9 @@ from sim.block_pool import Block, BlockPool
 from sim.request import SimRequest
 
 _is_block = partial(is_not, None)  # a C callable: x is not None
+_REF_CNT = attrgetter("ref_cnt")
+_KV_SLOTS = attrgetter("kv_slots")
+_COMPUTED = attrgetter("num_computed_tokens")
 
 
 def cdiv(a: int, b: int) -> int:
@@ -137,7 +140,7 @@ class KVCacheManager:
         request's slots (running requests: decodes growing into a block, later prefill
         chunks): `fits` then reduces to the missing blocks being free."""
         req_blocks = self._blocks.get(req.request_id)
-        missing = cdiv(num_slots, self.block_size) - (len(req_blocks) if req_blocks else 0)
+        missing = -(-num_slots // self.block_size) - (len(req_blocks) if req_blocks else 0)
         if missing > self.pool.get_num_free_blocks():
             return False
         if req_blocks is None:
@@ -153,7 +156,7 @@ class KVCacheManager:
              full_sequence_must_fit: bool = False) -> bool:
         """Whether `allocate_slots` with these arguments would succeed. Read-only."""
         held = len(self._blocks.get(req.request_id, ())) + len(hit.blocks)
-        from_queue = sum(1 for b in hit.blocks if b.ref_cnt == 0)
+        from_queue = list(map(_REF_CNT, hit.blocks)).count(0)  # hit blocks now free
         free = self.pool.get_num_free_blocks()
         if full_sequence_must_fit and (
                 max(self.blocks_needed(req.num_tokens) - held, 0) + from_queue > free):
@@ -177,7 +180,7 @@ class KVCacheManager:
     def max_decode_steps(self, running: Sequence[SimRequest], cap: int) -> int:
         """The most decode steps (<= `cap`) of every request in `running`, each a token
         from being computed, whose new blocks the free blocks cover."""
-        bs, blocks = self.block_size, self._blocks
+        bs = self.block_size
         free = self.pool.get_num_free_blocks()
         # each request grows into at most (cap - 1) // bs + 1 new blocks in cap steps (its
         # first growth is at step >= 1): when the free blocks cover that bound for all of
@@ -185,8 +188,10 @@ class KVCacheManager:
         if len(running) * ((cap - 1) // bs + 1) <= free:
             return cap
         # the first step at which each request grows into a new block, then one every bs
-        first = np.fromiter((len(blocks[r.request_id]) * bs - r.num_computed_tokens + 1
-                             for r in running), dtype=np.int64, count=len(running))
+        # (`kv_slots` mirrors the request's blocks: len(blocks) * bs; read in C)
+        n = len(running)
+        first = (np.fromiter(map(_KV_SLOTS, running), dtype=np.int64, count=n)
+                 - np.fromiter(map(_COMPUTED, running), dtype=np.int64, count=n) + 1)
 
         def needed(steps: int) -> int:
             past = steps - first
