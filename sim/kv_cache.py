@@ -220,8 +220,10 @@ class KVCacheManager:
         grows.sort()
         for (_, i), blk in zip(grows, self.pool.get_new_blocks(len(grows)), strict=True):
             self._blocks[running[i].request_id].append(blk)
-        for i in sorted({i for _, i in grows}):  # only these changed their `kv_slots`
-            self._sync(running[i])  # (`kv_cache_next` moves in `cache_upto`)
+        # only these requests' blocks changed: `_sync` of the others would rewrite the
+        # values they hold (`kv_cache_next` changes only when `cache_upto` caches)
+        for i in sorted({i for _, i in grows}):
+            self._sync(running[i])
 
     def cache_upto(self, req: SimRequest, num_tokens: int) -> None:
         """Cache `req`'s blocks filled by its first `num_tokens` (<= num_tokens sampled)."""
