@@ -50,35 +50,39 @@ class Block:
 
 
 class FreeBlockQueue:
-    """Free blocks in eviction order (head first), with O(1) removal from the middle."""
+    """Free blocks in eviction order (head first), with O(1) removal from the middle.
+
+    An OrderedDict keyed by the blocks themselves (identity hash: only membership uses
+    it; the order is insertion order, never hash order), so bulk appends run in C."""
 
     def __init__(self, blocks: Iterable[Block] = ()) -> None:
-        self._q: OrderedDict[int, Block] = OrderedDict((b.block_id, b) for b in blocks)
+        self._q: OrderedDict[Block, Block] = OrderedDict((b, b) for b in blocks)
 
     def __len__(self) -> int:
         return len(self._q)
 
     def __iter__(self) -> Iterator[Block]:
-        return iter(self._q.values())
+        return iter(self._q)
 
     def __contains__(self, block: Block) -> bool:
-        return block.block_id in self._q
+        return block in self._q
 
     def popleft(self) -> Block:
-        return self._q.popitem(last=False)[1]
+        return self._q.popitem(last=False)[0]
 
     def remove(self, block: Block) -> None:
-        del self._q[block.block_id]
+        del self._q[block]
 
     def append_n(self, blocks: list[Block]) -> None:
-        for b in blocks:
-            self._q[b.block_id] = b
+        """Put `blocks` at the tail, in order (none of them is in the queue)."""
+        self._q.update(zip(blocks, blocks, strict=True))
 
     def prepend_n(self, blocks: list[Block]) -> None:
         """Put `blocks` at the head, keeping their order (blocks[0] becomes the head)."""
+        q = self._q
         for b in reversed(blocks):
-            self._q[b.block_id] = b
-            self._q.move_to_end(b.block_id, last=False)
+            q[b] = b
+            q.move_to_end(b, last=False)
 
 
 class BlockPool:
@@ -128,7 +132,19 @@ class BlockPool:
     def cache_full_blocks(self, blocks: list[Block], hashes: list[BlockHashT], start: int,
                           end: int) -> None:
         """Register blocks[start:end] (now full) under hashes[start:end]."""
-        setdefault = self.cached.setdefault
+        cached = self.cached
+        if end - start > 1:
+            new = hashes[start:end]
+            span = blocks[start:end]
+            if cached.keys().isdisjoint(new) and len(set(new)) == len(new):
+                # none is a duplicate, so the per-block setdefault below would insert
+                # every pair in order: the same as one update (C-level)
+                for blk, h in zip(span, new, strict=True):
+                    assert blk.block_hash is None, f"block {blk.block_id} already cached"
+                    blk.block_hash = h
+                cached.update(zip(new, span, strict=True))
+                return
+        setdefault = cached.setdefault
         for i in range(start, end):
             blk = blocks[i]
             assert blk.block_hash is None, f"block {blk.block_id} already cached"
@@ -140,22 +156,20 @@ class BlockPool:
         """Take `n` blocks from the queue heads (ordinary first), evicting cached ones."""
         if n > self.get_num_free_blocks():
             raise ValueError(f"Cannot get {n} free blocks from the pool")
-        out: list[Block] = []
         ordinary = min(n, len(self.free_queue))
         popitem = self.free_queue._q.popitem
-        cached, evict = self.cached, self._evict
-        for _ in range(ordinary):
-            blk = popitem(last=False)[1]
+        out = [popitem(False)[0] for _ in range(ordinary)]
+        cached, dups = self.cached, self._dups
+        for blk in out:
             h = blk.block_hash
             if h is not None:
-                if cached.get(h) is blk and h not in self._dups:  # _evict, inlined
+                if cached.get(h) is blk and h not in dups:  # _evict, inlined
                     del cached[h]
                     blk.block_hash = None
                     self.num_evicted += 1
                 else:
-                    evict(blk)
+                    self._evict(blk)
             blk.ref_cnt = 1
-            out.append(blk)
         for _ in range(n - ordinary):
             blk = self.pinned_queue.popleft()
             self.num_pinned_evicted += blk.block_hash is not None
@@ -199,12 +213,17 @@ class BlockPool:
         pinned queue, and blocks freed while pinned go there too."""
         if not self.enable_caching:
             return
+        pins, cached, dups = self.pinned_hashes, self.cached, self._dups
+        free, pinned = self.free_queue._q, self.pinned_queue._q
         for h in hashes:
-            self.pinned_hashes[h] = self.pinned_hashes.get(h, 0) + 1
-            for blk in self.blocks_cached_under(h):
-                if blk.ref_cnt == 0 and blk in self.free_queue:
-                    self.free_queue.remove(blk)
-                    self.pinned_queue.append_n([blk])
+            pins[h] = pins.get(h, 0) + 1
+            blk = cached.get(h)
+            if blk is None:
+                continue
+            for b in (blk, *dups[h]) if h in dups else (blk,):  # blocks_cached_under(h)
+                if b.ref_cnt == 0 and b in free:
+                    del free[b]
+                    pinned[b] = b  # append to the pinned queue
 
     def unpin(self, hashes: Iterable[BlockHashT]) -> None:
         """Drop one pin from each hash; a hash left with none becomes ordinary again (its

@@ -37,10 +37,13 @@ real engine's measurements (see its docstring for the JSON format).
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
+
+import numpy as np
 
 from sim.errors import SimError
 from sim.hardware import Hardware
@@ -135,6 +138,8 @@ class CostModel(Protocol):
 def decode_run_times(cost: CostModel, n: int, context_sum: int, steps: int) -> list[float]:
     """Durations of `steps` consecutive decode steps of `n` sequences whose contexts sum
     to `context_sum` at the first step (each context grows by one per step)."""
+    if isinstance(cost, RooflineCost):  # the same floats, without a DecodeStep per step
+        return cost.decode_run_times(n, context_sum, steps)
     return [cost.step_time(DecodeStep(n, context_sum + s * n)) for s in range(steps)]
 
 
@@ -166,17 +171,64 @@ class RooflineCost:
     calib: RooflineCalibration = RooflineCalibration()
 
     def step_time(self, batch: Batch) -> float:
+        c = self._terms
+        num_tokens, num_seqs = batch.num_tokens, batch.num_seqs
+        gemm_flops = 2 * (c.body * num_tokens + c.lm_head * num_seqs)
+        attn_flops = c.attn_flops_per_pair * batch.attention_pairs
+        attn_bytes = c.kv_bytes_per_token * (batch.kv_read_tokens + num_tokens)
+        gemm = max(gemm_flops / c.flops_s, c.gemm_bytes_time)
+        attn = max(attn_flops / c.flops_s, attn_bytes / c.bytes_s)
+        return gemm + attn + c.step_overhead_s + c.seq_overhead_s * num_seqs
+
+    def decode_run_times(self, n: int, context_sum: int, steps: int) -> list[float]:
+        """`step_time` of the decode steps `DecodeStep(n, context_sum + s * n)`, s < steps,
+        bit for bit: the same operations on the same values, with the GEMM term and the
+        per-sequence overhead (equal in every step of the run) computed once."""
+        c = self._terms
+        flops_s, bytes_s, pair_flops, kvb = (c.flops_s, c.bytes_s, c.attn_flops_per_pair,
+                                             c.kv_bytes_per_token)
+        gemm = max(2 * (c.body * n + c.lm_head * n) / flops_s, c.gemm_bytes_time)
+        step_s, seqs_s = c.step_overhead_s, c.seq_overhead_s * n
+        # a decode's attention pairs and KV tokens read-or-written are both ctx + n
+        first, stop = context_sum + n, context_sum + n + steps * n
+        if max(pair_flops, kvb) * stop < 1 << 53:
+            # every integer below 2**53: numpy's int64 products and their conversion to
+            # float64 are exact, as Python's are; the float operations are the same IEEE
+            # ones in the same order (np.maximum picks the same value as max)
+            pairs = np.arange(first, stop, n, dtype=np.int64)
+            attn = np.maximum(pairs * pair_flops / flops_s, pairs * kvb / bytes_s)
+            times: list[float] = (gemm + attn + step_s + seqs_s).tolist()
+            return times
+        return [gemm + max(pair_flops * pairs / flops_s, kvb * pairs / bytes_s) + step_s
+                + seqs_s for pairs in range(first, stop, n)]
+
+    @functools.cached_property
+    def _terms(self) -> _RooflineTerms:
         m, hw, k = self.model, self.hardware, self.calib
-        flops_s = hw.peak_flops * k.flops_eff
         bytes_s = hw.mem_bandwidth * k.bw_eff
-        gemm_flops = 2 * (m.body_matmul_params * batch.num_tokens
-                          + m.lm_head_params * batch.num_seqs)
-        gemm_bytes = (m.body_matmul_params + m.lm_head_params) * m.dtype_bytes
-        attn_flops = 4 * m.num_layers * m.num_heads * m.head_dim * batch.attention_pairs
-        attn_bytes = m.kv_bytes_per_token * (batch.kv_read_tokens + batch.num_tokens)
-        gemm = max(gemm_flops / flops_s, gemm_bytes / bytes_s)
-        attn = max(attn_flops / flops_s, attn_bytes / bytes_s)
-        return gemm + attn + k.step_overhead_s + k.seq_overhead_s * batch.num_seqs
+        return _RooflineTerms(
+            body=m.body_matmul_params, lm_head=m.lm_head_params,
+            flops_s=hw.peak_flops * k.flops_eff, bytes_s=bytes_s,
+            gemm_bytes_time=(m.body_matmul_params + m.lm_head_params) * m.dtype_bytes / bytes_s,
+            attn_flops_per_pair=4 * m.num_layers * m.num_heads * m.head_dim,
+            kv_bytes_per_token=m.kv_bytes_per_token,
+            step_overhead_s=k.step_overhead_s, seq_overhead_s=k.seq_overhead_s)
+
+
+@dataclass(frozen=True)
+class _RooflineTerms:
+    """`RooflineCost`'s batch-independent values, each computed by the same expression
+    `step_time` used to evaluate per step (integers exact; floats the same operations)."""
+
+    body: int
+    lm_head: int
+    flops_s: float
+    bytes_s: float
+    gemm_bytes_time: float
+    attn_flops_per_pair: int
+    kv_bytes_per_token: int
+    step_overhead_s: float
+    seq_overhead_s: float
 
 
 TABLE_COEFFS = ("step_s", "per_token_s", "per_seq_s", "per_attn_pair_s", "per_kv_token_s")

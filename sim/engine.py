@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Callable, Generator
+from itertools import accumulate
 from typing import Any
 
 import simpy
@@ -181,7 +182,7 @@ class SimEngine:
                 continue
             t0 = self.env.now
             out = sched.schedule(t0)
-            if not out.chunks:
+            if not out.requests:
                 if out.preempted:
                     continue  # a request preempted itself; vLLM runs an empty step
                 names = ", ".join(r.name for r in sched.waiting)
@@ -206,10 +207,9 @@ class SimEngine:
         sched, t0 = self.scheduler, self.env.now
         n = len(sched.running)
         ctx = sum(r.num_computed_tokens for r in sched.running)
-        ends, t = [], t0
-        for dt in decode_run_times(self.cost_model, n, ctx, steps):
-            t += dt
-            ends.append(t)
+        # the step ends: t0 + dt0, then + dt1, ... (the same float additions, in C)
+        ends = list(accumulate(decode_run_times(self.cost_model, n, ctx, steps), initial=t0))
+        del ends[0]
         self._wakeup = self.env.event()
         yield self.env.timeout(ends[-1] - t0) | self._wakeup
         played = steps

@@ -20,14 +20,23 @@ models simulated here):
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
+from itertools import takewhile
+from operator import attrgetter, is_not
+from typing import cast
 
 import numpy as np
 
 from sim.block_hash import BlockHasher
 from sim.block_pool import Block, BlockPool
 from sim.request import SimRequest
+
+_is_block = partial(is_not, None)  # a C callable: x is not None
+_REF_CNT = attrgetter("ref_cnt")
+_KV_SLOTS = attrgetter("kv_slots")
+_COMPUTED = attrgetter("num_computed_tokens")
 
 
 def cdiv(a: int, b: int) -> int:
@@ -102,11 +111,13 @@ class KVCacheManager:
         a waiting request is admitted only if all its current tokens would fit.
         """
         upto = req.num_computed_tokens + num_new_tokens
-        if not hit.blocks and not full_sequence_must_fit and upto <= req.kv_slots:
-            # fast path (most decodes): the request's blocks already have the slots
-            if min(upto, req.num_tokens) >= req.kv_cache_next:
-                self._cache_blocks(req, min(upto, req.num_tokens))
-            return True
+        if not hit.blocks and not full_sequence_must_fit:
+            if upto <= req.kv_slots:
+                # fast path (most decodes): the request's blocks already have the slots
+                if min(upto, req.num_tokens) >= req.kv_cache_next:
+                    self._cache_blocks(req, min(upto, req.num_tokens))
+                return True
+            return self._grow(req, upto)
         req_blocks = self._blocks.get(req.request_id, [])
         if not self.fits(req, num_new_tokens, hit, full_sequence_must_fit=full_sequence_must_fit):
             return False
@@ -124,11 +135,28 @@ class KVCacheManager:
         self._sync(req)
         return True
 
+    def _grow(self, req: SimRequest, num_slots: int) -> bool:
+        """`allocate_slots` without a hit or the admission gate, for `num_slots` beyond the
+        request's slots (running requests: decodes growing into a block, later prefill
+        chunks): `fits` then reduces to the missing blocks being free."""
+        req_blocks = self._blocks.get(req.request_id)
+        missing = -(-num_slots // self.block_size) - (len(req_blocks) if req_blocks else 0)
+        if missing > self.pool.get_num_free_blocks():
+            return False
+        if req_blocks is None:
+            req_blocks = self._blocks[req.request_id] = []
+        if missing > 0:
+            req_blocks.extend(self.pool.get_new_blocks(missing))
+        if self.enable_caching:
+            self._cache_blocks(req, min(num_slots, req.num_tokens))
+        self._sync(req)
+        return True
+
     def fits(self, req: SimRequest, num_new_tokens: int, hit: CacheHit = NO_HIT, *,
              full_sequence_must_fit: bool = False) -> bool:
         """Whether `allocate_slots` with these arguments would succeed. Read-only."""
         held = len(self._blocks.get(req.request_id, ())) + len(hit.blocks)
-        from_queue = sum(1 for b in hit.blocks if b.ref_cnt == 0)
+        from_queue = list(map(_REF_CNT, hit.blocks)).count(0)  # hit blocks now free
         free = self.pool.get_num_free_blocks()
         if full_sequence_must_fit and (
                 max(self.blocks_needed(req.num_tokens) - held, 0) + from_queue > free):
@@ -152,11 +180,18 @@ class KVCacheManager:
     def max_decode_steps(self, running: Sequence[SimRequest], cap: int) -> int:
         """The most decode steps (<= `cap`) of every request in `running`, each a token
         from being computed, whose new blocks the free blocks cover."""
-        bs, blocks = self.block_size, self._blocks
-        # the first step at which each request grows into a new block, then one every bs
-        first = np.fromiter((len(blocks[r.request_id]) * bs - r.num_computed_tokens + 1
-                             for r in running), dtype=np.int64, count=len(running))
+        bs = self.block_size
         free = self.pool.get_num_free_blocks()
+        # each request grows into at most (cap - 1) // bs + 1 new blocks in cap steps (its
+        # first growth is at step >= 1): when the free blocks cover that bound for all of
+        # them, cap is the answer without counting request by request
+        if len(running) * ((cap - 1) // bs + 1) <= free:
+            return cap
+        # the first step at which each request grows into a new block, then one every bs
+        # (`kv_slots` mirrors the request's blocks: len(blocks) * bs; read in C)
+        n = len(running)
+        first = (np.fromiter(map(_KV_SLOTS, running), dtype=np.int64, count=n)
+                 - np.fromiter(map(_COMPUTED, running), dtype=np.int64, count=n) + 1)
 
         def needed(steps: int) -> int:
             past = steps - first
@@ -185,8 +220,10 @@ class KVCacheManager:
         grows.sort()
         for (_, i), blk in zip(grows, self.pool.get_new_blocks(len(grows)), strict=True):
             self._blocks[running[i].request_id].append(blk)
-        for r in running:
-            self._sync(r)
+        # only these requests' blocks changed: `_sync` of the others would rewrite the
+        # values they hold (`kv_cache_next` changes only when `cache_upto` caches)
+        for i in sorted({i for _, i in grows}):
+            self._sync(running[i])
 
     def cache_upto(self, req: SimRequest, num_tokens: int) -> None:
         """Cache `req`'s blocks filled by its first `num_tokens` (<= num_tokens sampled)."""
@@ -247,22 +284,18 @@ class KVCacheManager:
     # -- internals -----------------------------------------------------------------------
 
     def _lookup(self, hashes: Sequence[bytes]) -> list[Block]:
-        hit: list[Block] = []
-        cached = self.pool.cached  # BlockPool.get_cached_block, inlined
-        for h in hashes:
-            blk = cached.get(h)
-            if blk is None:
-                break
-            hit.append(blk)
-        return hit
+        """The cached blocks of `hashes` up to the first miss (`BlockPool.get_cached_block`
+        per hash, in C: map, then take while not None)."""
+        get: Callable[[bytes], Block | None] = self.pool.cached.get
+        return cast(list[Block], list(takewhile(_is_block, map(get, hashes))))
 
     def _cache_blocks(self, req: SimRequest, num_tokens: int) -> None:
         start = self._num_cached.get(req.request_id, 0)
         end = num_tokens // self.block_size
         if start >= end:
             return
-        self.pool.cache_full_blocks(self._blocks[req.request_id], self.hashes_of(req), start,
-                                    end)
+        hashes = req.block_hashes if req.block_hashes is not None else self.hashes_of(req)
+        self.pool.cache_full_blocks(self._blocks[req.request_id], hashes, start, end)
         self._num_cached[req.request_id] = end
         req.kv_cache_next = (end + 1) * self.block_size
 

@@ -13,6 +13,7 @@ import heapq
 from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Iterator
+from operator import attrgetter
 
 from sim.kv_cache import KVCacheManager
 from sim.request import SimRequest
@@ -74,6 +75,9 @@ class FCFSQueue(WaitingQueue):
         return iter(self._q)
 
 
+_PRIORITY_ARRIVAL = attrgetter("priority", "request_id")  # (priority, arrival), in C
+
+
 class PriorityQueue(WaitingQueue):
     """Lowest `priority` first, then arrival; preempts the worst (priority, arrival)."""
 
@@ -99,7 +103,7 @@ class PriorityQueue(WaitingQueue):
         return (r for _, _, r in sorted(self._heap, key=lambda e: e[:2]))
 
     def victim(self, running: list[SimRequest]) -> SimRequest:
-        return max(running, key=lambda r: (r.priority, r.request_id))
+        return max(running, key=_PRIORITY_ARRIVAL)
 
 
 class LSPFQueue(FCFSQueue):

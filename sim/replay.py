@@ -123,7 +123,7 @@ def _request(kv: KVCacheManager, i: int, t: TraceRequest) -> SimRequest:
 def _drain(sched: Scheduler) -> None:
     while sched.has_work():
         out = sched.schedule(0.0)
-        if not out.chunks and not out.preempted:
+        if not out.requests and not out.preempted:
             raise SimError("engine stalled with nothing schedulable")
         sched.update(out, 0.0)
 

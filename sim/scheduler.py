@@ -43,26 +43,48 @@ class Chunk(NamedTuple):
 
 @dataclass(frozen=True)
 class SchedulerOutput:
-    chunks: tuple[Chunk, ...]
+    """One step's schedule, stored so that decodes cost no object of their own.
+
+    `requests` are the scheduled requests in schedule order and `contexts[k]` the tokens
+    `requests[k]` had computed before its chunk. A request in `prefills` (request id ->
+    (tokens, context), schedule order) computes that many tokens; every other one is a
+    decode: one token, `Chunk.is_decode`. `chunks` spells this out as `Chunk`s.
+    """
+
+    requests: tuple[SimRequest, ...]
+    contexts: tuple[int, ...]
+    prefills: dict[int, tuple[int, int]]
     preempted: tuple[SimRequest, ...]
 
     @property
+    def chunks(self) -> tuple[Chunk, ...]:
+        """The step's chunks in schedule order (built on demand: tests and logs)."""
+        pre = self.prefills
+        return tuple(Chunk(r, pre[r.request_id][0], ctx, False) if r.request_id in pre
+                     else Chunk(r, 1, ctx, True)
+                     for r, ctx in zip(self.requests, self.contexts, strict=True))
+
+    @property
     def num_batched_tokens(self) -> int:
-        return sum(c.num_tokens for c in self.chunks)
+        return len(self.requests) - len(self.prefills) + sum(
+            n for n, _ in self.prefills.values())
 
     def totals(self) -> StepTotals:
-        """What the cost model reads of this step, summed in one pass (the same sums, in
-        the same order, as `BatchShape`)."""
-        tokens = kv_read = decode_pairs = 0
+        """What the cost model reads of this step: the same sums as `BatchShape`, bit for
+        bit. The float sum over prefill chunks runs in schedule order, as `BatchShape`'s;
+        every other sum is of ints, hence exact in any grouping (the decodes' attention
+        pairs, sum of context + 1, are the decodes' contexts plus their count)."""
+        num_decodes = len(self.requests) - len(self.prefills)
+        kv_read = sum(self.contexts)
+        tokens = num_decodes
+        decode_ctx = kv_read
         prefill_pairs = 0.0
-        for _, n, ctx, is_decode in self.chunks:
+        for n, ctx in self.prefills.values():
             tokens += n
-            kv_read += ctx
-            if is_decode:
-                decode_pairs += ctx + 1
-            else:
-                prefill_pairs += n * (ctx + (n + 1) / 2)
-        return StepTotals(tokens, len(self.chunks), prefill_pairs + decode_pairs, kv_read)
+            decode_ctx -= ctx
+            prefill_pairs += n * (ctx + (n + 1) / 2)
+        return StepTotals(tokens, len(self.requests), prefill_pairs + (decode_ctx + num_decodes),
+                          kv_read)
 
 
 class Scheduler:
@@ -84,12 +106,19 @@ class Scheduler:
 
     def schedule(self, now: float) -> SchedulerOutput:
         """Pick this step's chunks (advancing each request's computed tokens by its
-        chunk) and preempt what must make room."""
+        chunk) and preempt what must make room.
+
+        The scheduled requests are always a prefix of `running` (the running pass visits
+        it in order, a preempted request leaves it, admitted ones are appended, and
+        admission runs only when the pass reached the end), so per request the step
+        records only its context, plus (tokens, context) for the few non-decodes."""
         budget = self.config.max_num_batched_tokens
-        chunks: dict[int, Chunk] = {}
+        contexts: list[int] = []  # contexts[k]: running[k]'s context before its chunk
+        prefills: dict[int, tuple[int, int]] = {}
         preempted: list[SimRequest] = []
         running = self.running
         allocate = self.kv.allocate_slots
+        append_context = contexts.append
         i = 0
         while i < len(running) and budget > 0:
             req = running[i]
@@ -104,11 +133,11 @@ class Scheduler:
                     victim = self.waiting.victim(running)
                     j = running.index(victim)
                     del running[j]
-                    if j < i:
+                    if j < i:  # scheduled already: undo its chunk
                         i -= 1
-                    undone = chunks.pop(victim.request_id, None)
-                    if undone is not None:
-                        budget += undone.num_tokens
+                        del contexts[j]
+                        undone = prefills.pop(victim.request_id, None)
+                        budget += 1 if undone is None else undone[0]
                     self._preempt(victim)
                     preempted.append(victim)
                     if victim is req:
@@ -119,20 +148,21 @@ class Scheduler:
             if n < 1:
                 raise SimError(f"internal: {req.name} scheduled {n} tokens after "
                                f"{computed} of {req.num_tokens}")
-            chunks[req.request_id] = Chunk(req, n, computed, n == 1 and req.num_output > 0
-                                           and computed == req.num_tokens - 1)
-            req.num_computed_tokens = computed + n  # a later preemption resets it to 0
+            if n != 1 or req.num_output == 0 or upto != req.num_tokens:  # not a decode
+                prefills[req.request_id] = (n, computed)
+            append_context(computed)
+            req.num_computed_tokens = upto  # a later preemption resets it to 0
             budget -= n
             i += 1
         if not preempted:
-            budget = self._admit(now, budget, chunks)
-        return SchedulerOutput(tuple(chunks.values()), tuple(preempted))
+            budget = self._admit(now, budget, contexts, prefills)
+        return SchedulerOutput(tuple(running[:len(contexts)]), tuple(contexts), prefills,
+                               tuple(preempted))
 
     def update(self, out: SchedulerOutput, now: float) -> list[SimRequest]:
         """Apply a finished step at time `now`; return requests that finished, in order."""
         finished: list[SimRequest] = []
-        for c in out.chunks:
-            req = c.req
+        for req in out.requests:
             if req.num_computed_tokens < req.num_tokens:
                 continue  # a prefill chunk that did not reach the end: nothing sampled
             req.num_output += 1  # SimRequest.sample(), inlined: the hottest loop
@@ -144,9 +174,8 @@ class Scheduler:
                 req.finish_t = now
                 self.kv.free(req)
                 finished.append(req)
-        if finished:
-            done = {r.request_id for r in finished}
-            self.running = [r for r in self.running if r.request_id not in done]
+        for req in finished:  # few per step: a C-level scan each beats rebuilding the list
+            self.running.remove(req)  # (identity: SimRequest compares by identity)
         return finished
 
     # -- runs of identical decode steps (the engine's fast path) ------------------------
@@ -160,7 +189,7 @@ class Scheduler:
         if not self.running or len(self.running) > self.config.max_num_batched_tokens:
             return 0
         steps = 1 << 30
-        for r in self.running:
+        for r in reversed(self.running):  # newest first: a prefill is most likely there
             if r.num_output == 0 or r.num_computed_tokens != r.num_tokens - 1:
                 return 0
             left = r.max_tokens - r.num_output - 1
@@ -212,14 +241,17 @@ class Scheduler:
             for s in range(bs - c0 % bs, steps + 1, bs):  # steps where a block fills
                 fills.append((s, i, c0 + s))
             r.num_computed_tokens += steps
-            r.sample(steps)
+            r.num_output += steps  # r.sample(steps), inlined
+            r.num_tokens += steps
         fills.sort()
         for _, i, upto in fills:  # cache in the order step-by-step decoding would
             self.kv.cache_upto(self.running[i], upto)
 
     # -- internals -----------------------------------------------------------------------
 
-    def _admit(self, now: float, budget: int, chunks: dict[int, Chunk]) -> int:
+    def _admit(self, now: float, budget: int, contexts: list[int],
+               prefills: dict[int, tuple[int, int]]) -> int:
+        """Admit waiting requests in queue order; record their chunks as `schedule` does."""
         if not len(self.waiting) or len(self.running) >= self.config.max_num_seqs:
             return budget
         self.waiting.begin_admission(self.kv)
@@ -240,18 +272,16 @@ class Scheduler:
                         self.kv.unpin_request_prefix(req, length)
             req.status = Status.RUNNING
             req.num_computed_tokens += hit.num_tokens
-            chunks[req.request_id] = self._chunk(req, n)
-            req.num_computed_tokens += n
+            computed = req.num_computed_tokens
+            if n < 1 or computed + n > req.num_tokens:
+                raise SimError(f"internal: {req.name} scheduled {n} tokens after "
+                               f"{computed} of {req.num_tokens}")
+            if n != 1 or req.num_output == 0 or computed != req.num_tokens - 1:
+                prefills[req.request_id] = (n, computed)
+            contexts.append(computed)
+            req.num_computed_tokens = computed + n
             budget -= n
         return budget
-
-    @staticmethod
-    def _chunk(req: SimRequest, n: int) -> Chunk:
-        if n < 1 or req.num_computed_tokens + n > req.num_tokens:
-            raise SimError(f"internal: {req.name} scheduled {n} tokens after "
-                           f"{req.num_computed_tokens} of {req.num_tokens}")
-        return Chunk(req, n, req.num_computed_tokens, n == 1 and req.num_output > 0
-                     and req.num_computed_tokens == req.num_tokens - 1)
 
     def _preempt(self, req: SimRequest) -> None:
         self.kv.free(req)

@@ -9,7 +9,7 @@ import pytest
 
 from sim.capacity import kv_capacity_tokens
 from sim.config import EngineConfig
-from sim.cost_model import BatchShape, ConstantCost, RooflineCost, TableCost
+from sim.cost_model import BatchShape, ConstantCost, DecodeStep, RooflineCost, TableCost
 from sim.driver import simulate
 from sim.errors import SimError
 from sim.hardware import get_hardware
@@ -77,6 +77,16 @@ def test_roofline_regimes() -> None:
     assert cost.step_time(BatchShape(decodes=(4096,))) > cost.step_time(BatchShape(decodes=(8,)))
     assert cost.step_time(BatchShape(prefills=((512, 4096),))) > prefill / 2
     assert BatchShape(prefills=((2, 3),), decodes=(5,)).attention_pairs == 2 * 4.5 + 6
+
+
+@pytest.mark.parametrize("model", ["qwen3-8b", "qwen3-32b", "llama-3.1-8b"])
+def test_roofline_decode_run_times_are_step_times_bit_for_bit(model: str) -> None:
+    cost = RooflineCost(get_model(model), NVL)
+    for n, ctx, steps in ((1, 0, 5), (3, 17, 40), (256, 1_234_567, 300), (1024, 9_000_000, 7)):
+        generic = [cost.step_time(DecodeStep(n, ctx + s * n)) for s in range(steps)]
+        assert cost.decode_run_times(n, ctx, steps) == generic  # == on floats: identical
+        shape = BatchShape(decodes=(ctx // n,) * (n - 1) + (ctx - ctx // n * (n - 1),))
+        assert cost.step_time(shape) == generic[0]
 
 
 def test_constant_cost() -> None:
