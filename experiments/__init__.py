@@ -33,6 +33,25 @@ TASK_KEYS: dict[str, tuple[str, ...]] = {
 }
 
 
+# Keys a task does not read, with the one value it runs as: any other value is refused
+# (a setting that would silently do nothing). Dotted keys reach into blocks.
+TASK_FIXED: dict[str, dict[str, Any]] = {
+    "table5_optimality": {"num_workers": 1, "backend": "sim"},  # one-worker instances
+    "planner_overhead": {"system.name": "helium", "backend": "sim"},  # Helium's planner
+}
+
+
+def check_fixed_keys(task: str, cfg: dict[str, Any]) -> None:
+    """Refuse a value of a key `task` does not read (see `TASK_FIXED`)."""
+    for key, fixed in TASK_FIXED.get(task, {}).items():
+        value: Any = cfg
+        for part in key.split("."):
+            value = value.get(part) if isinstance(value, dict) else None
+        if value != fixed:
+            raise ConfigError(f"{key}={value!r}: task {task!r} does not use {key} (it always "
+                              f"runs as {key}={fixed!r}); leave it at that")
+
+
 def get_task(name: str) -> Task:
     target = TASKS.get(name)
     if target is None:

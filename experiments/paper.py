@@ -14,7 +14,8 @@ Two profiles:
   Every difference from the paper's setup is listed in the artifact's `reductions` (and
   copied into REPORT.md).
 
-`PAPER` holds the numbers PAPER.md §8 states, used for the side-by-side comparison.
+The numbers the paper states, for the side-by-side comparison, are in
+`experiments.paper_numbers` (`PAPER`).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from experiments.paper_numbers import PAPER
 from helium_lab.errors import ConfigError
 
 PROFILES = ("quick", "paper")
@@ -59,32 +61,6 @@ MODELS = ("llama-3.1-8b", "qwen3-8b", "qwen3-14b", "qwen3-32b")
 KV_CAPACITIES: tuple[int | None, ...] = (65536, 131072, 262144, None)  # None = full
 SYNTHETIC_CONFIGS = ("P1", "P2", "P3", "P4", "P5", "P6")
 SYNTHETIC_WORKFLOWS = {"MapRed": "fig10_mapred", "Debate": "fig10_debate"}
-
-# Numbers PAPER.md §8 states (nothing else: per-point curves are not given).
-PAPER: dict[str, Any] = {
-    "table2": {  # latency relative to Helium: avg / min / max over the 7 workloads
-        "vllm": (66.27, 38.18, 100.92), "opwise": (1.25, 1.02, 1.58),
-        "langgraph": (1.28, 1.09, 1.83), "agentscope": (2.10, 1.07, 4.32),
-        "parrot": (1.44, 1.02, 2.21), "kvflow": (1.32, 1.14, 1.56)},
-    "fig5": {"helium_fastest_workloads": 7},
-    "fig7": {"up_to_speedup": {"vllm": 39.5, "opwise": 4.25, "langgraph": 1.49,
-                               "agentscope": 1.46, "parrot": 2.51, "kvflow": 1.34},
-             "default_helium_s": 130.0},
-    "table3": {"helium": 130.14, "helium_no_kv": 134.76, "helium_no_pp": 160.53,
-               "helium_no_pc": 147.79, "helium_no_cas": 153.12},
-    "table4": {"fastest": "helium_cas", "highest_hit_rate": "helium_cas"},
-    "table5": {"helium": {"gap_avg_pct": 0.9, "gap_max_pct": 3.6}},
-    "fig8": {"advantage_widens_with": ["batch", "rounds"]},
-    "fig9": {"kv_degrades_both": True, "helium_degrades_less": True},
-    "fig10": {"max_speedup": 2.07, "at": ("Debate", "P1")},
-    "fig11": {"planning_ms_max_at_16": 230.0, "helium_metadata_kib": 552.0,
-              "sglang_radix_mib": 14.8},
-    "fig12": {"mean_requests_ratio": 1.18, "peak_tokens_ratio": 1.41,
-              "mean_tokens_ratio": 1.18, "p50_s": {"langgraph": 28.3, "helium": 20.5},
-              "p95_s": {"langgraph": 51.7, "helium": 37.2}, "peak_requests": 190,
-              "peak_effective_tokens": 1.0e6},
-    "table7": {"helium_qwen3-8b_pct": 59.2},
-}
 
 _SLUG_RE = re.compile(r"[^A-Za-z0-9_-]+")
 
@@ -225,8 +201,9 @@ def _reduction_text(profile: str) -> dict[str, list[str]]:
     if s.synthetic_batch != p.synthetic_batch:
         out["synthetic"] = [f"batch {s.synthetic_batch} (paper {p.synthetic_batch})"]
     if s.milp_time_limit_s is not None:
-        out["milp"] = [f"MILP time limit {s.milp_time_limit_s:g} s per instance (paper: 6 h; "
-                       "instances not solved to optimality are flagged)"]
+        out["milp"] = [f"MILP time limit {s.milp_time_limit_s:g} s per instance (paper: "
+                       f"{PAPER['table5']['milp_time_limit_h']:g} h; instances not solved to "
+                       "optimality are flagged)"]
     if s.overhead_repeats is not None:
         out["overhead"] = [f"{s.overhead_repeats} timing repeats, batch-scaling check at "
                            f"{s.overhead_scaling_batch} queries"]
@@ -327,7 +304,7 @@ def build_artifacts(profile: str = DEFAULT_PROFILE) -> dict[str, Artifact]:
         "fig11", "figure", "Planning overhead and scheduling metadata on Trading", tuple(fig11),
         tuple(red.get("overhead", [])),
         notes=("SGLang's RadixCache is not part of this testbed: Fig. 11b shows the paper's "
-               "14.8 MiB as a reference only.",)))
+               f"{PAPER['fig11']['sglang_radix_mib']:g} MiB as a reference only.",)))
 
     arts.append(Artifact(
         "fig12", "figure", "Execution dynamics on Trading (prompt cache off)",

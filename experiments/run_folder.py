@@ -36,7 +36,7 @@ SUMMARY = "summary.json"
 # Every file a task of `experiments.TASKS` (or run.py) writes into its run folder. A new
 # task that writes another file adds it here, so that a re-run removes it first.
 RUN_FILES = ("config.yaml", SUMMARY, "calls.jsonl", "outputs.jsonl", "timeseries.csv",
-             "validation.json", "cost_table.json")
+             "validation.json", "cost_table.json", "engines.log")
 
 _active: RunFolder | None = None
 

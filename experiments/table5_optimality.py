@@ -28,7 +28,7 @@ from helium_lab.errors import ConfigError
 from helium_lab.optimizer import OptimizerConfig, optimize
 from helium_lab.scheduling import PlanningContext, get_policy
 from helium_lab.scheduling.evaluation import token_steps
-from helium_lab.scheduling.milp import solve_exact
+from helium_lab.scheduling.exact import solve_exact
 from helium_lab.scheduling.tokensteps import CallInstance
 from helium_lab.tokenizer import SyntheticTokenizer
 from helium_lab.workflows import make_workload
@@ -81,7 +81,11 @@ def run(cfg: dict[str, Any], run_dir: Path) -> dict[str, Any]:
     for m in methods:
         get_policy(m)  # fail fast on an unknown method
     settings = PlannerSettings.from_dict(cfg["planner"])
-    rows = [solve_instance(spec, methods, settings, float(t5["milp_time_limit_s"]),
+    limit = t5["milp_time_limit_s"]
+    if isinstance(limit, bool) or not isinstance(limit, (int, float)) or limit <= 0:
+        raise ConfigError(f"table5.milp_time_limit_s must be a number of seconds > 0, got "
+                          f"{limit!r}")
+    rows = [solve_instance(spec, methods, settings, float(limit),
                            int(cfg["seed"]))
             for spec in tqdm(t5["instances"], desc="table5 instances",
                              disable=not cfg.get("progress", True))]

@@ -114,14 +114,14 @@ def _totals(records: Any) -> dict[str, int]:
 
 def run(cfg: dict[str, Any], run_dir: Path) -> dict[str, Any]:
     import sim
+    from helium_lab.processor.capping import capped
     from runtime import open_session
     from runtime.calibrate import calibrate
-    from runtime.capping import capped
 
     v = dict(cfg.get("validate_sim") or {})
     model = ModelSettings.from_dict(cfg.get("model") or {"name": "tiny"})
     system = SystemConfig.from_dict(cfg["system"])
-    engine = EngineSettings.from_dict(cfg.get("engine") or {}, system.engine)
+    engine = EngineSettings.from_dict(cfg.get("engine") or {})
     orch = Orchestration.from_dict(system.orchestration)
     cap = v.get("max_output_tokens")
     hardware = str(v.get("hardware", "cpu"))
@@ -142,7 +142,8 @@ def run(cfg: dict[str, Any], run_dir: Path) -> dict[str, Any]:
         reals: list[tuple[Any, OutputRecorder]] = []
         for _ in range(repeats):
             with open_session(model, engine, int(cfg["num_workers"]), orchestration=orch,
-                              seed=int(cfg["seed"]), max_output_tokens=cap) as session:
+                              seed=int(cfg["seed"]), max_output_tokens=cap,
+                              log_path=run_dir / "engines.log") as session:
                 tok = session.tokenizer
                 recorder = OutputRecorder(_processor(name, dict(params), cfg, system, tok))
                 reals.append((session.run(recorder), recorder))

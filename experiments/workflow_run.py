@@ -26,7 +26,7 @@ import io
 import json
 import time
 from contextlib import closing
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +39,7 @@ from helium_lab.config import (
     Orchestration,
     PlannerSettings,
     SystemConfig,
+    check_types,
 )
 from helium_lab.errors import ConfigError
 from helium_lab.io import atomic_write_text, check_writable_file
@@ -51,6 +52,7 @@ from helium_lab.optimizer.prompt_cache import (
 )
 from helium_lab.pipeline import Planned, plan_batch
 from helium_lab.processor import QueryProcessor
+from helium_lab.processor.capping import capped
 from helium_lab.workflows import make_workload
 
 BACKENDS = ("sim", "vllm", "echo")
@@ -69,10 +71,11 @@ class RunSettings:
     workflow: str
     workflow_params: dict[str, Any]
     warmup_params: dict[str, Any] | None
-    batch_size: int
-    num_workers: int
-    seed: int
+    batch_size: int = field(metadata={"min": 1})
+    num_workers: int = field(metadata={"min": 1})
+    seed: int = field(metadata={"min": 0})
     progress: bool
+    max_output_tokens: int | None = field(default=None, metadata={"min": 1})
 
     @staticmethod
     def from_cfg(cfg: dict[str, Any]) -> RunSettings:
@@ -85,46 +88,46 @@ class RunSettings:
         if warmup is not None and not isinstance(warmup, dict):
             raise ConfigError("warmup must be null or a mapping of workflow parameters that "
                               f"differ for the warm-up batch, got {warmup!r}")
-        for key in ("batch_size", "num_workers"):
-            if not isinstance(cfg.get(key), int) or cfg[key] < 1:
-                raise ConfigError(f"{key} must be a positive integer, got {cfg.get(key)!r}")
         params = dict(cfg.get("workflow_params") or {})
         return RunSettings(
             backend=backend, system=system,
             planner=PlannerSettings.from_dict(cfg["planner"]),
             model=ModelSettings.from_dict(cfg.get("model") or {"name": "synthetic"}),
-            engine=EngineSettings.from_dict(cfg.get("engine") or {}, system.engine),
+            engine=EngineSettings.from_dict(cfg.get("engine") or {}),
             orchestration=Orchestration.from_dict(system.orchestration),
             workflow=str(cfg["workflow"]), workflow_params=params,
             warmup_params=None if warmup is None else {**params, **warmup},
-            batch_size=int(cfg["batch_size"]), num_workers=int(cfg["num_workers"]),
-            seed=int(cfg["seed"]), progress=bool(cfg.get("progress", True)))
+            batch_size=cfg["batch_size"], num_workers=cfg["num_workers"], seed=cfg["seed"],
+            progress=cfg.get("progress", True), max_output_tokens=cfg.get("max_output_tokens"))
+
+    def __post_init__(self) -> None:
+        check_types(self, "")  # top-level keys: batch_size, seed, ...
 
 
-def open_session(s: RunSettings, cfg: dict[str, Any]) -> Session:
-    """The backend named by `backend`, with `num_workers` engines."""
+def open_session(s: RunSettings, cfg: dict[str, Any], run_dir: Path | None = None) -> Session:
+    """The backend named by `backend`, with `num_workers` engines; a real backend's own
+    output goes to `run_dir`/engines.log."""
     if s.backend == "sim":
         from sim.session import SimSettings
         from sim.session import open_session as open_sim
 
-        sim_cfg = {**(cfg.get("sim") or {}), "hardware": (cfg.get("hardware") or {}).get(
-            "name", "h100-nvl")}
+        sim_cfg = SimSettings.from_dict(cfg.get("sim") or {}, cfg.get("hardware") or {})
         return open_sim(s.model, s.engine, s.num_workers, orchestration=s.orchestration,
-                        sim=SimSettings.from_dict(sim_cfg))
+                        sim=sim_cfg)
     if s.backend == "vllm":
         try:
             import runtime
         except ImportError as e:
             raise ConfigError(f"backend=vllm needs the runtime package and vLLM ({e})") from None
-        cap = cfg.get("max_output_tokens")
         session: Session = runtime.open_session(
             s.model, s.engine, s.num_workers, orchestration=s.orchestration, seed=s.seed,
-            max_output_tokens=None if cap is None else int(cap))
+            max_output_tokens=s.max_output_tokens,
+            log_path=None if run_dir is None else run_dir / "engines.log")
         return session
     from helium_lab.processor.echo_engine import EchoSession
     from helium_lab.tokenizer import SyntheticTokenizer
 
-    return EchoSession(SyntheticTokenizer())
+    return EchoSession(SyntheticTokenizer(), s.num_workers)
 
 
 def prompt_cache_namespace(s: RunSettings, cfg: dict[str, Any]) -> str:
@@ -135,18 +138,18 @@ def prompt_cache_namespace(s: RunSettings, cfg: dict[str, Any]) -> str:
 
     Keyed: the backend; the model's name, its resolved path and a fingerprint of that folder
     (`weights_fingerprint`; for backend=vllm the folder the engines load, `tiny` included);
-    `max_output_tokens` (for every backend: the simulator ignores it today, keying it costs
-    only misses); the engine: for `sim`/`echo` the code of the synthetic outputs and
+    `max_output_tokens` (every backend honours it); the engine: for `sim`/`echo` the code of
+    the synthetic outputs and
     tokenizer, for `vllm` the dtype, the code that sets each request's sampling and cap, and
     the vllm/torch/transformers/tokenizers versions. Not keyed, as they do not change
     outputs: batch size, workers, system, seed (it changes prompts, which are keyed),
     hardware, the simulator's cost model and the engines' scheduling and memory knobs.
     """
-    cap = cfg.get("max_output_tokens")
+    cap = s.max_output_tokens
     path = s.model.path
     engine: dict[str, Any]
     if s.backend == "vllm":
-        from runtime import capping
+        from helium_lab.processor import capping
         from runtime.engine import VllmEngine, engine_args
         from runtime.model import resolve_model
 
@@ -165,7 +168,7 @@ def prompt_cache_namespace(s: RunSettings, cfg: dict[str, Any]) -> str:
     return output_namespace(
         backend=s.backend, engine=engine, model=s.model.name, model_path=resolved,
         weights=None if resolved is None else weights_fingerprint(resolved),
-        max_output_tokens=None if cap is None else int(cap))
+        max_output_tokens=cap)
 
 
 def execute(s: RunSettings, session: Session, params: dict[str, Any],
@@ -183,7 +186,9 @@ def execute(s: RunSettings, session: Session, params: dict[str, Any],
     run_folder.note(stage="running", calls_planned=planned.plan.num_calls(),
                     calls_finished=lambda: len(proc.records))
     t0 = time.perf_counter()
-    result = session.run(proc, progress=s.progress)
+    # the vLLM session caps inside (runtime.open_session); the others are capped here
+    driven = proc if s.backend == "vllm" else capped(proc, s.max_output_tokens)
+    result = session.run(driven, progress=s.progress)
     wall = time.perf_counter() - t0
     if cache is not None:
         cache.update(proc.cache_updates)
@@ -197,7 +202,7 @@ def run(cfg: dict[str, Any], run_dir: Path) -> dict[str, Any]:
         if s.planner.prompt_cache_path is not None:  # refuse now, not after the run
             check_writable_file(s.planner.prompt_cache_path, "planner.prompt_cache_path")
         cache = PromptCache(s.planner.prompt_cache_capacity, s.planner.prompt_cache_path)
-    with closing(open_session(s, cfg)) as session:
+    with closing(open_session(s, cfg, run_dir)) as session:
         namespace = prompt_cache_namespace(s, cfg)
         warm_wall = 0.0
         if s.warmup_params is not None:

@@ -7,13 +7,55 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
-from typing import Any, Literal
+from types import UnionType
+from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 
 from helium_lab.errors import ConfigError
 from helium_lab.optimizer import OptimizerConfig
 from helium_lab.processor.config import ProcessorConfig
 from helium_lab.scheduling import POLICIES
 from helium_lab.scheduling.refine import DEFAULT_MAX_EVALUATIONS as DEFAULT_REFINE_MAX_EVALUATIONS
+
+
+def check_types(cfg: Any, where: str) -> None:
+    """Raise ConfigError naming `where`.<field> (the field alone if `where` is empty) for a
+    field of the dataclass instance `cfg` whose value does not have its annotated type:
+    `bool` only True/False (not "no", not 1), `int` an integer (not a bool, not 2.5),
+    `float` a number, `str` a string, `X | None` also None, `Literal[...]` one of its
+    values. A field's `metadata={"min": m}` is a lower
+    bound. Tuples, mappings and other types are left to the class's own checks."""
+    hints = get_type_hints(type(cfg))
+    for f in fields(cfg):
+        value = getattr(cfg, f.name)
+        hint = hints[f.name]
+        args = get_args(hint)
+        if get_origin(hint) in (UnionType, Union) and type(None) in args:
+            if value is None:
+                continue
+            rest = [a for a in args if a is not type(None)]
+            hint = rest[0] if len(rest) == 1 else hint
+        problem = _type_problem(value, hint)
+        if problem is None and "min" in f.metadata and value < f.metadata["min"]:
+            problem = f"must be >= {f.metadata['min']}"
+        if problem is not None:
+            key = f"{where}.{f.name}" if where else f.name
+            raise ConfigError(f"{key} {problem}, got {value!r}")
+
+
+def _type_problem(value: Any, hint: Any) -> str | None:
+    if hint is bool:
+        return None if isinstance(value, bool) else "must be true or false"
+    if hint is int:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+        return None if ok else "must be an integer"
+    if hint is float:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        return None if ok else "must be a number"
+    if hint is str:
+        return None if isinstance(value, str) else "must be a string"
+    if get_origin(hint) is Literal:
+        return None if value in get_args(hint) else f"must be one of {list(get_args(hint))}"
+    return None
 
 
 def check_keys(cls: type, data: Mapping[str, Any], where: str) -> None:
@@ -28,8 +70,10 @@ def check_keys(cls: type, data: Mapping[str, Any], where: str) -> None:
 class SystemConfig:
     """A system of the paper as a bundle of choices (DESIGN.md "systems are configs").
 
-    `engine` and `orchestration` hold backend-level knobs (queue order, prefix caching,
-    per-call client overheads) that the planner passes through untouched.
+    `orchestration` holds the client's per-call costs (`Orchestration`), which the planner
+    passes through untouched. A system's engine knobs (its queue order) are not here: the
+    system's file sets them in the run's top-level `engine:` block, as defaults that the
+    command line overrides (conf/system/base.yaml).
     """
 
     name: str
@@ -38,12 +82,11 @@ class SystemConfig:
     router: str = "schedule"
     prewarm: bool = True
     retain_prefixes: bool = False
-    max_inflight_per_worker: int = 1024
-    max_inflight_total: int | None = None
-    max_inflight_per_op: int | None = None
+    max_inflight_per_worker: int = field(default=1024, metadata={"min": 1})
+    max_inflight_total: int | None = field(default=None, metadata={"min": 1})
+    max_inflight_per_op: int | None = field(default=None, metadata={"min": 1})
     discipline: str = "ready"
-    agent_capacity: int | None = None
-    engine: Mapping[str, Any] = field(default_factory=dict)
+    agent_capacity: int | None = field(default=None, metadata={"min": 1})
     orchestration: Mapping[str, Any] = field(default_factory=dict)
     description: str = ""
 
@@ -55,6 +98,7 @@ class SystemConfig:
         d = dict(data)
         d["passes"] = tuple(d.get("passes") or ())
         cfg = SystemConfig(**d)
+        check_types(cfg, "system")
         if cfg.policy not in POLICIES:
             raise ConfigError(f"system {cfg.name!r}: unknown policy {cfg.policy!r}; known: "
                               f"{sorted(POLICIES)}")
@@ -78,18 +122,17 @@ class PlannerSettings:
     call-level refinement of small batches by work (evaluations of Eq. 5's T(σ)), not by
     time, so that a plan does not depend on the machine's speed."""
 
-    static_prefix_min_tokens: int = 200
-    prompt_cache_capacity: int = 100_000
+    static_prefix_min_tokens: int = field(default=200, metadata={"min": 1})
+    prompt_cache_capacity: int = field(default=100_000, metadata={"min": 1})
     prompt_cache_path: str | None = None
-    token_step_capacity: int = 8192
+    token_step_capacity: int = field(default=8192, metadata={"min": 1})
     alpha: Literal["unit", "inverse_capacity"] = "unit"
-    refine_max_evaluations: int = DEFAULT_REFINE_MAX_EVALUATIONS
+    # a number of T(σ) evaluations
+    refine_max_evaluations: int = field(default=DEFAULT_REFINE_MAX_EVALUATIONS,
+                                        metadata={"min": 1})
 
     def __post_init__(self) -> None:
-        n = self.refine_max_evaluations
-        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-            raise ConfigError(f"planner.refine_max_evaluations must be a positive integer "
-                              f"(a number of T(σ) evaluations), got {n!r}")
+        check_types(self, "planner")
 
     @staticmethod
     def from_dict(data: Mapping[str, Any]) -> PlannerSettings:
@@ -99,12 +142,15 @@ class PlannerSettings:
 
 @dataclass(frozen=True)
 class ModelSettings:
-    """Which model the engines serve. `name` picks the simulator's shapes (sim.models) and
-    the prompt-cache namespace; `path` is a local model folder for the vLLM backend (null:
-    the backend's default for that name, e.g. `tiny` is built on first use)."""
+    """Which model the engines serve. `name` names the prompt-cache namespace; `path` is a
+    local model folder for the vLLM backend (null: the backend's default for that name,
+    e.g. `tiny` is built on first use); `shape` the transformer's shape from its
+    config.json, which the simulator reads (`sim.models.ModelShape`; the planner passes it
+    through untouched)."""
 
     name: str
     path: str | None = None
+    shape: Mapping[str, Any] | None = None
     description: str = ""
 
     @staticmethod
@@ -112,7 +158,9 @@ class ModelSettings:
         check_keys(ModelSettings, data, "model")
         if "name" not in data:
             raise ConfigError("model config has no 'name' (config key 'model.name')")
-        return ModelSettings(**data)
+        cfg = ModelSettings(**data)
+        check_types(cfg, "model")
+        return cfg
 
 
 QUEUE_ORDERS = ("fcfs", "priority", "lspf")
@@ -122,8 +170,9 @@ WRITE_POLICIES = ("write_through", "write_through_selective", "write_back")
 
 @dataclass(frozen=True)
 class EngineSettings:
-    """Engine knobs, named as in vLLM and shared by both backends (DESIGN.md). The run's
-    `engine:` block, overridden key by key by the system's `engine:` block.
+    """Engine knobs, named as in vLLM and shared by both backends (DESIGN.md): the run's
+    `engine:` block (conf/config.yaml, then the system's, model's and experiment's files,
+    then the command line, each overriding key by key).
 
     `kv_capacity_tokens` null = derived from the model and hardware memory at
     `gpu_memory_utilization`, as vLLM sizes it; `max_model_len` null = the model's.
@@ -134,15 +183,15 @@ class EngineSettings:
     (as `hicache_size`, which overrides the ratio). `host_kv_write_policy`: SGLang's
     `hicache_write_policy` (default `write_through`)."""
 
-    block_size: int = 16
-    max_num_seqs: int = 1024
-    max_num_batched_tokens: int = 4096
+    block_size: int = field(default=16, metadata={"min": 1})
+    max_num_seqs: int = field(default=1024, metadata={"min": 1})
+    max_num_batched_tokens: int = field(default=4096, metadata={"min": 1})
     kv_capacity_tokens: int | None = None
     gpu_memory_utilization: float = 0.9
     enable_prefix_caching: bool = True
     queue_order: str = "fcfs"
-    max_model_len: int | None = None
-    host_kv_tokens: int | None = None
+    max_model_len: int | None = field(default=None, metadata={"min": 1})
+    host_kv_tokens: int | None = field(default=None, metadata={"min": 1})
     host_kv_ratio: float | None = None
     host_kv_write_policy: str = "write_through"
 
@@ -151,19 +200,11 @@ class EngineSettings:
         return self.host_kv_tokens is not None or self.host_kv_ratio is not None
 
     @staticmethod
-    def from_dict(data: Mapping[str, Any], overrides: Mapping[str, Any] | None = None,
-                  where: str = "engine") -> EngineSettings:
-        """The run's engine block, validated, with the system's `engine:` overrides."""
-        base = EngineSettings._validated(data, where)
-        if not overrides:
-            return base
-        # the base is valid, so anything wrong with the merge comes from the system
-        return EngineSettings._validated({**data, **overrides}, "system.engine")
-
-    @staticmethod
-    def _validated(data: Mapping[str, Any], where: str) -> EngineSettings:
+    def from_dict(data: Mapping[str, Any], where: str = "engine") -> EngineSettings:
+        """The run's engine block, validated; errors name `where`.<key>."""
         check_keys(EngineSettings, data, where)
         cfg = EngineSettings(**data)
+        check_types(cfg, where)
         if cfg.queue_order not in QUEUE_ORDERS:
             raise ConfigError(f"{where}.queue_order: unknown {cfg.queue_order!r}; known: "
                               f"{list(QUEUE_ORDERS)}")
@@ -210,6 +251,7 @@ class Orchestration:
     def from_dict(data: Mapping[str, Any], where: str = "system.orchestration") -> Orchestration:
         check_keys(Orchestration, data, where)
         cfg = Orchestration(**data)
+        check_types(cfg, where)
         for key in ("submit_overhead_s", "client_call_s", "client_prompt_token_s",
                     "client_output_token_s"):
             v = getattr(cfg, key)

@@ -2,5 +2,6 @@
 
 `experiments.paper` says which runs make each artifact; `paper_figs.sweep` executes the
 missing ones through a Hydra multirun; `paper_figs.store` decides what can be reused;
-`paper_figs.drawers` draws; `paper_figs.report` writes REPORT.md. See README.md here.
+`paper_figs.artifacts` draws (one module per artifact, a registry of drawers);
+`paper_figs.report` writes REPORT.md. See README.md here.
 """

@@ -179,7 +179,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                   "(drawn empty, listed in REPORT.md)")
     t_runs = time.perf_counter() - t_runs
 
-    from paper_figs.drawers import draw
+    from paper_figs.artifacts import draw
     from paper_figs.report import save_section, write_report
 
     t_draw = time.perf_counter()

@@ -32,10 +32,11 @@ T = TypeVar("T")
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_ROOT = REPO / "paper_figs" / "results"
 STAMP = "paper_figs.json"
-# Sources whose every byte may change a result; the registry only says *what* to run.
+# Sources whose every byte may change a result; the registry only says *what* to run and
+# the paper's numbers only what to compare with.
 CODE_DIRS = ("helium_lab", "sim", "experiments", "conf")
 CODE_SUFFIXES = (".py", ".yaml", ".yml", ".json")
-CODE_EXCLUDE = ("experiments/paper.py",)
+CODE_EXCLUDE = ("experiments/paper.py", "experiments/paper_numbers.py")
 # Appended to every run's overrides (part of its config, not of its key).
 EXTRA_OVERRIDES = ("progress=false",)
 WORKFLOW_FILES = ("config.yaml", "summary.json", "calls.jsonl", "timeseries.csv")

@@ -8,7 +8,7 @@ resolved as `_sweep/pf_run/<key>.yaml`, and the sweep chooses among them:
         pf_run=<key1>,<key2>,... hydra/launcher=joblib hydra.launcher.n_jobs=2 \\
         hydra.sweep.dir=<root>/runs 'hydra.sweep.subdir=${hydra:runtime.choices.pf_run}'
 
-`paper_figs.job` is `helium_lab.run`'s main with a failing job reported as a failed job
+`paper_figs.job` is `experiments.cli`'s main with a failing job reported as a failed job
 rather than exiting the whole sweep. Jobs are ordered longest first.
 
 The sweep runs in its own process group; if `python -m paper_figs` is interrupted (SIGINT,
@@ -44,23 +44,16 @@ STOP_GRACE_S = 10.0  # after SIGTERM, how long the sweep's jobs get to record th
 
 def compose(runs: Sequence[Run]) -> dict[str, dict[str, Any]]:
     """Resolved config of every run, keyed by run key. Bad overrides raise with the key."""
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
-    from hydra.errors import HydraException
-
+    from experiments.compose import composer
     from helium_lab.errors import ConfigError
 
     out: dict[str, dict[str, Any]] = {}
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+    with composer(CONF_DIR) as compose_run:
         for run in runs:
             try:
-                cfg = hydra_compose("config", overrides=full_overrides(run))
-            except HydraException as e:
-                raise ConfigError(f"run {run.key}: overrides {list(run.overrides)} do not "
-                                  f"compose: {e}") from None
-            data = OmegaConf.to_container(cfg, resolve=True)
-            assert isinstance(data, dict)
-            out[run.key] = {str(k): v for k, v in data.items()}
+                out[run.key] = compose_run(full_overrides(run))
+            except ConfigError as e:
+                raise ConfigError(f"run {run.key}: {e}") from None
     return out
 
 

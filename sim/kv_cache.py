@@ -27,7 +27,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
 from itertools import takewhile
-from operator import is_not
+from operator import attrgetter, is_not
 from typing import cast
 
 import numpy as np
@@ -38,6 +38,9 @@ from sim.host_tier import LOAD_BACK_THRESHOLD_TOKENS, HostTier
 from sim.request import SimRequest
 
 _is_block = partial(is_not, None)  # a C callable: x is not None
+_REF_CNT = attrgetter("ref_cnt")
+_KV_SLOTS = attrgetter("kv_slots")
+_COMPUTED = attrgetter("num_computed_tokens")
 
 
 def cdiv(a: int, b: int) -> int:
@@ -171,7 +174,7 @@ class KVCacheManager:
         request's slots (running requests: decodes growing into a block, later prefill
         chunks): `fits` then reduces to the missing blocks being free."""
         req_blocks = self._blocks.get(req.request_id)
-        missing = cdiv(num_slots, self.block_size) - (len(req_blocks) if req_blocks else 0)
+        missing = -(-num_slots // self.block_size) - (len(req_blocks) if req_blocks else 0)
         if missing > self.pool.get_num_free_blocks():
             return False
         if req_blocks is None:
@@ -187,7 +190,7 @@ class KVCacheManager:
              full_sequence_must_fit: bool = False) -> bool:
         """Whether `allocate_slots` with these arguments would succeed. Read-only."""
         held = len(self._blocks.get(req.request_id, ())) + len(hit.blocks)
-        from_queue = sum(1 for b in hit.blocks if b.ref_cnt == 0)
+        from_queue = list(map(_REF_CNT, hit.blocks)).count(0)  # hit blocks now free
         free = self.pool.get_num_free_blocks()
         if full_sequence_must_fit and (
                 max(self.blocks_needed(req.num_tokens) - held, 0) + from_queue > free):
@@ -211,7 +214,7 @@ class KVCacheManager:
     def max_decode_steps(self, running: Sequence[SimRequest], cap: int) -> int:
         """The most decode steps (<= `cap`) of every request in `running`, each a token
         from being computed, whose new blocks the free blocks cover."""
-        bs, blocks = self.block_size, self._blocks
+        bs = self.block_size
         free = self.pool.get_num_free_blocks()
         # each request grows into at most (cap - 1) // bs + 1 new blocks in cap steps (its
         # first growth is at step >= 1): when the free blocks cover that bound for all of
@@ -219,8 +222,10 @@ class KVCacheManager:
         if len(running) * ((cap - 1) // bs + 1) <= free:
             return cap
         # the first step at which each request grows into a new block, then one every bs
-        first = np.fromiter((len(blocks[r.request_id]) * bs - r.num_computed_tokens + 1
-                             for r in running), dtype=np.int64, count=len(running))
+        # (`kv_slots` mirrors the request's blocks: len(blocks) * bs; read in C)
+        n = len(running)
+        first = (np.fromiter(map(_KV_SLOTS, running), dtype=np.int64, count=n)
+                 - np.fromiter(map(_COMPUTED, running), dtype=np.int64, count=n) + 1)
 
         def needed(steps: int) -> int:
             past = steps - first
@@ -249,8 +254,10 @@ class KVCacheManager:
         grows.sort()
         for (_, i), blk in zip(grows, self.pool.get_new_blocks(len(grows)), strict=True):
             self._blocks[running[i].request_id].append(blk)
-        for i in sorted({i for _, i in grows}):  # only these changed their `kv_slots`
-            self._sync(running[i])  # (`kv_cache_next` moves in `cache_upto`)
+        # only these requests' blocks changed: `_sync` of the others would rewrite the
+        # values they hold (`kv_cache_next` changes only when `cache_upto` caches)
+        for i in sorted({i for _, i in grows}):
+            self._sync(running[i])
 
     def cache_upto(self, req: SimRequest, num_tokens: int) -> None:
         """Cache `req`'s blocks filled by its first `num_tokens` (<= num_tokens sampled)."""

@@ -1,14 +1,23 @@
-"""Transformer shapes of the models the paper uses, from their public Hugging Face configs.
+"""Transformer shapes of the models the paper uses, typed.
 
-Only what the cost model and the KV sizing need: dense decoder, GQA attention, SwiGLU MLP,
-bf16 weights and KV. Parameter counts are derived from the shapes (Qwen3-8B: 8.19 B).
+The numbers are data: the `shape:` block of `conf/model/<name>.yaml`, copied from each
+model's public Hugging Face config.json. Only what the cost model and the KV sizing need:
+dense decoder, GQA attention, SwiGLU MLP, bf16 weights and KV. Parameter counts are derived
+from the shapes (Qwen3-8B: 8.19 B).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import MISSING, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from omegaconf import OmegaConf
 
 from sim.errors import SimError
+
+MODEL_CONF = Path(__file__).resolve().parents[1] / "conf" / "model"
 
 
 @dataclass(frozen=True)
@@ -27,6 +36,27 @@ class ModelShape:
     max_position_embeddings: int
     qk_norm: bool = False  # Qwen3 normalizes q and k per head
     dtype_bytes: int = 2  # bf16
+
+    @staticmethod
+    def from_dict(name: str, data: Mapping[str, Any], where: str = "model.shape") -> ModelShape:
+        """A shape from a config block; a missing, unknown or non-positive field raises
+        naming `where`.<field>."""
+        known = [f.name for f in fields(ModelShape) if f.name != "name"]
+        unknown = sorted(set(data) - set(known))
+        if unknown:
+            raise SimError(f"{where}: unknown key(s) {unknown}; known: {known}")
+        required = [f.name for f in fields(ModelShape) if f.name != "name" and f.default is MISSING]
+        missing = [k for k in required if k not in data]
+        if missing:
+            raise SimError(f"{where}: missing key(s) {missing}")
+        shape = ModelShape(name, **dict(data))
+        for f in fields(ModelShape):
+            v = getattr(shape, f.name)
+            if f.type in ("int", "bool") and not isinstance(v, int):
+                raise SimError(f"{where}.{f.name} must be an integer, got {v!r}")
+            if f.type == "int" and (isinstance(v, bool) or v < 1):
+                raise SimError(f"{where}.{f.name} must be a positive integer, got {v!r}")
+        return shape
 
     @property
     def layer_matmul_params(self) -> int:
@@ -62,20 +92,19 @@ class ModelShape:
         return self.vocab * self.hidden
 
 
-MODELS: dict[str, ModelShape] = {
-    m.name: m
-    for m in (
-        ModelShape("qwen3-8b", 36, 4096, 12288, 32, 8, 128, 151936, False, 40960, qk_norm=True),
-        ModelShape("qwen3-14b", 40, 5120, 17408, 40, 8, 128, 151936, False, 40960, qk_norm=True),
-        ModelShape("qwen3-32b", 64, 5120, 25600, 64, 8, 128, 151936, False, 40960, qk_norm=True),
-        ModelShape("llama-3.1-8b", 32, 4096, 14336, 32, 8, 128, 128256, False, 131072),
-    )
-}
+def known_models() -> list[str]:
+    """Names of the models with a shape in conf/model/."""
+    return sorted(p.stem for p in MODEL_CONF.glob("*.yaml")
+                  if "shape" in (OmegaConf.load(p) or {}))
 
 
 def get_model(name: str) -> ModelShape:
-    """Look a model up by name (case-insensitive; 'Qwen3-8B' and 'qwen3-8b' both work)."""
+    """The shape of `conf/model/<name>.yaml` (case-insensitive, a Hugging Face id's last
+    part works: 'Qwen/Qwen3-8B' and 'qwen3-8b' both do)."""
     key = name.lower().split("/")[-1]
-    if key not in MODELS:
-        raise SimError(f"unknown model {name!r}; known: {', '.join(MODELS)}")
-    return MODELS[key]
+    path = MODEL_CONF / f"{key}.yaml"
+    data = OmegaConf.to_container(OmegaConf.load(path)) if path.is_file() else None
+    if not isinstance(data, dict) or not isinstance(data.get("shape"), dict):
+        raise SimError(f"unknown model {name!r}: no conf/model/{key}.yaml with a shape; "
+                       f"known: {', '.join(known_models())}")
+    return ModelShape.from_dict(key, data["shape"], f"conf/model/{key}.yaml: shape")

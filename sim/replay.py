@@ -1,6 +1,7 @@
 """Replay a token trace through one simulated engine, one request after another.
 
     python -m sim.replay TRACE.jsonl --num-gpu-blocks N --block-size B
+    python -m sim.replay tests/sim/data/vllm_trace_concurrent.json
 
 TRACE.jsonl holds one request per line: {"prompt_token_ids": [...], "output_token_ids":
 [...]} (and optionally "priority"). Each request is admitted, prefilled, decoded to its
@@ -11,6 +12,11 @@ printed per request: {"num_cached_tokens": n, "prompt_tokens": p, "output_tokens
 `num_cached_tokens` is the prefix-cache hit when the request was first scheduled, the
 number real vLLM reports as `RequestOutput.num_cached_tokens`. A malformed line is
 reported with its line number (exit code 2) before anything runs.
+
+A recorded trace (`runtime`'s recorder, `tests/sim/data/vllm_trace_*.json`) is one JSON
+object with the engine's settings (`num_gpu_blocks`, `block_size`, `max_num_seqs`,
+`max_num_batched_tokens`, `policy`, `concurrent`) and its `requests`; those settings are
+used unless a flag overrides them.
 """
 
 from __future__ import annotations
@@ -56,14 +62,41 @@ def parse_trace(lines: Iterable[str], source: str = "trace") -> list[TraceReques
             obj = json.loads(line)
         except json.JSONDecodeError as e:
             raise SimError(f"{where}: not valid JSON ({e.msg})") from None
-        if not isinstance(obj, dict):
-            raise SimError(f"{where}: expected a JSON object, got {type(obj).__name__}")
-        priority = obj.get("priority", 0)
-        if not isinstance(priority, int) or isinstance(priority, bool):
-            raise SimError(f"{where}: 'priority' must be an integer")
-        out.append(TraceRequest(_ids(obj, "prompt_token_ids", where),
-                                _ids(obj, "output_token_ids", where), priority))
+        out.append(_trace_request(obj, where))
     return out
+
+
+def _trace_request(obj: object, where: str) -> TraceRequest:
+    if not isinstance(obj, dict):
+        raise SimError(f"{where}: expected a JSON object, got {type(obj).__name__}")
+    priority = obj.get("priority", 0)
+    if not isinstance(priority, int) or isinstance(priority, bool):
+        raise SimError(f"{where}: 'priority' must be an integer")
+    return TraceRequest(_ids(obj, "prompt_token_ids", where),
+                        _ids(obj, "output_token_ids", where), priority)
+
+
+RECORDED_SETTINGS = {"num_gpu_blocks": "num_gpu_blocks", "block_size": "block_size",
+                     "max_num_seqs": "max_num_seqs",
+                     "max_num_batched_tokens": "max_num_batched_tokens",
+                     "policy": "queue_order", "concurrent": "concurrent"}
+
+
+def load_trace(text: str, source: str) -> tuple[list[TraceRequest], dict[str, object]]:
+    """A JSONL trace (no settings) or a recorded trace object (its settings, keyed as the
+    command-line options, see `RECORDED_SETTINGS`)."""
+    try:
+        whole = json.loads(text)
+    except json.JSONDecodeError:
+        whole = None
+    if isinstance(whole, dict) and "requests" in whole:
+        reqs = whole["requests"]
+        if not isinstance(reqs, list):
+            raise SimError(f"{source}: 'requests' must be a list")
+        trace = [_trace_request(r, f"{source}: requests[{i}]") for i, r in enumerate(reqs)]
+        settings = {opt: whole[key] for key, opt in RECORDED_SETTINGS.items() if key in whole}
+        return trace, settings
+    return parse_trace(text.splitlines(), source), {}
 
 
 def _engine(num_gpu_blocks: int, block_size: int, enable_prefix_caching: bool,
@@ -126,31 +159,38 @@ def replay_concurrent(trace: Sequence[TraceRequest], num_gpu_blocks: int, block_
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m sim.replay", description=__doc__.split("\n")[0])
     ap.add_argument("trace", help="JSONL trace ('-' for stdin)")
-    ap.add_argument("--num-gpu-blocks", type=int, required=True,
-                    help="vLLM's num_gpu_blocks (includes the null block)")
-    ap.add_argument("--block-size", type=int, required=True)
+    ap.add_argument("--num-gpu-blocks", type=int,
+                    help="vLLM's num_gpu_blocks (includes the null block); required for JSONL")
+    ap.add_argument("--block-size", type=int, help="required for JSONL")
     ap.add_argument("--no-prefix-caching", action="store_true")
-    ap.add_argument("--concurrent", action="store_true",
+    ap.add_argument("--concurrent", action="store_true", default=None,
                     help="submit all requests at once instead of one after another")
-    ap.add_argument("--max-num-seqs", type=int, default=256)
-    ap.add_argument("--max-num-batched-tokens", type=int, default=8192)
-    ap.add_argument("--queue-order", default="fcfs", choices=("fcfs", "priority", "lspf"))
+    ap.add_argument("--max-num-seqs", type=int)
+    ap.add_argument("--max-num-batched-tokens", type=int)
+    ap.add_argument("--queue-order", choices=("fcfs", "priority", "lspf"))
     args = ap.parse_args(argv)
     try:
         if args.trace == "-":
-            trace = parse_trace(sys.stdin, "<stdin>")
+            trace, recorded = load_trace(sys.stdin.read(), "<stdin>")
         else:
             with open(args.trace, encoding="utf-8") as f:
-                trace = parse_trace(f, args.trace)
-        if args.concurrent:
+                trace, recorded = load_trace(f.read(), args.trace)
+        opts = {**{"max_num_seqs": 256, "max_num_batched_tokens": 8192,
+                   "queue_order": "fcfs", "concurrent": False},
+                **recorded, **{k: v for k, v in vars(args).items() if v is not None}}
+        for key in ("num_gpu_blocks", "block_size"):
+            if opts.get(key) is None:
+                raise SimError(f"--{key.replace('_', '-')} is required (a JSONL trace does "
+                               "not record it)")
+        if opts["concurrent"]:
             done, _ = replay_concurrent(
-                trace, args.num_gpu_blocks, args.block_size,
-                max_num_seqs=args.max_num_seqs,
-                max_num_batched_tokens=args.max_num_batched_tokens,
-                queue_order=args.queue_order,
+                trace, int(opts["num_gpu_blocks"]), int(opts["block_size"]),
+                max_num_seqs=int(opts["max_num_seqs"]),
+                max_num_batched_tokens=int(opts["max_num_batched_tokens"]),
+                queue_order=str(opts["queue_order"]),
                 enable_prefix_caching=not args.no_prefix_caching)
         else:
-            done = replay(trace, args.num_gpu_blocks, args.block_size,
+            done = replay(trace, int(opts["num_gpu_blocks"]), int(opts["block_size"]),
                           enable_prefix_caching=not args.no_prefix_caching)
     except (OSError, SimError, UnicodeDecodeError) as e:
         print(f"sim.replay: error: {e}", file=sys.stderr)

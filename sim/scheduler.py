@@ -118,6 +118,7 @@ class Scheduler:
         preempted: list[SimRequest] = []
         running = self.running
         allocate = self.kv.allocate_slots
+        append_context = contexts.append
         i = 0
         while i < len(running) and budget > 0:
             req = running[i]
@@ -149,7 +150,7 @@ class Scheduler:
                                f"{computed} of {req.num_tokens}")
             if n != 1 or req.num_output == 0 or upto != req.num_tokens:  # not a decode
                 prefills[req.request_id] = (n, computed)
-            contexts.append(computed)
+            append_context(computed)
             req.num_computed_tokens = upto  # a later preemption resets it to 0
             budget -= n
             i += 1

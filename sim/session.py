@@ -11,10 +11,16 @@ profiled table (`TableCost`) fitted to a real engine.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from helium_lab.config import EngineSettings, ModelSettings, Orchestration, check_keys
+from helium_lab.config import (
+    EngineSettings,
+    ModelSettings,
+    Orchestration,
+    check_keys,
+    check_types,
+)
 from helium_lab.errors import ConfigError
 from helium_lab.tokenizer import Tokenizer
 from sim.capacity import kv_capacity_tokens
@@ -22,25 +28,32 @@ from sim.client import ClientCost
 from sim.config import EngineConfig
 from sim.cost_model import CostModel, RooflineCost, TableCost
 from sim.driver import Simulation
-from sim.hardware import GIB, get_hardware
+from sim.errors import SimError
+from sim.hardware import GIB, Hardware, get_hardware, hardware_from_dict
 from sim.host_tier import HICACHE_RATIO, HOST_RESERVE_BYTES, HostTierConfig
-from sim.models import get_model
+from sim.models import ModelShape, get_model
 
 
 @dataclass(frozen=True)
 class SimSettings:
-    """The run's `sim:` block. `cost_model`: `roofline` (model shapes + datasheet) or
-    `table` (coefficients measured on a real engine, `cost_table` = the JSON file)."""
+    """The run's `sim:` block, with the run's `hardware:` block (the card's datasheet).
+    `cost_model`: `roofline` (model shape + datasheet) or `table` (coefficients measured on
+    a real engine, `cost_table` = the JSON file)."""
 
-    hardware: str = "h100-nvl"
+    hardware: Hardware = field(default_factory=lambda: get_hardware("h100-nvl"))
     cost_model: Literal["roofline", "table"] = "roofline"
     cost_table: str | None = None
     fast_decode: bool = True  # merge runs of identical decode steps (same results, faster)
 
     @staticmethod
-    def from_dict(data: Mapping[str, Any]) -> SimSettings:
-        check_keys(SimSettings, data, "sim")
-        cfg = SimSettings(**data)
+    def from_dict(data: Mapping[str, Any], hardware: Mapping[str, Any]) -> SimSettings:
+        """`data`: the `sim:` block; `hardware`: the `hardware:` block (conf/hardware)."""
+        check_keys(SimSettings, {**data, "hardware": None}, "sim")
+        if "hardware" in data:
+            raise ConfigError("sim.hardware: the card is chosen with hardware=<name> "
+                              "(conf/hardware), not under sim:")
+        cfg = SimSettings(hardware_from_dict(hardware), **data)
+        check_types(cfg, "sim")
         if cfg.cost_model not in ("roofline", "table"):
             raise ConfigError(f"sim.cost_model: unknown {cfg.cost_model!r}; known: "
                               "['roofline', 'table']")
@@ -49,12 +62,27 @@ class SimSettings:
         return cfg
 
 
-def engine_config(model: ModelSettings, engine: EngineSettings, hardware: str) -> EngineConfig:
+def model_shape(model: ModelSettings) -> ModelShape:
+    """The run's `model.shape` block, typed; a model given by name alone (programmatic use)
+    takes the shape of its conf/model file."""
+    if model.shape is not None:
+        return ModelShape.from_dict(model.name, model.shape)
+    try:
+        return get_model(model.name)
+    except SimError:
+        raise SimError(f"model {model.name!r} has no transformer shape (no `shape:` block in "
+                       f"conf/model/{model.name}.yaml), which the simulator needs for the "
+                       "roofline cost model and to derive engine.kv_capacity_tokens or "
+                       "engine.max_model_len: set those two and sim.cost_model=table with a "
+                       "table fitted to this model (as validate_sim does)") from None
+
+
+def engine_config(model: ModelSettings, engine: EngineSettings, hardware: Hardware
+                  ) -> EngineConfig:
     """The simulated engine for `engine` settings, capacity derived when not given."""
-    shape = get_model(model.name)
     kv = engine.kv_capacity_tokens
     if kv is None:
-        kv = kv_capacity_tokens(shape, get_hardware(hardware),
+        kv = kv_capacity_tokens(model_shape(model), hardware,
                                 gpu_memory_utilization=engine.gpu_memory_utilization,
                                 block_size=engine.block_size)
     return EngineConfig(kv_capacity_tokens=kv, block_size=engine.block_size,
@@ -63,17 +91,18 @@ def engine_config(model: ModelSettings, engine: EngineSettings, hardware: str) -
                         max_num_batched_tokens=engine.max_num_batched_tokens,
                         queue_order=engine.queue_order,
                         enable_prefix_caching=engine.enable_prefix_caching,
-                        max_model_len=engine.max_model_len or shape.max_position_embeddings)
+                        max_model_len=(engine.max_model_len
+                                       or model_shape(model).max_position_embeddings))
 
 
-def host_tier_config(model: ModelSettings, engine: EngineSettings, hardware: str,
+def host_tier_config(model: ModelSettings, engine: EngineSettings, hardware: Hardware,
                      gpu_kv_tokens: int) -> HostTierConfig | None:
     """The engine's host KV tier, None if off: `host_kv_tokens` if set, else
     `host_kv_ratio` x the GPU KV pool (SGLang `HostKVCache.__init__`: hicache_size, else
     hicache_ratio x device pool), rounded down to whole blocks."""
     if not engine.host_tier:
         return None
-    shape, hw = get_model(model.name), get_hardware(hardware)
+    shape, hw = model_shape(model), hardware
     ratio = engine.host_kv_ratio if engine.host_kv_ratio is not None else HICACHE_RATIO
     tokens = (engine.host_kv_tokens if engine.host_kv_tokens is not None
               else int(gpu_kv_tokens * ratio))
@@ -88,14 +117,14 @@ def host_tier_config(model: ModelSettings, engine: EngineSettings, hardware: str
                           num_layers=shape.num_layers)
 
 
-def check_host_memory(cfg: EngineConfig, num_workers: int, hardware: str,
+def check_host_memory(cfg: EngineConfig, num_workers: int, hardware: Hardware,
                       engine: EngineSettings) -> None:
     """All engines' host tiers must fit in the machine's DRAM less SGLang's 10 GB reserve
     (`HostKVCache.__init__`); the workers are taken to share one machine."""
     tier = cfg.host_tier
     if tier is None:
         return
-    hw = get_hardware(hardware)
+    hw = hardware
     need = num_workers * tier.num_blocks * cfg.block_size * tier.kv_bytes_per_token
     have = hw.host_memory_bytes - HOST_RESERVE_BYTES
     if need > have:
@@ -110,8 +139,8 @@ def check_host_memory(cfg: EngineConfig, num_workers: int, hardware: str,
 def cost_model(model: ModelSettings, settings: SimSettings) -> CostModel:
     if settings.cost_model == "table":
         assert settings.cost_table is not None
-        return TableCost.load(settings.cost_table, model.name, settings.hardware)
-    return RooflineCost(get_model(model.name), get_hardware(settings.hardware))
+        return TableCost.load(settings.cost_table, model.name, settings.hardware.name)
+    return RooflineCost(model_shape(model), settings.hardware)
 
 
 def open_session(model: ModelSettings, engine: EngineSettings, num_workers: int, *,

@@ -13,6 +13,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from helium_lab.errors import GraphError
+
+CHAT_ROLES = ("system", "user", "assistant", "tool")  # what a chat template renders
+
 
 class OpKind(StrEnum):
     INPUT = "input"
@@ -32,6 +36,24 @@ class SamplingParams:
     max_tokens: int = 512
     top_p: float = 1.0
     seed: int | None = None
+
+    def __post_init__(self) -> None:
+        """Refuse what vLLM's SamplingParams would refuse, at build time rather than on a
+        real engine: temperature >= 0, max_tokens >= 1, top_p in (0, 1], seed an integer."""
+        def number(v: object) -> bool:
+            return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+        if not number(self.temperature) or self.temperature < 0:
+            raise GraphError(f"sampling temperature must be >= 0, got {self.temperature!r}")
+        if (not isinstance(self.max_tokens, int) or isinstance(self.max_tokens, bool)
+                or self.max_tokens < 1):
+            raise GraphError(f"sampling max_tokens must be an integer >= 1, got "
+                             f"{self.max_tokens!r}")
+        if not number(self.top_p) or not 0 < self.top_p <= 1:
+            raise GraphError(f"sampling top_p must be in (0, 1], got {self.top_p!r}")
+        if self.seed is not None and (not isinstance(self.seed, int)
+                                      or isinstance(self.seed, bool)):
+            raise GraphError(f"sampling seed must be an integer or None, got {self.seed!r}")
 
     @property
     def deterministic(self) -> bool:

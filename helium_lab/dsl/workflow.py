@@ -12,8 +12,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING
 
 from helium_lab.dsl.ops import (
+    CHAT_ROLES,
     DataOp,
     FormatOp,
     InputOp,
@@ -27,6 +29,9 @@ from helium_lab.dsl.ops import (
     SamplingParams,
 )
 from helium_lab.errors import GraphError
+
+if TYPE_CHECKING:  # graph.py imports this module's ops
+    from helium_lab.dsl.graph import Graph
 
 Part = str | Op
 
@@ -82,7 +87,11 @@ class Workflow:
         oid = self._new_id("fmt", name)
         items = tuple((k, self._part(v, f"fmt {oid!r} arg {k!r}")) for k, v in args.items())
         op = FormatOp(id=oid, owner=self, template=template, args=items)
-        missing = [f for f in op.fields() if f not in args]
+        try:
+            template_fields = op.fields()
+        except ValueError as e:  # str.format's parser: "expected '}' before end of string"
+            raise GraphError(f"format op {oid!r}: bad template {template!r}: {e}") from None
+        missing = [f for f in template_fields if f not in args]
         if missing:
             raise GraphError(f"format op {oid!r}: template field(s) {missing} have no argument")
         return self._add(op)  # type: ignore[return-value]
@@ -107,6 +116,12 @@ class Workflow:
         `agent` (default: the op's name) is the agent that makes the call."""
         oid = self._new_id("llm", name)
         msgs = tuple(self.msg(m, oid) for m in messages)
+        if not msgs:
+            raise GraphError(f"llm op {oid!r} has no messages (a chat request needs one)")
+        for m in msgs:
+            if m.role not in CHAT_ROLES:
+                raise GraphError(f"llm op {oid!r}: unknown message role {m.role!r}; a chat "
+                                 f"template knows {list(CHAT_ROLES)}")
         sp = sampling or SamplingParams()
         if cacheable is None:
             cacheable = sp.deterministic
@@ -135,7 +150,7 @@ class Workflow:
         op = OutputOp(id=oid, owner=self, name=name, source=src)
         return self._add(op)  # type: ignore[return-value]
 
-    def build(self, terminals: Sequence[Op] | None = None):  # -> Graph
+    def build(self, terminals: Sequence[Op] | None = None) -> Graph:
         """The graph reachable backwards from `terminals` (default: every op recorded)."""
         from helium_lab.dsl.graph import Graph
 

@@ -7,7 +7,8 @@ what a call returns (backend and engine, model name, path and weights, output ca
 batch's output profiles; `output_namespace`, built per run by
 `experiments.workflow_run.prompt_cache_namespace`), so a hit can only return what the same
 computation produced (docs/reliability.md). Entries live in a bounded LRU and persist to a
-JSON store written atomically (temp file + rename), so a later batch (the paper's day-2
+JSON store written atomically (temp file + rename) and merged under a file lock with what
+other runs saved meanwhile, so a later batch (the paper's day-2
 run) reuses an earlier one's results. An unreadable store is reported with a warning naming
 the file and the cache starts cold; a store is never left half-written.
 """
@@ -15,6 +16,7 @@ the file and the cache starts cold; a store is never left half-written.
 from __future__ import annotations
 
 import dataclasses
+import fcntl
 import functools
 import hashlib
 import inspect
@@ -162,6 +164,7 @@ class PromptCache:
         self.capacity = capacity
         self.path = Path(path) if path is not None else None
         self._entries: OrderedDict[str, str] = OrderedDict()
+        self._dropped: set[str] = set()  # conflicting keys: not merged back from the store
         self.hits = 0
         self.misses = 0
         if self.path is not None:
@@ -198,15 +201,19 @@ class PromptCache:
                 self.put(k, v)
         for k in conflicts:
             self._entries.pop(k, None)
+        self._dropped |= conflicts
         return len(conflicts)
 
     def clear(self) -> None:
         self._entries.clear()
 
     # -- persistence -------------------------------------------------------------------
-    def _load(self, path: Path) -> None:
+    @staticmethod
+    def _read_store(path: Path) -> list[list[str]]:
+        """The entries of the store at `path` ([] if there is none); ValueError or OSError
+        if it is unreadable."""
         if not path.exists():
-            return
+            return []
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
             if not isinstance(data, dict) or data.get("version") != STORE_VERSION:
@@ -215,18 +222,58 @@ class PromptCache:
             if not all(isinstance(e, list) and len(e) == 2 and all(isinstance(x, str) for x in e)
                        for e in entries):
                 raise ValueError("entries must be [key, value] string pairs")
-        except (OSError, ValueError, KeyError, TypeError) as e:
+        except (KeyError, TypeError, UnicodeDecodeError) as e:
+            raise ValueError(str(e)) from None
+        return list(entries)
+
+    def _load(self, path: Path) -> None:
+        try:
+            entries = self._read_store(path)
+        except (OSError, ValueError) as e:
             warnings.warn(f"prompt-cache store {path} is unreadable ({e}); starting with a cold "
-                          "cache", stacklevel=2)
+                          "cache (it is kept as a backup when this run saves)", stacklevel=2)
             return
         for k, v in entries[-self.capacity:]:
             self._entries[k] = v
 
     def save(self, path: str | Path | None = None) -> Path:
-        """Write the store atomically (LRU order, oldest first); returns its path."""
+        """Merge this cache into the store and write it atomically; returns its path.
+
+        Under an exclusive lock (`<store>.lock`, `fcntl.flock`), the store is read again, so
+        entries another run saved since this one loaded are kept (as older than this run's;
+        this run's value wins on a shared key, which equal keys make equal anyway); the
+        result keeps the `capacity` most recent entries. A store that is unreadable then is
+        not overwritten but first renamed to `<store>.corrupt` (`.corrupt.1`, ... if taken),
+        with a warning naming the backup."""
         target = Path(path) if path is not None else self.path
         if target is None:
             raise ValueError("PromptCache.save: no store path configured")
-        payload = {"version": STORE_VERSION, "entries": [[k, v] for k, v in self._entries.items()]}
-        atomic_write_text(target, json.dumps(payload, ensure_ascii=False))
+        target.parent.mkdir(parents=True, exist_ok=True)
+        lock_path = target.with_name(target.name + ".lock")
+        with open(lock_path, "a", encoding="utf-8") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                merged = self._merged_with(target)
+                payload = {"version": STORE_VERSION, "entries": [[k, v] for k, v in merged]}
+                atomic_write_text(target, json.dumps(payload, ensure_ascii=False))
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
         return target
+
+    def _merged_with(self, target: Path) -> list[tuple[str, str]]:
+        try:
+            on_disk = self._read_store(target)
+        except (OSError, ValueError) as e:
+            backup = target.with_name(target.name + ".corrupt")
+            n = 0
+            while backup.exists():
+                n += 1
+                backup = target.with_name(f"{target.name}.corrupt.{n}")
+            os.replace(target, backup)
+            warnings.warn(f"prompt-cache store {target} was unreadable ({e}); moved to {backup} "
+                          "before writing a new one", stacklevel=3)
+            on_disk = []
+        merged: OrderedDict[str, str] = OrderedDict(
+            (k, v) for k, v in on_disk if k not in self._entries and k not in self._dropped)
+        merged.update(self._entries)
+        return list(merged.items())[-self.capacity:]

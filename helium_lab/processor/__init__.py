@@ -3,8 +3,7 @@
 from helium_lab.processor.calls import CallRecord, CallResult, LLMCall, synthetic_output
 from helium_lab.processor.config import ProcessorConfig
 from helium_lab.processor.echo_engine import EchoEngine, run_echo
-from helium_lab.processor.engine import Engine
 from helium_lab.processor.query_processor import QueryProcessor
 
-__all__ = ["CallRecord", "CallResult", "EchoEngine", "Engine", "LLMCall", "ProcessorConfig",
+__all__ = ["CallRecord", "CallResult", "EchoEngine", "LLMCall", "ProcessorConfig",
            "QueryProcessor", "run_echo", "synthetic_output"]

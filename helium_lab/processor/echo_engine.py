@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from collections import deque
 
-from helium_lab.backend import BackendResult
+from helium_lab.backend import BackendResult, Processor, RunLedger
+from helium_lab.errors import HeliumError
 from helium_lab.processor.calls import CallResult, LLMCall, synthetic_completion
 from helium_lab.processor.query_processor import QueryProcessor
 from helium_lab.tokenizer import Tokenizer
@@ -24,7 +25,9 @@ class EchoEngine:
         self.prewarmed: list[tuple[int, ...]] = []
         self.clock = 0.0
 
-    def submit(self, call: LLMCall) -> None:
+    def submit(self, call: LLMCall, submit_t: float | None = None) -> None:
+        """Queue `call`; its submit time is the logical clock (`submit_t` is ignored: the
+        echo engine has no transit)."""
         self.queue.append((call, self.clock))
 
     def prewarm(self, prompt_ids: tuple[int, ...]) -> None:
@@ -63,20 +66,36 @@ def run_echo(proc: QueryProcessor, tokenizer: Tokenizer, max_steps: int = 10_000
 
 
 class EchoSession:
-    """The null backend as a `helium_lab.backend.Session`: one echo engine per run, one
-    time unit per call, no cache (to check plans and outputs without a timing model)."""
+    """The null backend, a `helium_lab.backend.Session`: one echo engine that all workers
+    share, fresh per run, one time unit per call, no cache (to check plans and outputs
+    without a timing model)."""
 
-    def __init__(self, tokenizer: Tokenizer) -> None:
+    def __init__(self, tokenizer: Tokenizer, num_workers: int = 1) -> None:
         self._tok = tokenizer
+        self.num_workers = num_workers
 
     @property
     def tokenizer(self) -> Tokenizer:
         return self._tok
 
-    def run(self, proc: QueryProcessor, *, progress: bool = False) -> BackendResult:
-        engine = run_echo(proc, self._tok)
-        return BackendResult(tuple(proc.records), {}, {0: engine.stats()}, 0.0, 0.0,
-                             engine.clock)
+    def run(self, proc: Processor, *, progress: bool = False) -> BackendResult:
+        engine = EchoEngine(self._tok)
+        ledger = RunLedger(proc, [engine] * self.num_workers, HeliumError,
+                           progress=progress, desc="echo")
+        try:
+            for w, prefixes in sorted(proc.prewarm_prompts().items()):
+                for p in prefixes:
+                    ledger.engine(w, "prewarm").prewarm(p)
+            for eng, call in ledger.submitted(proc.start()):
+                eng.submit(call)
+            while engine.queue:
+                result = engine.step()
+                ledger.finished(result)
+                for eng, call in ledger.submitted(proc.on_finished(result)):
+                    eng.submit(call)
+        finally:
+            ledger.close()
+        return ledger.result({}, begin_t=0.0, start_t=0.0)
 
     def close(self) -> None:
         pass

@@ -6,15 +6,14 @@ given (`finished`); everything else (records, outputs, ...) is the wrapped proce
 
 from __future__ import annotations
 
-from typing import Any
-
+from helium_lab.backend import Processor
 from helium_lab.processor.calls import CallResult, LLMCall
 
 
 class ProcessorProxy:
-    """Forwards the processor interface backends use to `inner`."""
+    """A `helium_lab.backend.Processor` forwarding to `inner` (itself one)."""
 
-    def __init__(self, inner: Any) -> None:
+    def __init__(self, inner: Processor) -> None:
         self.inner = inner
 
     def emitted(self, calls: list[LLMCall]) -> list[LLMCall]:
@@ -36,8 +35,4 @@ class ProcessorProxy:
         return bool(self.inner.done)
 
     def prewarm_prompts(self) -> dict[int, list[tuple[int, ...]]]:
-        prompts: dict[int, list[tuple[int, ...]]] = self.inner.prewarm_prompts()
-        return prompts
-
-    def __getattr__(self, name: str) -> Any:  # records, outputs(), stuck(), ...
-        return getattr(self.inner, name)
+        return self.inner.prewarm_prompts()

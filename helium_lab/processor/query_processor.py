@@ -14,7 +14,6 @@ is strict.
 
 from __future__ import annotations
 
-import hashlib
 import heapq
 from collections import deque
 from collections.abc import Hashable
@@ -36,6 +35,7 @@ from helium_lab.processor.config import ProcessorConfig
 from helium_lab.processor.discipline import make_discipline
 from helium_lab.processor.routing import make_router
 from helium_lab.prompt import Segment, Slot, Static, render, segments
+from helium_lab.scheduling.dispatch import dispatch_rule
 from helium_lab.scheduling.schedule import Schedule
 from helium_lab.tokenizer import Tokenizer
 
@@ -81,6 +81,7 @@ class QueryProcessor:
         self.workers = schedule.num_workers
         self.router = make_router(self.cfg.router)
         self.discipline = make_discipline(self.cfg.discipline, self.cfg.agent_capacity)
+        self._rule = dispatch_rule(schedule.dispatch)
         self.records: list[CallRecord] = []
         self.cache_updates: list[tuple[str, str]] = []
         self._segs = {op.id: segments(self.graph, op) for op in self.graph.llm_ops}
@@ -115,7 +116,7 @@ class QueryProcessor:
                   if (op.id, q) in needed and q not in self.plan.fetched.get(op.id, {})]
         self._issued = set(issued)
         self.discipline.prepare(self.graph, issued)
-        if self.schedule.dispatch == "strict":
+        if self._rule.holds_order:
             self._strict = self._strict_orders(issued)
         self._prio = self._call_priorities(issued)
         for q in range(self.plan.size):
@@ -245,7 +246,8 @@ class QueryProcessor:
         static_key = hash(prompt[:pieces[0][0]]) if pieces and pieces[0][1] else 0
         self._calls[call.call_id] = (call, (op.id, q))
         heap = self._heaps[0 if self.router else worker]
-        heapq.heappush(heap, (self._priority(op.id, q), self._seq, _Queued(call, static_key)))
+        heapq.heappush(heap, (self._rule.priority(self.schedule, op.id, q), self._seq,
+                              _Queued(call, static_key)))
         self._seq += 1
 
     def _retention(self, op: str, q: int, worker: int, pieces: list[tuple[int, bool]]
@@ -264,19 +266,11 @@ class QueryProcessor:
         return retain, release
 
     # -- dispatch ------------------------------------------------------------------------
-    def _priority(self, op: str, q: int) -> Hashable:
-        d = self.schedule.dispatch
-        if d == "random":
-            h = hashlib.blake2b(f"{self.schedule.seed}:{op}:{q}".encode(), digest_size=8)
-            return h.digest()
-        if d == "lspf":
-            return 0  # FCFS here; the engine's queue order does longest-prefix-first
-        return self.schedule.rank(op, q)
-
     def _call_priorities(self, issued: list[CallKey]) -> dict[CallKey, int]:
         """Each LLM call's position in the dispatch order, as the integer priority an
         engine with a priority queue uses (lower runs earlier)."""
-        keys = sorted(issued, key=lambda k: (self._priority(*k), k[1], k[0]))
+        prio = self._rule.priority
+        keys = sorted(issued, key=lambda k: (prio(self.schedule, *k), k[1], k[0]))
         return {k: i for i, k in enumerate(keys)}
 
     def _strict_orders(self, issued: list[CallKey]) -> list[deque[CallKey]]:

@@ -84,13 +84,14 @@ def partition_workflow(ctx: PlanningContext) -> Partition:
     fixed, inputs = _op_static_and_inputs(ctx)
     outs = {op.id: min(op.profile.mean, op.sampling.max_tokens) for op in plan.llm_ops}
     # per-query weight: Σ_ops len_out · prompt chars (Eq. 3's dominant term)
-    lens = {name: np.fromiter(map(len, vals), dtype=float, count=len(vals))
-            for name, vals in plan.bound.batch.items()}
     base = sum(outs[o] * fixed[o] for o in fixed)
     per_input: dict[str, float] = {}
     for o, names in inputs.items():
         for n in names:
             per_input[n] = per_input.get(n, 0.0) + outs[o]
+    batch = plan.bound.batch  # lengths of the inputs some prompt splices in, only
+    lens = {n: np.fromiter(map(len, batch[n]), dtype=float, count=len(batch[n]))
+            for n in per_input}
     qw = np.full(size, base)
     for n, k in per_input.items():
         qw += k * lens[n]

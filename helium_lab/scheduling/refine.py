@@ -12,7 +12,7 @@ The search is bounded by *work*, not time: at most `max_evaluations` evaluations
 (`EvaluationBudget`; the planner key `planner.refine_max_evaluations`), so the schedule is
 the same on a fast and a slow machine. Nothing here reads the clock on the planner's path;
 `relocate`'s optional `deadline` exists only for the exact solver's time-limited incumbent
-search (`milp._heuristic`), whose result is time-limited by design.
+search (`exact.incumbent.heuristic_incumbent`), whose result is time-limited by design.
 """
 
 from __future__ import annotations

@@ -8,9 +8,10 @@ among calls whose inputs are ready it submits the lowest `rank` first.
     worker 0: [[op1 op2] [op4] [op5] [op3] [op6]]
     rank(op2, q) = (stage 0, query position of q, position 1 in the stage)
 
-`dispatch` says how strictly: "best_effort" (any ready call, by rank), "strict" (calls in
-exact rank order, head-of-line blocking), "random" (a seeded random order, LangGraph's
-ready-dispatch), "lspf" (longest shared prefix first, decided against the engine's cache).
+`dispatch` names how strictly, a rule of `helium_lab.scheduling.dispatch`: "best_effort"
+(any ready call, by rank), "strict" (calls in exact rank order, head-of-line blocking),
+"random" (a seeded random order, LangGraph's ready-dispatch), "lspf" (longest shared prefix
+first, decided against the engine's cache).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ class Partition:
     num_workers: int
     query_worker: tuple[int, ...]
     op_worker: dict[str, int] = field(default_factory=dict)
+    _counts: tuple[int, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         counts = Counter(self.query_worker)
@@ -43,13 +45,13 @@ class Partition:
         w = self.op_worker.get(op)
         if w is not None:
             return [w]
-        return [x for x, n in enumerate(self._counts) if n]  # type: ignore[attr-defined]
+        return [x for x, n in enumerate(self._counts) if n]
 
     def calls_on(self, op: str, worker: int) -> int:
         w = self.op_worker.get(op)
         if w is not None:
             return len(self.query_worker) if w == worker else 0
-        return self._counts[worker]  # type: ignore[attr-defined]
+        return self._counts[worker]
 
     @staticmethod
     def even(num_workers: int, batch: int) -> Partition:

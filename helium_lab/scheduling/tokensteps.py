@@ -58,13 +58,30 @@ class Evaluation:
     orders: list[list[int]]
 
 
-def evaluate(inst: CallInstance, cost: TokenStepCost,
-             orders: Sequence[Sequence[int]]) -> Evaluation:
-    """Earliest start times for fixed per-worker orders σ (Eq. 5's constraints) and T(σ)."""
-    n = len(inst)
-    seen = sorted(i for o in orders for i in o)
-    if seen != list(range(n)):
-        raise ValueError("orders must contain every call exactly once")
+# Eq. 1-3's usage of call j on worker w right after `prev` (None: first on w), and Eq. 4's
+# delay of call i's output when i ran on worker w.
+UsageFn = Callable[[int | None, int, int], float]
+DelayFn = Callable[[int, int], float]
+
+
+def _cost_model(inst: CallInstance, cost: TokenStepCost) -> tuple[UsageFn, DelayFn]:
+    """Eqs. 1-4 on the instance: the usage and delay functions of the cost model."""
+    return (lambda prev, j, w: cost.usage(inst.prefill(prev, j), inst.len_out[j], w),
+            lambda i, w: cost.delay(inst.len_out[i], w))
+
+
+def earliest_times(orders: Sequence[Sequence[int]], deps: Sequence[Sequence[int]],
+                   usage: UsageFn, delay: DelayFn
+                   ) -> tuple[list[float], list[float]] | None:
+    """Eq. 5's constraints for fixed per-worker orders σ: the earliest start and end of every
+    call, or None when the orders deadlock (a call waits for an input ordered after it).
+
+    A call starts when its worker is free and every input has ended plus the delay of its
+    producer's worker (Eq. 4), and runs for its usage after the previous call on its worker
+    (Eqs. 1-3). The one definition of T(σ): `evaluate` calls it with the cost model, the
+    exact solvers (`exact.instance`) with the same usages and delays tabulated.
+    """
+    n = len(deps)
     start, end = [0.0] * n, [-1.0] * n
     ran_on = [0] * n  # the producer's worker sets its delay (Eq. 4)
     pos = [0] * len(orders)
@@ -76,32 +93,57 @@ def evaluate(inst: CallInstance, cost: TokenStepCost,
         for w, order in enumerate(orders):
             while pos[w] < len(order):
                 j = order[pos[w]]
-                if any(end[i] < 0 for i in inst.deps[j]):
+                b = clock[w]
+                blocked = False
+                for i in deps[j]:
+                    if end[i] < 0:  # an input has not run yet
+                        blocked = True
+                        break
+                    b = max(b, end[i] + delay(i, ran_on[i]))
+                if blocked:
                     break
-                b = max([clock[w]] + [end[i] + cost.delay(inst.len_out[i], ran_on[i])
-                                      for i in inst.deps[j]])
                 ran_on[j] = w
                 start[j] = b
-                end[j] = clock[w] = b + cost.usage(inst.prefill(prev[w], j), inst.len_out[j], w)
+                end[j] = clock[w] = b + usage(prev[w], j, w)
                 prev[w] = j
                 pos[w] += 1
                 done += 1
                 progressed = True
         if not progressed:
-            raise ValueError("the orders violate a dependency (a call precedes its input)")
+            return None
+    return start, end
+
+
+def evaluate(inst: CallInstance, cost: TokenStepCost,
+             orders: Sequence[Sequence[int]]) -> Evaluation:
+    """Earliest start times for fixed per-worker orders σ (Eq. 5's constraints) and T(σ)."""
+    n = len(inst)
+    seen = sorted(i for o in orders for i in o)
+    if seen != list(range(n)):
+        raise ValueError("orders must contain every call exactly once")
+    times = earliest_times(orders, inst.deps, *_cost_model(inst, cost))
+    if times is None:
+        raise ValueError("the orders violate a dependency (a call precedes its input)")
+    start, end = times
     return Evaluation(max(end, default=0.0), start, end, [list(o) for o in orders])
 
 
 Chooser = Callable[[list[int], "int | None", int], int]
 
 
-def list_schedule(inst: CallInstance, cost: TokenStepCost, workers: int,
-                  choose: Chooser, assign: Sequence[int] | None = None) -> Evaluation:
-    """Non-delay list scheduling: each time a worker frees up, `choose(avail, prev, w)` picks
-    among the calls it may run that are ready now (or earliest, if none is)."""
-    n = len(inst)
+def list_orders(deps: Sequence[Sequence[int]], users: Sequence[Sequence[int]], workers: int,
+                choose: Chooser, usage: UsageFn, delay: DelayFn,
+                assign: Sequence[int] | None = None
+                ) -> tuple[list[list[int]], list[float], list[float]]:
+    """Non-delay list scheduling: each time a worker frees up (the earliest-free one first,
+    the lowest index among equals), `choose(avail, prev, w)` picks among the calls it may
+    run (`assign[j] == w`, or any without `assign`) that are ready now, or earliest if none
+    is; `avail` is sorted. Returns the per-worker orders and every call's start and end.
+    The one list scheduler: `list_schedule` calls it with the cost model, the exact
+    solvers' incumbent search (`exact.incumbent`) with tabulated usages and delays."""
+    n = len(deps)
     est = [0.0] * n
-    missing = [len(d) for d in inst.deps]
+    missing = [len(d) for d in deps]
     ready = {j for j in range(n) if missing[j] == 0}
     clock = [0.0] * workers
     prev: list[int | None] = [None] * workers
@@ -120,13 +162,21 @@ def list_schedule(inst: CallInstance, cost: TokenStepCost, workers: int,
         avail = sorted(j for j in cands if est[j] <= t)
         j = choose(avail, prev[w], w)
         start[j] = max(t, est[j])
-        end[j] = clock[w] = start[j] + cost.usage(inst.prefill(prev[w], j), inst.len_out[j], w)
+        end[j] = clock[w] = start[j] + usage(prev[w], j, w)
         prev[w] = j
         orders[w].append(j)
         ready.discard(j)
-        for k in inst.users[j]:
-            est[k] = max(est[k], end[j] + cost.delay(inst.len_out[j], w))
+        for k in users[j]:
+            est[k] = max(est[k], end[j] + delay(j, w))
             missing[k] -= 1
             if missing[k] == 0:
                 ready.add(k)
+    return orders, start, end
+
+
+def list_schedule(inst: CallInstance, cost: TokenStepCost, workers: int,
+                  choose: Chooser, assign: Sequence[int] | None = None) -> Evaluation:
+    """`list_orders` under the cost model, and T(σ) of the orders it makes."""
+    orders, start, end = list_orders(inst.deps, inst.users, workers, choose,
+                                     *_cost_model(inst, cost), assign)
     return Evaluation(max(end, default=0.0), start, end, orders)

@@ -21,7 +21,7 @@ from array import array
 from collections.abc import Hashable, Iterable, Iterator, Sequence
 
 
-def _lcp(a: array, b: array) -> int:
+def _lcp(a: array[int], b: array[int]) -> int:
     """Length of the common prefix of two atom arrays (binary search over C compares)."""
     n = min(len(a), len(b))
     if a[:n] == b[:n]:
@@ -41,7 +41,7 @@ class Node:
 
     __slots__ = ("children", "depth", "label", "leaves", "parent", "weight")
 
-    def __init__(self, label: array, parent: Node | None, weight: float) -> None:
+    def __init__(self, label: array[int], parent: Node | None, weight: float) -> None:
         self.label = label
         self.parent = parent
         self.children: dict[int, Node] = {}
@@ -84,7 +84,7 @@ class TemplatedRadixTree:
             self.slot_weight[sid] = float(weight)
         return sid
 
-    def _weight(self, atoms: array) -> float:
+    def _weight(self, atoms: array[int]) -> float:
         w = float(len(atoms))
         if atoms and min(atoms) < 0:
             w += sum(self.slot_weight[a] - 1.0 for a in atoms if a < 0)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import csv
 import json
 import random
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -49,16 +50,23 @@ def _csv_files(path: Path) -> list[Path]:
 
 
 def _mmlu_rows(file: Path) -> list[str]:
+    try:
+        with file.open(newline="", encoding="utf-8") as fh:
+            return _parse_mmlu(file, csv.reader(fh))
+    except (UnicodeDecodeError, csv.Error) as e:
+        raise DatasetError(f"{file}: not a UTF-8 CSV file ({e})") from None
+
+
+def _parse_mmlu(file: Path, reader: Iterable[list[str]]) -> list[str]:
     out = []
-    with file.open(newline="", encoding="utf-8") as fh:
-        for line, row in enumerate(csv.reader(fh), start=1):
-            if len(row) != 6:
-                raise DatasetError(f"{file}: line {line}: expected 6 columns "
-                                   f"(question,A,B,C,D,answer), got {len(row)}")
-            if row[5].strip() not in ("A", "B", "C", "D"):
-                raise DatasetError(f"{file}: line {line}: answer {row[5]!r} is not A-D")
-            q, *opts = row[:5]
-            out.append("\n".join([q, *(f"{c}) {o}" for c, o in zip("ABCD", opts, strict=True))]))
+    for line, row in enumerate(reader, start=1):
+        if len(row) != 6:
+            raise DatasetError(f"{file}: line {line}: expected 6 columns "
+                               f"(question,A,B,C,D,answer), got {len(row)}")
+        if row[5].strip() not in ("A", "B", "C", "D"):
+            raise DatasetError(f"{file}: line {line}: answer {row[5]!r} is not A-D")
+        q, *opts = row[:5]
+        out.append("\n".join([q, *(f"{c}) {o}" for c, o in zip("ABCD", opts, strict=True))]))
     return out
 
 
@@ -74,8 +82,8 @@ def _read_json(file: Path) -> Any:
         return json.loads(file.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise DatasetError(f"{file}: no such TAT-QA file") from None
-    except json.JSONDecodeError as e:
-        raise DatasetError(f"{file}: not valid JSON ({e})") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise DatasetError(f"{file}: not valid JSON (UTF-8) ({e})") from None
 
 
 def _pipe_table(rows: Any) -> list[str]:
@@ -123,6 +131,8 @@ def _reviews_by_item(file: Path) -> dict[str, list[str]]:
         lines = file.read_text(encoding="utf-8").splitlines()
     except FileNotFoundError:
         raise DatasetError(f"{file}: no such Amazon Reviews file") from None
+    except UnicodeDecodeError as e:
+        raise DatasetError(f"{file}: not a UTF-8 JSON-lines file ({e})") from None
     for line, raw in enumerate(lines, start=1):
         if not raw.strip():
             continue

@@ -111,3 +111,33 @@ def test_format_field_without_argument() -> None:
 def test_input_op_names() -> None:
     _wf, g = small()
     assert [op.name for op in g.inputs if isinstance(op, InputOp)] == ["q"]
+
+
+@pytest.mark.parametrize(("sampling", "message"), [
+    ({"temperature": -0.5}, "temperature must be >= 0"),
+    ({"max_tokens": 0}, "max_tokens must be an integer >= 1"),
+    ({"max_tokens": 2.5}, "max_tokens must be an integer >= 1"),
+    ({"top_p": 0.0}, r"top_p must be in \(0, 1\]"),
+    ({"top_p": 1.5}, r"top_p must be in \(0, 1\]"),
+    ({"seed": "7"}, "seed must be an integer or None"),
+])
+def test_sampling_a_real_engine_would_refuse_is_refused_at_build(sampling: dict,
+                                                                 message: str) -> None:
+    with pytest.raises(GraphError, match=message):
+        SamplingParams(**sampling)
+
+
+def test_messages_a_chat_template_cannot_render_are_refused() -> None:
+    wf = Workflow("m")
+    q = wf.input("q")
+    with pytest.raises(GraphError, match="'empty' has no messages"):
+        wf.llm([], name="empty")
+    with pytest.raises(GraphError, match="unknown message role 'narrator'"):
+        wf.llm([("narrator", q)], name="story")
+
+
+def test_a_bad_format_template_names_its_op() -> None:
+    wf = Workflow("f")
+    q = wf.input("q")
+    with pytest.raises(GraphError, match=r"format op 'greet': bad template '\{a'"):
+        wf.fmt("{a", name="greet", a=q)

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from experiments.cli import run_task
 from experiments.workflow_run import RunSettings, prompt_cache_namespace
-from helium_lab.run import run_task
 from tests.experiments.test_experiments import config
 
 BASE = ("backend=echo", "batch_size=2")

@@ -23,11 +23,11 @@ from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
 
+from experiments.cli import main, run_task
 from experiments.run_folder import RUN_FILES, RunFolder
 from helium_lab.errors import ConfigError
 from helium_lab.io import atomic_write_text, check_writable_file
 from helium_lab.processor.query_processor import QueryProcessor
-from helium_lab.run import main, run_task
 from tests.experiments.test_experiments import CONF, config
 
 ECHO = ("+experiment=debate", "backend=echo", "batch_size=2", "progress=false")
@@ -45,7 +45,7 @@ def hydra_cfg(*overrides: str) -> DictConfig:
 
 
 def run_main(run_dir: Path, *overrides: str) -> None:
-    """`helium_lab.run.main` in this process, as Hydra calls it, into `run_dir`."""
+    """`experiments.cli.main` in this process, as Hydra calls it, into `run_dir`."""
     cfg = hydra_cfg(*overrides)
     with open_dict(cfg):
         cfg.hydra.runtime.output_dir = str(run_dir)
@@ -261,6 +261,23 @@ def test_every_configuration_error_exits_2_naming_the_key(
 def test_a_bad_sweep_value_exits_2(tmp_path: Path) -> None:
     done = cli("-m", *ECHO, "system=helium,fastest", f"hydra.sweep.dir={tmp_path}")
     assert done.returncode == 2 and "system/fastest" in done.stderr
+
+
+def test_a_sweep_runs_every_point_and_names_the_failed_ones(tmp_path: Path) -> None:
+    done = cli("-m", *ECHO, "seed=-1,0", f"hydra.sweep.dir={tmp_path}")
+    assert done.returncode == 2, done.stderr
+    assert "1 sweep job(s) failed" in done.stderr and str(tmp_path / "0") in done.stderr
+    assert summary(tmp_path / "0")["status"] == "failed"
+    assert summary(tmp_path / "1")["status"] == "ok"  # the point after the bad one ran
+
+
+def test_a_sweep_goes_on_after_a_bug_and_exits_1(tmp_path: Path) -> None:
+    done = subprocess.run([sys.executable, "-c", BUGGY_RUN, "-m", *ECHO, "seed=0,1",
+                           f"hydra.sweep.dir={tmp_path}"],
+                          capture_output=True, text=True, timeout=180)
+    assert done.returncode == 1, done.stderr
+    assert "2 sweep job(s) failed" in done.stderr and "a bug" in done.stderr
+    assert [summary(tmp_path / d)["status"] for d in ("0", "1")] == ["failed", "failed"]
 
 
 BUGGY_RUN = """

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from hydra.errors import MissingConfigException
 
+from experiments.cli import run_task
 from helium_lab.errors import HeliumError
-from helium_lab.run import run_task
 from tests.experiments.test_experiments import EXPERIMENTS, config
 
 WORKFLOW_PRESETS = [e for e in EXPERIMENTS if config(e)["task"] == "workflow"]

@@ -121,7 +121,50 @@ def test_save_is_atomic(tmp_path, monkeypatch) -> None:
     with pytest.raises(OSError):
         cache.save()
     assert path.read_text() == before
-    assert [p.name for p in tmp_path.iterdir()] == ["store.json"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["store.json", "store.json.lock"]
+
+
+def test_two_runs_sharing_a_store_lose_nothing(tmp_path) -> None:
+    """Both load the same store, each adds its own entries, both save: the store has all."""
+    path = tmp_path / "store.json"
+    seed = PromptCache(path=path)
+    seed.put("old", "O")
+    seed.save()
+    a, b = PromptCache(path=path), PromptCache(path=path)
+    a.put("from_a", "A")
+    b.put("from_b", "B")
+    a.save()
+    b.save()
+    merged = PromptCache(path=path)
+    assert {k: merged.get(k) for k in ("old", "from_a", "from_b")} == {
+        "old": "O", "from_a": "A", "from_b": "B"}
+
+
+def test_a_conflicting_key_is_not_merged_back(tmp_path) -> None:
+    path = tmp_path / "store.json"
+    first = PromptCache(path=path)
+    first.put("k", "v1")
+    first.save()
+    second = PromptCache(path=path)
+    assert second.update([("k", "x"), ("k", "y")]) == 1  # the batch disagrees with itself
+    second.save()
+    assert PromptCache(path=path).get("k") is None
+
+
+def test_a_corrupt_store_is_backed_up_before_it_is_replaced(tmp_path) -> None:
+    path = tmp_path / "store.json"
+    path.write_text("{not json")
+    with pytest.warns(UserWarning, match="unreadable"):
+        cache = PromptCache(path=path)
+    cache.put("k", "v")
+    with pytest.warns(UserWarning, match=r"moved to .*store\.json\.corrupt"):
+        cache.save()
+    assert (tmp_path / "store.json.corrupt").read_text() == "{not json"
+    assert PromptCache(path=path).get("k") == "v"
+    path.write_text("{again")
+    with pytest.warns(UserWarning, match=r"store\.json\.corrupt\.1"):
+        cache.save()
+    assert (tmp_path / "store.json.corrupt.1").read_text() == "{again"
 
 
 def test_static_prefix_detection_threshold() -> None:

@@ -139,7 +139,9 @@ def test_a_version_1_store_is_reported_and_starts_cold(tmp_path: Path) -> None:
         cache = PromptCache(path=path)
     assert len(cache) == 0
     cache.put("k2", "v2")
-    cache.save()
+    with pytest.warns(UserWarning, match=r"moved to .*store\.json\.corrupt"):
+        cache.save()  # the old store is kept, not overwritten
+    assert json.loads((tmp_path / "store.json.corrupt").read_text())["version"] == 1
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert PromptCache(path=path).get("k2") == "v2"

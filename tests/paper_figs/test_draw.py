@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from experiments.paper import build_artifacts
-from paper_figs.drawers import draw
+from paper_figs.artifacts import draw
 from paper_figs.store import Results, Store
 from tests.paper_figs.fakes import fake_summary, write_run
 

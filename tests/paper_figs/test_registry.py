@@ -8,7 +8,6 @@ import pytest
 
 from experiments.paper import (
     ARTIFACT_NAMES,
-    PAPER,
     PROFILES,
     UnknownArtifactError,
     all_runs,
@@ -16,8 +15,9 @@ from experiments.paper import (
     resolve_names,
     trading_run,
 )
+from experiments.paper_numbers import PAPER
 from helium_lab.errors import ConfigError
-from paper_figs.drawers import DRAWERS
+from paper_figs.artifacts import DRAWERS
 
 
 @pytest.mark.parametrize("profile", PROFILES)

@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
+from experiments.compose import system_settings
 from helium_lab.config import PlannerSettings, SystemConfig
 from helium_lab.pipeline import plan_batch
 from helium_lab.processor import QueryProcessor
@@ -46,8 +46,7 @@ def tiny_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 
 def system(name: str) -> SystemConfig:
-    path = ROOT / "conf" / "system" / f"{name}.yaml"
-    return SystemConfig.from_dict(yaml.safe_load(path.read_text(encoding="utf-8")))
+    return system_settings(name)[0]
 
 
 def processor(workflow: str, system_name: str, tok: Any, *, batch_size: int = 2,

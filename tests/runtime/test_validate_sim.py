@@ -5,15 +5,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from experiments.compose import compose_once
 from experiments.validate_sim import run
-
-from .conftest import ROOT
 
 
 def test_validate_sim_reports_errors_per_workflow(tmp_path: Path) -> None:
-    import yaml
-
-    cfg = {"system": yaml.safe_load((ROOT / "conf/system/helium.yaml").read_text()),
+    cfg = {"system": compose_once(["system=helium"])["system"],
            "model": {"name": "tiny", "path": None},
            "engine": {"block_size": 32, "kv_capacity_tokens": 16384, "max_model_len": 2048},
            "batch_size": 2, "num_workers": 1, "seed": 0,

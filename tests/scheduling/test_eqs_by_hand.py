@@ -2,7 +2,7 @@
 
 Each expected number below is a literal computed in the comments, not by the code under
 test; `tokensteps.evaluate` (T(σ) for fixed orders) and the exact solver
-(`milp.solve_exact`, the optimum over all orders) must agree with them.
+(`exact.solve_exact`, the optimum over all orders) must agree with them.
 
 Notation: ω(v) tokens of a TRT node (a placeholder weighs its estimated length), u_p
 prefill (Eq. 1), u_d decode (Eq. 2), u = α(len_out·u_p + u_d) (Eq. 3), d = α·M·len_out
@@ -16,7 +16,7 @@ from collections.abc import Hashable, Sequence
 import pytest
 
 from helium_lab.cost import TokenStepCost
-from helium_lab.scheduling.milp import solve_exact
+from helium_lab.scheduling.exact import solve_exact
 from helium_lab.scheduling.tokensteps import CallInstance, evaluate
 from helium_lab.trt.tree import TemplatedRadixTree
 

@@ -203,7 +203,8 @@ def test_relocate_window_skips_only_infeasible_moves() -> None:
 
 
 def test_relocate_keeps_the_deadline_for_the_exact_solver() -> None:
-    """milp._heuristic bounds its incumbent search by time; a past deadline stops at once."""
+    """The exact solver's `heuristic_incumbent` bounds its search by time; a past deadline
+    stops at once."""
     rng = random.Random(0)
     makespan_calls = []
 
@@ -242,3 +243,15 @@ def test_refinement_uses_the_contexts_bound() -> None:
     sched = get_policy("helium")(dataclasses.replace(ctx, refine_max_evaluations=5))
     assert sched.stats["refine_max_evaluations"] == 5
     assert sched.stats["refine_evaluations"] == 5
+
+
+def test_every_dispatch_rule_is_named_once_and_unknown_names_are_refused() -> None:
+    from typing import get_args
+
+    from helium_lab.scheduling.dispatch import DISPATCH_RULES, dispatch_rule
+    from helium_lab.scheduling.schedule import Dispatch
+
+    assert set(DISPATCH_RULES) == set(get_args(Dispatch))
+    assert [r.name for r in DISPATCH_RULES.values() if r.holds_order] == ["strict"]
+    with pytest.raises(ValueError, match="unknown dispatch rule 'fifo'"):
+        dispatch_rule("fifo")

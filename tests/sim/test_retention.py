@@ -19,8 +19,7 @@ from sim.models import get_model
 from tests.sim.test_sim_kv_cache import req, run_alone
 
 HELIUM = SystemConfig.from_dict({"name": "helium", "policy": "helium", "router": "schedule",
-                                 "prewarm": True, "retain_prefixes": True,
-                                 "engine": {"queue_order": "priority"}})
+                                 "prewarm": True, "retain_prefixes": True})
 
 
 def _run(system: SystemConfig, kv_tokens: int) -> tuple[SimResult, Simulation, QueryProcessor]:

@@ -113,3 +113,29 @@ def test_table_cost_loads_and_reports_bad_files(tmp_path: Path) -> None:
     path.write_text("not json")
     with pytest.raises(SimError, match="not a cost table"):
         TableCost.load(path, "m", "h")
+
+
+def test_shapes_and_datasheets_are_the_run_config() -> None:
+    """The simulator reads the run's `model.shape` and `hardware:` blocks, so the command
+    line can change them; bad blocks are named by key."""
+    from experiments.compose import compose_once
+    from experiments.workflow_run import RunSettings
+    from sim.session import SimSettings, engine_config
+
+    def capacity(*overrides: str) -> int:
+        cfg = compose_once(["+experiment=debate", *overrides])
+        run = RunSettings.from_cfg(cfg)
+        sim = SimSettings.from_dict(cfg["sim"], cfg["hardware"])
+        return engine_config(run.model, run.engine, sim.hardware).resolved_num_gpu_blocks
+
+    base = capacity()
+    assert base * 16 == kv_capacity_tokens(QWEN8, NVL)
+    assert capacity("model.shape.num_layers=72") < base * 0.55  # twice the KV per token
+    assert capacity("hardware=h100-sxm") * 16 == kv_capacity_tokens(QWEN8, SXM)
+    assert capacity("hardware.memory_mib=81559") * 16 == kv_capacity_tokens(QWEN8, SXM)
+    with pytest.raises(SimError, match=r"model.shape.num_layers must be a positive integer"):
+        capacity("model.shape.num_layers=0")
+    with pytest.raises(SimError, match=r"model.shape: unknown key\(s\) \['layers'\]"):
+        capacity("+model.shape.layers=3")
+    with pytest.raises(SimError, match=r"hardware.peak_flops must be a positive number"):
+        capacity("hardware.peak_flops=-1")

@@ -9,8 +9,8 @@ import simpy
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from helium_lab.backend import Engine
 from helium_lab.processor.calls import CallRecord, CallResult, LLMCall, synthetic_output
-from helium_lab.processor.engine import Engine
 from helium_lab.tokenizer import SyntheticTokenizer, synthetic_text
 from sim.config import EngineConfig
 from sim.cost_model import ConstantCost

@@ -100,3 +100,20 @@ def test_cli_as_a_process_exits_2_without_hanging(tmp_path: Path) -> None:
                           timeout=60, cwd=Path(__file__).parents[2])
     assert proc.returncode == 2
     assert "bad.jsonl:1: not valid JSON" in proc.stderr
+
+
+@pytest.mark.parametrize("path", FIXTURES, ids=lambda p: p.stem)
+def test_cli_replays_a_recorded_trace_with_its_own_settings(
+        path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([str(path)]) == 0
+    got = [json.loads(line)["num_cached_tokens"]
+           for line in capsys.readouterr().out.splitlines()]
+    assert got == [r["num_cached_tokens"] for r in json.loads(path.read_text())["requests"]]
+
+
+def test_cli_says_which_setting_a_jsonl_trace_lacks(tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    trace = tmp_path / "t.jsonl"
+    trace.write_text(json.dumps({"prompt_token_ids": [1, 2], "output_token_ids": [3]}) + "\n")
+    assert main([str(trace), "--block-size", "16"]) == 2
+    assert "--num-gpu-blocks is required" in capsys.readouterr().err

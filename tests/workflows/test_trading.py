@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
+from experiments.cli import run_task
 from helium_lab.dsl import BoundGraph, InputOp, LLMOp, Msg, Ref
 from helium_lab.optimizer.cse import cse
 from helium_lab.prompt import Static, segments
-from helium_lab.run import run_task
 from helium_lab.tokenizer import SyntheticTokenizer
 from helium_lab.workflows import make_workload
 from helium_lab.workflows.trading import PERSONAS

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from helium_lab.errors import ConfigError
+from helium_lab.errors import ConfigError, HeliumError
 from helium_lab.workflows import make_workload
 from helium_lab.workflows.datasets import load_amazon, load_mmlu, load_tatqa
 
@@ -123,3 +124,15 @@ def test_amazon_errors_name_the_file(tmp_path: Path) -> None:
     write_amazon(path, {"X": 5})
     with pytest.raises(ConfigError, match=r"reviews\.jsonl: only 0 items with >= 60 reviews"):
         make_workload("iterative", batch_size=1, dataset_path=str(path))
+
+
+@pytest.mark.parametrize(("loader", "name"), [
+    (lambda p: load_mmlu(p, 1), "mmlu.csv"),
+    (lambda p: load_tatqa(p, 1, 1), "tatqa.json"),
+    (lambda p: load_amazon(p, 1, 1, 1), "reviews.jsonl"),
+])
+def test_a_binary_dataset_file_is_named(loader: Any, name: str, tmp_path: Path) -> None:
+    path = tmp_path / name
+    path.write_bytes(bytes(range(256)) * 4)
+    with pytest.raises(HeliumError, match=str(path)):
+        loader(path)

@@ -1,4 +1,4 @@
-"""The exact solver of Eq. 5 (helium_lab/scheduling/milp.py) against brute force."""
+"""The exact solver of Eq. 5 (helium_lab/scheduling/exact/) against brute force."""
 
 from __future__ import annotations
 
@@ -13,8 +13,11 @@ import numpy as np
 import pytest
 
 from helium_lab.cost import TokenStepCost
-from helium_lab.scheduling import milp
-from helium_lab.scheduling.milp import solve_exact
+from helium_lab.scheduling.exact import MilpResult, solve_exact
+from helium_lab.scheduling.exact.branch_and_bound import SingleWorkerBnB
+from helium_lab.scheduling.exact.incumbent import canonical
+from helium_lab.scheduling.exact.instance import PreparedInstance
+from helium_lab.scheduling.exact.milp import build_model, run_milp, start_values
 from helium_lab.scheduling.tokensteps import CallInstance, evaluate
 from helium_lab.trt.tree import TemplatedRadixTree
 
@@ -83,7 +86,7 @@ def brute_force(inst: CallInstance, cost: TokenStepCost, workers: int) -> float:
 
 
 def check_result(inst: CallInstance, cost: TokenStepCost, workers: int,
-                 res: milp.MilpResult) -> None:
+                 res: MilpResult) -> None:
     """Orders hold every call once, respect dependencies, and evaluate() gives the makespan."""
     assert len(res.orders) == workers
     assert sorted(j for o in res.orders for j in o) == list(range(len(inst)))
@@ -122,14 +125,14 @@ def test_one_worker_matches_brute_force(i: int, method: str) -> None:
 def test_search_engines_without_a_good_incumbent(i: int) -> None:
     """Started from a poor order (topological by index), both searches reach the optimum."""
     inst, cost, opt = case(i)
-    d = milp._Data(inst, cost, 1)
+    d = PreparedInstance(inst, cost, 1)
     poor = [sorted(range(len(inst)), key=lambda j: (len(d.anc[j]), j))]
     ub = d.makespan(poor)
-    bnb = milp._SingleBnB(d, poor[0], ub, ub)
+    bnb = SingleWorkerBnB(d, poor[0], ub, ub)
     assert bnb.run(math.inf)
     assert bnb.best == pytest.approx(opt, rel=1e-9)
     assert bnb.root_bound <= opt * (1 + 1e-9)
-    status, orders, bound = milp._run_milp(d, ub, 0.0, None, 30.0)
+    status, orders, bound = run_milp(d, ub, 0.0, None, 30.0)
     assert status == "optimal" and orders is not None
     assert d.makespan(orders) == pytest.approx(opt, rel=1e-6)
     assert bound <= opt * (1 + 1e-6)
@@ -146,9 +149,9 @@ def test_two_workers_match_brute_force(seed: int) -> None:
     opt = brute_force(inst, cost, 2)
     assert res.makespan == pytest.approx(opt, rel=1e-9)
     # the MILP alone, from a poor incumbent (everything on worker 0, topological)
-    d = milp._Data(inst, cost, 2)
+    d = PreparedInstance(inst, cost, 2)
     ub = d.makespan([list(d.topo), []])
-    status, orders, _ = milp._run_milp(d, ub, 0.0, None, 30.0)
+    status, orders, _ = run_milp(d, ub, 0.0, None, 30.0)
     assert status == "optimal" and orders is not None
     assert d.makespan(orders) == pytest.approx(opt, rel=1e-6)
 
@@ -176,7 +179,7 @@ def test_three_identical_workers_symmetry_breaking() -> None:
 def test_interchangeable_queries(method: str) -> None:
     inst = random_instance(41, 2, 3, p_dep=1.0, symmetric=True)
     cost = TokenStepCost((8,))
-    d = milp._Data(inst, cost, 1)
+    d = PreparedInstance(inst, cost, 1)
     assert [len(o) for o in d.orbits] == [3]  # three interchangeable query blocks
     res = solve_exact(inst, cost, 1, time_limit_s=30, method=method)  # type: ignore[arg-type]
     assert res.status == "optimal"
@@ -188,13 +191,13 @@ def test_valid_inequalities_keep_the_optimum() -> None:
     """Every optimal schedule (after symmetry relabelling) satisfies the MILP's rows."""
     for i in range(len(CASES)):
         inst, cost, opt = case(i)
-        d = milp._Data(inst, cost, 1)
+        d = PreparedInstance(inst, cost, 1)
         scale = opt / 1000.0
-        model = milp._build(d, opt, scale, d.static_bound())
+        model = build_model(d, opt, scale, d.static_bound())
         for perm in itertools.permutations(range(len(inst))):
             if d.makespan([list(perm)]) > opt * (1 + 1e-12):
                 continue
-            x = milp._start_values(d, model, milp._canonical(d, [list(perm)]), scale)
+            x = start_values(d, model, canonical(d, [list(perm)]), scale)
             assert x is not None
             act = model.A.tocsr() @ x
             assert np.all(act >= model.row_lo - 1e-6) and np.all(act <= model.row_hi + 1e-6)
@@ -276,8 +279,8 @@ def test_scipy_fallback_without_highspy(monkeypatch: pytest.MonkeyPatch) -> None
         check_result(inst, cost, 1, res)
         assert res.makespan == pytest.approx(opt, rel=1e-9)
     inst, cost, _ = case(0)
-    d = milp._Data(inst, cost, 1)
+    d = PreparedInstance(inst, cost, 1)
     poor = [sorted(range(len(inst)), key=lambda j: (len(d.anc[j]), j))]
-    status, orders, _ = milp._run_milp(d, d.makespan(poor), 0.0, None, 30.0)
+    status, orders, _ = run_milp(d, d.makespan(poor), 0.0, None, 30.0)
     assert status == "optimal" and orders is not None
     assert d.makespan(orders) == pytest.approx(case(0)[2], rel=1e-6)

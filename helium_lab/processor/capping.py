@@ -6,14 +6,16 @@ their downstream prompts outgrow a tiny model's context). `CappedProcessor` wrap
 any backend sees it. The cap depends only on the call, so a capped workload is still one
 fixed workload: every system gets the same calls (outputs stay identical across systems),
 and the simulator and the real engines see the same lengths when both run the wrapped
-processor. Records report the generated (capped) lengths.
+processor. Records report the generated (capped) lengths. Every backend honours it: the
+real one inside its session (`runtime.open_session(max_output_tokens=...)`), the simulator
+and the echo backend through `experiments.workflow_run`.
 """
 
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Any
 
+from helium_lab.backend import Processor
 from helium_lab.errors import ConfigError
 from helium_lab.processor.calls import LLMCall
 from helium_lab.processor.proxy import ProcessorProxy
@@ -22,9 +24,9 @@ from helium_lab.processor.proxy import ProcessorProxy
 class CappedProcessor(ProcessorProxy):
     """A processor proxy whose calls generate at most `cap` tokens (`cap` >= 1)."""
 
-    def __init__(self, proc: Any, cap: int) -> None:
-        if cap < 1:
-            raise ConfigError(f"max_output_tokens must be >= 1, got {cap}")
+    def __init__(self, proc: Processor, cap: int) -> None:
+        if isinstance(cap, bool) or not isinstance(cap, int) or cap < 1:
+            raise ConfigError(f"max_output_tokens must be an integer >= 1, got {cap!r}")
         super().__init__(proc)
         self.cap = cap
 
@@ -33,6 +35,6 @@ class CappedProcessor(ProcessorProxy):
                 for c in calls]
 
 
-def capped(proc: Any, cap: int | None) -> Any:
+def capped(proc: Processor, cap: int | None) -> Processor:
     """`proc` itself without a cap, else wrapped in a `CappedProcessor`."""
     return proc if cap is None else CappedProcessor(proc, cap)

@@ -1,0 +1,93 @@
+"""sim_vs_real (ours): the simulator against real vLLM engines, read from a
+`validate_sim` run folder (never launched by paper_figs).
+"""
+
+from __future__ import annotations
+
+import json
+
+import matplotlib.pyplot as plt
+import numpy as np
+
+from paper_figs.common import verdict_claim
+from paper_figs.context import DrawContext
+
+
+def draw_sim_vs_real(ctx: DrawContext) -> None:
+    summary = None
+    if ctx.validation is not None:
+        try:
+            summary = json.loads((ctx.validation / "summary.json").read_text())
+        except (OSError, ValueError) as e:
+            ctx.section.notes.append(f"unreadable validation results in {ctx.validation}: {e}")
+        if summary is not None and summary.get("status", "ok") != "ok":
+            ctx.section.notes.append(f"validation run in {ctx.validation} failed: "
+                                     f"{summary.get('error')}")
+            summary = None
+    cols = ["workflow", "real_makespan_s", "sim_makespan_s", "makespan_rel_err",
+            "real_cached_tokens", "sim_cached_tokens", "cached_tokens_rel_err",
+            "cached_tokens_rel_err_real_outputs"]
+    if not summary or not summary.get("workflows"):
+        fig, ax = plt.subplots(figsize=(6, 2.5))
+        ax.axis("off")
+        ax.text(0.5, 0.5, "no validation results:\nrun `python -m helium_lab.run "
+                "+experiment=validate_sim`", ha="center", va="center", fontsize=11)
+        ctx.save(fig)
+        ctx.csv([], cols)
+        ctx.section.verdicts.append("NO DATA: no validation results: run `python -m "
+                                    "helium_lab.run +experiment=validate_sim` (needs vLLM)")
+        return
+    rows = []
+    for wf, r in summary["workflows"].items():
+        rows.append({"workflow": wf, "real_makespan_s": r.get("real_makespan_s"),
+                     "sim_makespan_s": r.get("sim_makespan_s"),
+                     "makespan_rel_err": r.get("makespan_rel_err"),
+                     "real_cached_tokens": (r.get("real") or {}).get("cached_tokens"),
+                     "sim_cached_tokens": (r.get("sim") or {}).get("cached_tokens"),
+                     "cached_tokens_rel_err": r.get("cached_tokens_rel_err"),
+                     "cached_tokens_rel_err_real_outputs":
+                         r.get("cached_tokens_rel_err_real_outputs")})
+    targets = summary.get("targets") or {}
+    fig, (ax_a, ax_b) = plt.subplots(1, 2, figsize=(11, 3.4))
+    names = [r["workflow"] for r in rows]
+    x = np.arange(len(names))
+    for off, key, name, color in ((-0.2, "real_makespan_s", "real vLLM", "#444444"),
+                                  (0.2, "sim_makespan_s", "simulator", "#d62728")):
+        ax_a.bar(x + off, [r[key] or 0.0 for r in rows], 0.4, label=name, color=color)
+    ax_a.set_xticks(x, names, rotation=20, fontsize=8)
+    ax_a.set_ylabel("Makespan (s)")
+    ax_a.set_title(f"(a) makespan ({summary.get('model')}, {summary.get('hardware')})",
+                   fontsize=10)
+    ax_a.legend(fontsize=8)
+    for off, key, name, color in (
+            (-0.27, "makespan_rel_err", "makespan", "#1f77b4"),
+            (0.0, "cached_tokens_rel_err", "cached tokens", "#2ca02c"),
+            (0.27, "cached_tokens_rel_err_real_outputs", "cached tokens, real outputs replayed",
+             "#98df8a")):
+        if all(r[key] is None for r in rows):
+            continue  # older validation runs have no replay
+        ax_b.bar(x + off, [100 * (r[key] or 0.0) for r in rows], 0.27, label=name, color=color)
+        if key in targets:
+            ax_b.axhline(100 * targets[key], color=color, ls="--", lw=0.8,
+                         label=f"target {name} {100 * targets[key]:g}%")
+    ax_b.set_xticks(x, names, rotation=20, fontsize=8)
+    ax_b.set_ylabel("|sim − real| / real (%)")
+    ax_b.set_title("(b) relative error", fontsize=10)
+    ax_b.legend(fontsize=7)
+    ctx.save(fig)
+    ctx.csv(rows, cols)
+    ctx.section.notes.append(f"validation results read from {ctx.validation} (made outside "
+                             "paper_figs on real engines; not version-checked)")
+    for key in ("makespan_rel_err", "cached_tokens_rel_err",
+                "cached_tokens_rel_err_real_outputs"):
+        errs = [r[key] for r in rows if r[key] is not None]
+        if not errs:
+            continue
+        worst = max(errs)
+        ctx.section.row(f"max {key} (%)", 100 * worst,
+                        f"target {100 * targets[key]:g}" if key in targets else "—")
+        if key in targets:
+            n_ok = sum(e <= targets[key] for e in errs)
+            ctx.section.verdicts.append(verdict_claim(
+                f"{key} within the {100 * targets[key]:g}% target", n_ok == len(errs),
+                f"{n_ok}/{len(errs)} workflows; worst {100 * worst:.1f}%"))

@@ -1,0 +1,125 @@
+"""The mock OpenAI-compatible server, run in a separate process.
+
+Contract: `mock_server()` starts ``python -m runtime.client_overhead --serve PID`` (the
+package's `__main__`, which calls `serve`) with the repository root as working directory
+and yields its base URL; the server answers ``POST .../chat/completions`` at once with a
+valid ``ChatCompletion`` of ``max_tokens`` / ``max_completion_tokens`` 4-character words
+(``/hold/<ms>/...``: after <ms> ms), and exits when its parent does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import re
+import select
+import subprocess
+import sys
+from collections.abc import Iterator
+
+from runtime.client_overhead.workloads import CHARS_PER_TOKEN, MODEL, REPO_ROOT
+
+_MAX_TOKENS_RE = re.compile(rb'"max(?:_completion)?_tokens"\s*:\s*(\d+)')
+_WORD = "tok "  # CHARS_PER_TOKEN characters: one word ≈ one token
+
+
+def completion_payload(n_tokens: int, prompt_bytes: int) -> bytes:
+    """A non-streaming chat.completion with `n_tokens` words of content."""
+    content = (_WORD * n_tokens)[:-1]
+    prompt_tokens = prompt_bytes // CHARS_PER_TOKEN
+    obj = {
+        "id": "chatcmpl-mock",
+        "object": "chat.completion",
+        "created": 1700000000,
+        "model": MODEL,
+        "choices": [{
+            "index": 0,
+            "message": {"role": "assistant", "content": content, "refusal": None},
+            "logprobs": None,
+            "finish_reason": "length",
+        }],
+        "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": n_tokens,
+                  "total_tokens": prompt_tokens + n_tokens},
+    }
+    return json.dumps(obj, separators=(",", ":")).encode()
+
+
+async def _handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    try:
+        while True:
+            head = await reader.readuntil(b"\r\n\r\n")
+            lines = head.split(b"\r\n")
+            method, path, _ = lines[0].split(b" ", 2)
+            length, close = 0, False
+            for line in lines[1:]:
+                key, _, value = line.partition(b":")
+                key = key.strip().lower()
+                if key == b"content-length":
+                    length = int(value)
+                elif key == b"connection" and value.strip().lower() == b"close":
+                    close = True
+            body = await reader.readexactly(length) if length else b""
+            if path.startswith(b"/hold/"):  # /hold/<ms>/...: answer late (pool benchmark)
+                await asyncio.sleep(int(path.split(b"/")[2]) / 1e3)
+            if method == b"POST" and path.split(b"?")[0].endswith(b"/chat/completions"):
+                m = _MAX_TOKENS_RE.search(body)
+                payload = completion_payload(int(m.group(1)) if m else 16, len(body))
+                status = b"200 OK"
+            else:
+                payload, status = b'{"error":"not found"}', b"404 Not Found"
+            writer.write(b"HTTP/1.1 " + status + b"\r\ncontent-type: application/json\r\n"
+                         b"content-length: " + str(len(payload)).encode() + b"\r\n\r\n"
+                         + payload)
+            await writer.drain()
+            if close:
+                break
+    except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError):
+        pass
+    finally:
+        writer.close()
+
+
+def serve(parent_pid: int) -> None:
+    """Server process: serve on a free port of 127.0.0.1, print the port, exit with the parent."""
+
+    async def main() -> None:
+        server = await asyncio.start_server(_handle, "127.0.0.1", 0, backlog=4096)
+        print(server.sockets[0].getsockname()[1], flush=True)
+        async with server:
+            while os.getppid() == parent_pid:  # orphaned (parent killed): stop
+                await asyncio.sleep(0.5)
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(main())
+
+
+@contextlib.contextmanager
+def mock_server(timeout_s: float = 60.0) -> Iterator[str]:
+    """Run the mock server in a child process; yields its base URL (``.../v1``).
+
+    The child is ``python -m runtime.client_overhead --serve`` (a plain subprocess, so this
+    works from any caller); it is terminated, then killed if need be, on every exit path."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "runtime.client_overhead", "--serve", str(os.getpid())],
+        cwd=REPO_ROOT, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
+    try:
+        assert proc.stdout is not None
+        ready, _, _ = select.select([proc.stdout], [], [], timeout_s)
+        line = proc.stdout.readline() if ready else ""
+        if not line.strip().isdigit():
+            raise RuntimeError(f"mock server did not start within {timeout_s} s "
+                               f"(exit code {proc.poll()})")
+        yield f"http://127.0.0.1:{int(line)}/v1"
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        if proc.stdout is not None:
+            proc.stdout.close()
+

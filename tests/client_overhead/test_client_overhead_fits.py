@@ -1,0 +1,108 @@
+"""The pure parts of `runtime.client_overhead` (fits and the orchestration keys): no mock
+server, no network, no client library. Kept out of tests/runtime, whose conftest skips
+every test there when vLLM is not installed."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+from runtime.client_overhead.fits import (
+    fit_sizes,
+    orchestration_keys,
+    pool_model_ms,
+    predict_sizes,
+    r2,
+)
+from runtime.client_overhead.pool import fit_pool
+from runtime.client_overhead.workloads import Point, Sample
+
+
+def test_fit_sizes_recovers_known_coefficients() -> None:
+    a, b, c = 3.9, 0.0208, 0.45
+    points = [{"prompt_kchars_per_call": p, "output_kchars_per_call": o,
+               "cpu_ms_per_call": a + b * p + c * o}
+              for p, o in itertools.product([0.8, 8.0, 32.0], [0.256, 2.048])]
+    f = fit_sizes(points)
+    assert f["a_ms"] == pytest.approx(a, abs=1e-4)
+    assert f["b_ms_per_prompt_kchar"] == pytest.approx(b, abs=1e-4)
+    assert f["c_ms_per_output_kchar"] == pytest.approx(c, abs=1e-4)
+    assert f["r2"] == 1.0
+    assert f["max_abs_residual_ms"] == pytest.approx(0.0, abs=1e-4)
+    assert f["points"] == 6
+    assert predict_sizes(f, 10.0, 1.0) == pytest.approx(a + 10 * b + c, abs=1e-3)
+
+
+def test_fit_sizes_on_point_summaries() -> None:
+    """The rows the grid writes (`Point.summary`) are what `fit_sizes` reads."""
+    rows = []
+    for p_tok, o_tok in itertools.product([200, 2000], [64, 512]):
+        pt = Point("httpx", p_tok, o_tok, "1")
+        p_ch, o_ch = 4 * p_tok + 70, 4 * o_tok  # content characters per call
+        ms = 1.5 + 0.1 * p_ch / 1e3 + 0.3 * o_ch / 1e3
+        pt.samples.append(Sample(cpu_s=100 * ms / 1e3, user_s=0.0, sys_s=0.0, wall_s=1.0,
+                                 calls=100, prompt_chars=100 * p_ch, output_chars=100 * o_ch,
+                                 pool_connections=1))
+        rows.append(pt.summary())
+    assert rows[0]["prompt_kchars_per_call"] == 0.87
+    f = fit_sizes(rows)
+    assert (f["a_ms"], f["b_ms_per_prompt_kchar"], f["c_ms_per_output_kchar"]) == \
+        pytest.approx((1.5, 0.1, 0.3), abs=2e-3)  # summary() rounds cpu_ms to 4 decimals
+
+
+def test_fit_pool_recovers_known_coefficients() -> None:
+    c0, c_conn, c_idle, c_pair = 4.0, 0.3, 2.5, 0.012
+    points = [{"connections": n, "idle": i,
+               "pass_us": c0 + c_conn * n + c_idle * i + c_pair * n * i}
+              for n in (16, 64, 256, 1024) for i in (0, n // 2, n)]
+    f = fit_pool(points)
+    assert f["c0_us"] == pytest.approx(c0, abs=1e-3)
+    assert f["c_conn_us"] == pytest.approx(c_conn, abs=1e-4)
+    assert f["c_idle_us"] == pytest.approx(c_idle, abs=1e-4)
+    assert f["c_pair_us"] == pytest.approx(c_pair, abs=1e-6)
+    assert f["r2"] == 1.0
+    assert f["max_rel_residual"] == pytest.approx(0.0, abs=1e-4)
+    stats = {"pool_passes_per_call": 2.0, "pool_mean_connections": 10.0,
+             "pool_mean_idle": 4.0, "pool_mean_conn_x_idle": 40.0}
+    per_pass_us = c0 + c_conn * 10 + c_idle * 4 + c_pair * 40
+    assert pool_model_ms(f, stats) == pytest.approx(2 * per_pass_us / 1e3, rel=1e-4)
+
+
+def test_r2() -> None:
+    import numpy as np
+
+    y = np.array([1.0, 2.0, 3.0])
+    assert r2(y, y) == 1.0
+    assert r2(y, np.full(3, 2.0)) == 0.0
+    assert r2(np.ones(3), np.zeros(3)) == 1.0  # constant data: defined as 1
+
+
+def test_orchestration_keys() -> None:
+    fits = {
+        "openai": {"a_ms": 3.902, "b_ms_per_prompt_kchar": 0.0208,
+                   "c_ms_per_output_kchar": 0.05},
+        "langgraph_mapred": {"a_ms": 5.84, "b_ms_per_prompt_kchar": 0.038,
+                             "c_ms_per_output_kchar": -0.01},  # below noise: 0
+    }
+    keys = orchestration_keys(fits)
+    assert set(keys) == set(fits)
+    for k in keys.values():
+        assert set(k) == {"client_call_s", "client_prompt_token_s", "client_output_token_s"}
+    # the values conf/system/client/asyncopenai.yaml holds (4 characters a token)
+    assert keys["openai"]["client_call_s"] == 0.003902
+    assert keys["openai"]["client_prompt_token_s"] == 8.32e-08
+    assert keys["openai"]["client_output_token_s"] == 2e-07
+    assert keys["langgraph_mapred"]["client_call_s"] == 0.00584
+    assert keys["langgraph_mapred"]["client_prompt_token_s"] == 1.52e-07
+    assert keys["langgraph_mapred"]["client_output_token_s"] == 0.0
+
+
+def test_orchestration_keys_match_the_recorded_report() -> None:
+    """The committed report's keys are what `orchestration_keys` gives for its fits."""
+    import json
+    from pathlib import Path
+
+    report = Path(__file__).resolve().parents[2] / "conf/orchestration/client_overhead.json"
+    data = json.loads(report.read_text())
+    assert orchestration_keys(data["size_fits"]) == data["orchestration_keys_this_machine"]
