@@ -161,12 +161,8 @@ class KVCacheManager:
         if hit.host_hashes:
             assert self.host is not None
             self.host.begin_load(hit.host_hashes)  # locked on the host, copied this step
-        missing = self.blocks_needed(num_slots) - len(req_blocks)
-        if missing > 0:
-            req_blocks.extend(self.pool.get_new_blocks(missing))
-        if self.enable_caching:
-            self._cache_blocks(req, min(num_slots, req.num_tokens))
-        self._sync(req)
+        grown = self._grow(req, num_slots)  # the hit is held; the rest fits (checked above)
+        assert grown
         return True
 
     def _grow(self, req: SimRequest, num_slots: int) -> bool:
