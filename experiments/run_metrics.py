@@ -21,6 +21,8 @@ SUMMED_STATS = ("num_preemptions", "evicted_blocks", "evicted_pinned_blocks", "n
 HOST_STATS = ("gpu_hit_tokens", "host_hit_tokens", "miss_tokens", "host_written_blocks",
               "host_write_skipped_blocks", "host_written_back_blocks", "host_loaded_blocks",
               "host_evicted_blocks")
+# Background-load counters (sim/host_loads.py), present only in the deferred load mode.
+LOAD_STATS = ("host_deferred_loaded_blocks", "host_prefetched_blocks", "host_loads_denied")
 
 
 def summarize(result: BackendResult, planned: Planned) -> dict[str, Any]:
@@ -67,5 +69,10 @@ def summarize(result: BackendResult, planned: Planned) -> dict[str, Any]:
         out["host_hit_rate"] = out["host_hit_tokens"] / looked if looked else 0.0
         out["host_load_s"] = sum(st.get("host_load_s", 0.0) for st in result.stats.values())
         out["host_stall_s"] = sum(st.get("host_stall_s", 0.0) for st in result.stats.values())
+        if any(LOAD_STATS[0] in st for st in result.stats.values()):
+            for key in LOAD_STATS:
+                out[key] = int(sum(st.get(key, 0) for st in result.stats.values()))
+            out["host_background_load_s"] = sum(st.get("host_background_load_s", 0.0)
+                                                for st in result.stats.values())
     out["engines"] = {str(w): st for w, st in sorted(result.stats.items())}
     return out

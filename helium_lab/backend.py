@@ -24,7 +24,7 @@ and decides *when* a call reaches its engine; an engine owns its queue and KV ca
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Generic, NamedTuple, Protocol, TypeVar
 
@@ -86,6 +86,12 @@ class Processor(Protocol):
 
     def prewarm_prompts(self) -> dict[int, list[tuple[int, ...]]]: ...
 
+    def step_graph_updates(self) -> list[dict[str, int]]:
+        """Agent step distances that changed since the last call, oldest first (KVFlow's
+        step graph, `helium_lab.processor.step_graph`; empty unless the system keeps
+        one). Drained: each update is returned once."""
+        ...
+
     def start(self) -> list[LLMCall]: ...
 
     def on_finished(self, result: CallResult) -> list[LLMCall]: ...
@@ -103,6 +109,10 @@ class Engine(Protocol):
 
     def prewarm(self, prompt_ids: tuple[int, ...]) -> None:
         """Prefill `prompt_ids` into the prefix cache (proactive KV caching), no output."""
+
+    def update_step_graph(self, steps: Mapping[str, int]) -> None:
+        """A hint: each agent's steps to execution (KVFlow's `/update`); engines that
+        don't use it ignore it."""
 
     def stats(self) -> dict[str, float]:
         """Cumulative counters: prefix-cache queries/hits, preemptions, ... (names as in
@@ -147,7 +157,12 @@ class RunLedger(Generic[E]):
         return self.engines[worker]
 
     def submitted(self, calls: list[LLMCall]) -> list[tuple[E, LLMCall]]:
-        """Register calls the processor emitted; each with the engine it goes to."""
+        """Register calls the processor emitted; each with the engine it goes to. Step
+        graph updates the processor made meanwhile go to every engine first (KVFlow's
+        client sends `/update` to all workers before the call it precedes)."""
+        for steps in self.proc.step_graph_updates():
+            for eng in self.engines:
+                eng.update_step_graph(steps)
         out = []
         for call in calls:
             engine = self.engine(call.worker, f"call {call.call_id}")

@@ -87,6 +87,7 @@ class SystemConfig:
     max_inflight_per_op: int | None = field(default=None, metadata={"min": 1})
     discipline: str = "ready"
     agent_capacity: int | None = field(default=None, metadata={"min": 1})
+    step_graph: bool = False
     orchestration: Mapping[str, Any] = field(default_factory=dict)
     description: str = ""
 
@@ -113,7 +114,8 @@ class SystemConfig:
         return ProcessorConfig(self.router, self.max_inflight_per_worker,
                                self.max_inflight_total, self.max_inflight_per_op,
                                self.prewarm and "static_prefix" in self.passes, namespace,
-                               self.retain_prefixes, self.discipline, self.agent_capacity)
+                               self.retain_prefixes, self.discipline, self.agent_capacity,
+                               self.step_graph)
 
 
 @dataclass(frozen=True)
@@ -181,7 +183,15 @@ class EngineSettings:
     `host_kv_tokens` and `host_kv_ratio` are null. `host_kv_ratio` sizes it as SGLang's
     `hicache_ratio` (x the GPU KV pool; SGLang's default 2.0), `host_kv_tokens` sets it
     (as `hicache_size`, which overrides the ratio). `host_kv_write_policy`: SGLang's
-    `hicache_write_policy` (default `write_through`)."""
+    `hicache_write_policy` (default `write_through`). `host_kv_load`: `inline` (SGLang:
+    a host hit is loaded in the step that admits it) or `deferred` (KVFlow's fork: it is
+    loaded beside the forward passes while its request waits; sim/host_loads.py).
+    `host_kv_prefetch_steps`: KVFlow's prefetch (`load_ahead_step`): on each step-graph
+    update, load back the host-only prefixes of agents at most this many steps from
+    running (needs `host_kv_load: deferred` and a system with `step_graph: true`).
+
+    `prewarm_pin` (simulator): how a prewarmed static prefix is kept: `soft` (Helium's
+    proactive KV cache: evicted last) or `none` (cached like any prefix)."""
 
     block_size: int = field(default=16, metadata={"min": 1})
     max_num_seqs: int = field(default=1024, metadata={"min": 1})
@@ -194,6 +204,9 @@ class EngineSettings:
     host_kv_tokens: int | None = field(default=None, metadata={"min": 1})
     host_kv_ratio: float | None = None
     host_kv_write_policy: str = "write_through"
+    host_kv_load: Literal["inline", "deferred"] = "inline"
+    host_kv_prefetch_steps: int | None = field(default=None, metadata={"min": 0})
+    prewarm_pin: Literal["soft", "none"] = "soft"
 
     @property
     def host_tier(self) -> bool:
@@ -225,6 +238,13 @@ class EngineSettings:
                               f"one block ({cfg.block_size} tokens)")
         if cfg.host_kv_ratio is not None and cfg.host_kv_ratio <= 0:
             raise ConfigError(f"{where}.host_kv_ratio must be > 0, got {cfg.host_kv_ratio}")
+        if cfg.host_kv_load == "deferred" and not cfg.host_tier:
+            raise ConfigError(f"{where}.host_kv_load=deferred loads from a host KV tier, but "
+                              f"{where}.host_kv_tokens and {where}.host_kv_ratio are null")
+        if cfg.host_kv_prefetch_steps is not None and cfg.host_kv_load != "deferred":
+            raise ConfigError(f"{where}.host_kv_prefetch_steps={cfg.host_kv_prefetch_steps} "
+                              f"prefetches with background loads: set {where}.host_kv_load="
+                              "deferred")
         if cfg.host_tier and not cfg.enable_prefix_caching:
             key = "host_kv_tokens" if cfg.host_kv_tokens is not None else "host_kv_ratio"
             raise ConfigError(f"{where}.{key}: a host KV tier needs prefix caching, but "

@@ -28,7 +28,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -89,6 +89,10 @@ def engine_args(info: ModelInfo, settings: EngineSettings, seed: int) -> dict[st
         key = "host_kv_tokens" if settings.host_kv_tokens is not None else "host_kv_ratio"
         raise ConfigError(f"engine.{key}: the host KV tier is simulated only (backend=sim); "
                           "set it to null for backend=vllm")
+    if settings.prewarm_pin != "soft":
+        raise ConfigError(f"engine.prewarm_pin={settings.prewarm_pin}: simulator only; the "
+                          "real engines keep prewarmed prefixes with runtime/pins.py (set it "
+                          "to soft for backend=vllm)")
     max_len = settings.max_model_len or min(info.max_position_embeddings, 2048)
     tokens = settings.kv_capacity_tokens or DEFAULT_KV_TOKENS
     if tokens < max_len:
@@ -243,6 +247,9 @@ class VllmEngine:
         prio = call.priority if self.settings.queue_order == "priority" else 0
         self._add(call.prompt_ids, call.output_tokens, prio,
                   _Live(call, submit_t, len(call.prompt_ids)))
+
+    def update_step_graph(self, steps: Mapping[str, int]) -> None:
+        """Ignored: stock vLLM has no use for KVFlow's step graph (no host KV tier)."""
 
     def prewarm(self, prompt_ids: tuple[int, ...]) -> None:
         """Prefill `prompt_ids` (max_tokens=1) and pin its full blocks; skipped if pinned."""

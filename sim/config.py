@@ -6,9 +6,10 @@ from dataclasses import dataclass
 
 from helium_lab.config import QUEUE_ORDERS
 from sim.errors import SimError
+from sim.host_loads import LOAD_MODES
 from sim.host_tier import HostTierConfig
 
-PIN_MODES = ("soft", "hard")
+PIN_MODES = ("soft", "hard", "none")
 HARD_PIN_FRACTION = 0.5  # runtime/pins.py: pins hold at most this share of the KV blocks
 
 
@@ -25,9 +26,16 @@ class EngineConfig:
     modelled here: pinned blocks are evicted last, re-warmed when lost) or `hard` (what
     `runtime/pins.py` does to stock vLLM: a finished prewarm's full blocks keep an extra
     reference, never evicted, while all pins fit in `HARD_PIN_FRACTION` of the blocks;
-    used to validate against the real engines).
+    used to validate against the real engines) or `none` (prefilled once, then cached
+    like any prefix: KVFlow with its holding off).
 
     `host_tier`: a second KV level in host memory (sim/host_tier.py); None = none.
+    `host_load`: how host hits reach the GPU: `inline` (loaded in the admitting step,
+    overlapped layer by layer: SGLang's HiCache) or `deferred` (loaded beside the forward
+    passes while the request waits: KVFlow's fork, sim/host_loads.py).
+    `prefetch_steps`: KVFlow's prefetch (`load_ahead_step`): on a step-graph update, the
+    host-only blocks of the prefixes matched by agents at most this many steps from
+    running load back (needs `host_load="deferred"`); None = no prefetch.
     """
 
     num_gpu_blocks: int | None = None
@@ -40,6 +48,8 @@ class EngineConfig:
     max_model_len: int = 40_960
     pin_mode: str = "soft"
     host_tier: HostTierConfig | None = None
+    host_load: str = "inline"
+    prefetch_steps: int | None = None
 
     def __post_init__(self) -> None:
         if (self.num_gpu_blocks is None) == (self.kv_capacity_tokens is None):
@@ -56,6 +66,15 @@ class EngineConfig:
         if self.pin_mode not in PIN_MODES:
             raise SimError(f"EngineConfig: unknown pin_mode {self.pin_mode!r}; "
                            f"choose one of {', '.join(PIN_MODES)}")
+        if self.host_load not in LOAD_MODES:
+            raise SimError(f"EngineConfig: unknown host_load {self.host_load!r}; "
+                           f"choose one of {', '.join(LOAD_MODES)}")
+        if self.prefetch_steps is not None and (self.prefetch_steps < 0
+                                                or self.host_load != "deferred"
+                                                or self.host_tier is None):
+            raise SimError("EngineConfig: prefetch_steps must be >= 0 and needs a host tier "
+                           f"with host_load='deferred' (got {self.prefetch_steps}, "
+                           f"{self.host_load!r})")
         if self.host_tier is not None and not self.enable_prefix_caching:
             raise SimError("EngineConfig: a host KV tier (host_tier) needs "
                            "enable_prefix_caching")

@@ -12,7 +12,7 @@ Implements `helium_lab.backend.Engine` (submit / prewarm / stats).
 from __future__ import annotations
 
 import bisect
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Mapping
 from itertools import accumulate
 from typing import Any
 
@@ -62,7 +62,7 @@ class SimEngine:
         self.host: HostTier | None = None
         if config.host_tier is not None:
             self.host = HostTier(config.host_tier, config.block_size)
-            self.kv.attach_host(self.host)
+            self.kv.attach_host(self.host, deferred=config.host_load == "deferred")
         self.scheduler = Scheduler(config, self.kv, make_queue(config.queue_order))
         self.timeseries: list[IterationSample] = []
         self.num_finished = 0
@@ -72,6 +72,9 @@ class SimEngine:
         self._pending_prewarms = 0
         self._prewarm_waiters: list[simpy.Event] = []
         self._hit_mark = (0, 0, 0)  # lookup counters at the last recorded step
+        # KVFlow's `agent_to_last_nodes`: per agent (op), the deepest prefixes its requests
+        # matched, by last hash (none an ancestor of another)
+        self._agent_chains: dict[str, dict[bytes, tuple[bytes, ...]]] = {}
         self._wakeup = env.event()
         self._proc = env.process(self._run())
 
@@ -89,16 +92,56 @@ class SimEngine:
                            f"{len(ids)} tokens, {call.output_tokens} needed")
         req = self._new_request(call.prompt_ids, ids, call.priority, call, text)
         req.submit_t = self.env.now if submit_t is None else submit_t
+        if self.config.prefetch_steps is not None:
+            self._remember_chain(call.op, self.kv.matched_chain(req))
         if self.config.enable_prefix_caching:
             for n in call.retain:  # proactive KV: keep what a later call will extend
                 self.kv.pin_request_prefix(req, n)
         self.scheduler.add(req)
         self._wake()
 
+    def update_step_graph(self, steps: Mapping[str, int]) -> None:
+        """KVFlow's prefetch on an `/update` (`DispatchLoadTasks`): for d = 0 ..
+        `prefetch_steps`, the agents d steps from running (by name), each prefix their
+        requests matched: its host-only blocks load back beside the forward passes. The
+        first load that does not fit ends the round. Ignored without `prefetch_steps`."""
+        ahead, loads = self.config.prefetch_steps, self.kv.loads
+        if ahead is None or loads is None:
+            return
+        self._prefetch(ahead, steps)
+        for done in loads.take_started():
+            self.env.process(self._wake_at(done))
+
+    def _prefetch(self, ahead: int, steps: Mapping[str, int]) -> None:
+        for d in range(ahead + 1):
+            for agent in sorted(a for a, s in steps.items() if s == d):
+                for chain in self._agent_chains.get(agent, {}).values():
+                    if not self.kv.prefetch(chain, self.env.now):
+                        return
+
+    def _remember_chain(self, agent: str, chain: tuple[bytes, ...]) -> None:
+        """Record a matched prefix for `agent` as the fork's `_update_agent_to_last_nodes`
+        does: it replaces its deepest recorded ancestor, and is dropped if it is itself an
+        ancestor of one recorded."""
+        if not chain:
+            return
+        chains = self._agent_chains.setdefault(agent, {})
+        if chain[-1] in chains:
+            return
+        for h in reversed(chain[:-1]):
+            if h in chains:
+                del chains[h]
+                break
+        n, last = len(chain), chain[-1]
+        if any(len(c) > n and c[n - 1] == last for c in chains.values()):
+            return
+        chains[last] = chain
+
     def prewarm(self, prompt_ids: tuple[int, ...]) -> None:
-        """Soft-pin `prompt_ids`' full blocks and, unless they are all cached already,
-        prefill them with a max_tokens=1 request (Helium's proactive KV cache: evicted
-        prefixes are recomputed when prewarmed again). No-op without prefix caching."""
+        """Pin `prompt_ids`' full blocks as `pin_mode` says and, unless they are all cached
+        already, prefill them with a max_tokens=1 request (Helium's proactive KV cache:
+        evicted prefixes are recomputed when prewarmed again). No-op without prefix
+        caching."""
         full = len(prompt_ids) // self.config.block_size * self.config.block_size
         if not self.config.enable_prefix_caching or full == 0:
             return
@@ -109,7 +152,8 @@ class SimEngine:
                 self.num_prewarms_skipped += 1
                 return
         else:
-            self.kv.pin_prefix(prefix)
+            if self.config.pin_mode == "soft":
+                self.kv.pin_prefix(prefix)
             if self.kv.cached_prefix_tokens(prefix) >= full:
                 self.num_prewarms_skipped += 1
                 return
@@ -152,6 +196,7 @@ class SimEngine:
                 "gpu_hit_rate": hits / q if kv.num_queries else 0.0,
                 "host_hit_rate": host / q if kv.num_queries else 0.0,
                 **self.host.stats(),
+                **(self.kv.loads.stats() if self.kv.loads is not None else {}),
             })
         return st
 
@@ -200,9 +245,17 @@ class SimEngine:
                 continue
             t0 = self.env.now
             out = sched.schedule(t0)
+            loads = self.kv.loads
+            if loads is not None:
+                for end in loads.take_started():
+                    self.env.process(self._wake_at(end))
             if not out.requests:
                 if out.preempted:
                     continue  # a request preempted itself; vLLM runs an empty step
+                if loads is not None and (nxt := loads.next_done()) is not None:
+                    self._wakeup = self.env.event()  # every waiting request awaits a load
+                    yield self.env.timeout(nxt - t0) | self._wakeup
+                    continue
                 names = ", ".join(r.name for r in sched.waiting)
                 raise SimError(f"worker {self.worker}: engine stalled at t={t0:.6f}s with "
                                f"nothing schedulable (waiting: {names})")
@@ -216,6 +269,12 @@ class SimEngine:
             yield self.env.timeout(dt)
             for req in sched.update(out, self.env.now):
                 self._finish(req)
+
+    def _wake_at(self, t: float) -> Generator[simpy.Event, Any, None]:
+        """Wake the engine when a background load ends (it cuts a decode run at the step
+        in progress, where step-by-step scheduling would first see the loaded blocks)."""
+        yield self.env.timeout(t - self.env.now)
+        self._wake()
 
     def _decode_run(self, steps: int) -> Generator[simpy.Event, Any, None]:
         """Up to `steps` identical pure-decode steps as one timeout (the fast path).

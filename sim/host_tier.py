@@ -173,6 +173,21 @@ class HostTier:
         self.num_loaded += len(hashes)
         self._step_load_blocks += len(hashes)
 
+    def begin_background_load(self, hashes: Sequence[BlockHashT]) -> None:
+        """These host blocks are being copied to the GPU beside the forward passes
+        (sim/host_loads.py): locked on the host like `begin_load`, but the step pays no
+        transfer time."""
+        for h in hashes:
+            if h in self.lru:
+                del self.lru[h]
+                self.resident.add(h)
+        self.num_loaded += len(hashes)
+
+    @property
+    def block_transfer_s(self) -> float:
+        """Seconds to copy one block over the host<->GPU link."""
+        return self._block_s
+
     # -- time ----------------------------------------------------------------------------
 
     def step_time(self, compute_s: float) -> float:
@@ -212,10 +227,11 @@ class HostTier:
 
     # -- invariants ----------------------------------------------------------------------
 
-    def check_integrity(self, gpu_cached: Iterable[BlockHashT] = ()) -> None:
+    def check_integrity(self, gpu_cached: Iterable[BlockHashT] = (),
+                        loading: Iterable[BlockHashT] = ()) -> None:
         assert len(self) <= self.capacity, f"host holds {len(self)} > {self.capacity} blocks"
         assert not self.resident & self.lru.keys(), "hash both resident and host-only"
-        gpu = set(gpu_cached)
+        gpu = set(gpu_cached) | set(loading)
         assert self.resident <= gpu, "a resident host copy the GPU does not cache"
         assert not gpu & self.lru.keys(), "a host-only copy the GPU caches"
 

@@ -17,7 +17,9 @@ models simulated here):
 - With prefix caching off nothing is ever hashed or hit.
 - With a host tier (`attach_host`, sim/host_tier.py) the lookup continues past the GPU's
   cached blocks into the host's: `CacheHit.host_hashes` are loaded into fresh blocks by
-  `allocate_slots` (the same blocks a recompute would take), then cached as computed.
+  `allocate_slots` (the same blocks a recompute would take), then cached as computed. In
+  the `deferred` load mode (KVFlow, sim/host_loads.py) the scheduler instead starts a
+  background load of them (`loads`) and admits the request once they are GPU blocks.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ import numpy as np
 
 from sim.block_hash import BlockHasher
 from sim.block_pool import Block, BlockPool
+from sim.host_loads import BackgroundLoads
 from sim.host_tier import LOAD_BACK_THRESHOLD_TOKENS, HostTier
 from sim.request import SimRequest
 
@@ -74,18 +77,21 @@ class KVCacheManager:
         self.num_hits = 0
         self.num_host_hits = 0
         self.host: HostTier | None = None
+        self.loads: BackgroundLoads | None = None  # the deferred load mode's loads
         self.hard_pins: dict[tuple[int, ...], list[Block]] = {}  # prefix -> its blocks
         self.hard_pin_limit = 0  # most blocks all hard pins may hold (0: none)
         self._pin_on_free: dict[int, tuple[tuple[int, ...], int]] = {}
 
-    def attach_host(self, host: HostTier) -> None:
+    def attach_host(self, host: HostTier, *, deferred: bool = False) -> None:
         """Add a host KV tier (needs prefix caching): the pool reports to it what it caches
-        and evicts."""
+        and evicts. `deferred`: host hits load beside the forward passes (`loads`)."""
         if not self.enable_caching:
             raise ValueError("a host KV tier needs prefix caching")
         self.host = host
         self.pool.on_cached = host.on_cached
         self.pool.on_evicted = host.on_gpu_evicted
+        if deferred:
+            self.loads = BackgroundLoads(self.pool, host)
 
     # -- lookups -------------------------------------------------------------------------
 
@@ -114,6 +120,24 @@ class KVCacheManager:
         if not self.enable_caching:
             return 0
         return len(self._lookup(self.hasher.hashes(tokens))) * self.block_size
+
+    def matched_chain(self, req: SimRequest) -> tuple[bytes, ...]:
+        """Hashes of `req`'s prefix found on either tier now (its last one identifies it):
+        the chain KVFlow remembers for the request's agent. Read-only."""
+        hit = self.find_cached_prefix(req)
+        return tuple(b.block_hash for b in hit.blocks if b.block_hash is not None) + \
+            hit.host_hashes
+
+    def prefetch(self, chain: Sequence[bytes], now: float) -> bool:
+        """Start loading the host-only blocks that continue `chain`'s GPU-cached head
+        (none loading); False if they don't fit (KVFlow then stops prefetching)."""
+        assert self.loads is not None and self.host is not None
+        gpu = len(self._lookup(chain))
+        n = self.host.match(chain, gpu)
+        todo = [h for h in chain[gpu:gpu + n] if h not in self.loads.loading]
+        if not todo:
+            return True
+        return self.loads.start(now, todo, prefetch=True)
 
     def record_lookup(self, req: SimRequest, hit: CacheHit) -> None:
         """Count a lookup in the hit-rate stats (vLLM counts at admission only)."""
@@ -305,8 +329,10 @@ class KVCacheManager:
     def check_integrity(self) -> None:
         """Assert pool invariants and that each ref count equals its number of holders."""
         self.pool.check_integrity()
+        loading = self.loads.held_blocks() if self.loads is not None else []
         holders = Counter(b.block_id for blocks in [*self._blocks.values(),
-                                                    *self.hard_pins.values()] for b in blocks)
+                                                    *self.hard_pins.values(), *loading]
+                          for b in blocks)
         for blk in self.pool.blocks[1:]:
             assert blk.ref_cnt == holders[blk.block_id], (
                 f"{blk}: held by {holders[blk.block_id]} requests")

@@ -112,6 +112,8 @@ class Scheduler:
         it in order, a preempted request leaves it, admitted ones are appended, and
         admission runs only when the pass reached the end), so per request the step
         records only its context, plus (tokens, context) for the few non-decodes."""
+        if self.kv.loads is not None:
+            self.kv.loads.complete(now)
         budget = self.config.max_num_batched_tokens
         contexts: list[int] = []  # contexts[k]: running[k]'s context before its chunk
         prefills: dict[int, tuple[int, int]] = {}
@@ -214,6 +216,8 @@ class Scheduler:
             return 0
         head = self.waiting.peek()
         hit = self.kv.find_cached_prefix(head) if head.num_computed_tokens == 0 else NO_HIT
+        if hit.host_hashes and self.kv.loads is not None:
+            return 0  # deferred mode: admission passes it over (and may start a load)
         n = min(head.num_tokens - head.num_computed_tokens - hit.num_tokens, budget)
         if self.kv.fits(head, n, hit, full_sequence_must_fit=True):
             return 0
@@ -255,9 +259,19 @@ class Scheduler:
         if not len(self.waiting) or len(self.running) >= self.config.max_num_seqs:
             return budget
         self.waiting.begin_admission(self.kv)
+        loads = self.kv.loads
+        skipped: list[SimRequest] = []  # waiting on a background load (deferred mode)
         while budget > 0 and len(self.waiting) and len(self.running) < self.config.max_num_seqs:
             req = self.waiting.peek()
             hit = self.kv.find_cached_prefix(req) if req.num_computed_tokens == 0 else NO_HIT
+            if loads is not None and hit.host_hashes:
+                # KVFlow: a chain on the host starts loading (denied: retried next step),
+                # a chain loading waits; either way the request is passed over
+                todo = [h for h in hit.host_hashes if h not in loads.loading]
+                if todo:
+                    loads.start(now, todo, prefetch=False)
+                skipped.append(self.waiting.pop())
+                continue
             n = min(req.num_tokens - req.num_computed_tokens - hit.num_tokens, budget)
             if not self.kv.allocate_slots(req, n, hit, full_sequence_must_fit=True):
                 break
@@ -281,6 +295,8 @@ class Scheduler:
             contexts.append(computed)
             req.num_computed_tokens = computed + n
             budget -= n
+        for req in reversed(skipped):  # back at the head, in their order
+            self.waiting.prepend(req)
         return budget
 
     def _preempt(self, req: SimRequest) -> None:

@@ -87,6 +87,8 @@ def engine_config(model: ModelSettings, engine: EngineSettings, hardware: Hardwa
                                 block_size=engine.block_size)
     return EngineConfig(kv_capacity_tokens=kv, block_size=engine.block_size,
                         host_tier=host_tier_config(model, engine, hardware, kv),
+                        host_load=engine.host_kv_load, pin_mode=engine.prewarm_pin,
+                        prefetch_steps=engine.host_kv_prefetch_steps,
                         max_num_seqs=engine.max_num_seqs,
                         max_num_batched_tokens=engine.max_num_batched_tokens,
                         queue_order=engine.queue_order,

@@ -21,7 +21,9 @@ class ProcessorConfig:
     the same query extends (`LLMCall.retain`); only with the schedule's placement.
     `discipline`: when the client lets a ready call go (`discipline.py`: `ready`,
     `op_pipeline` for OpWise, `agent_servers` for AgentScope with `agent_capacity` slots
-    per agent server)."""
+    per agent server).
+    `step_graph`: keep KVFlow's agent step graph and report its changes
+    (`step_graph.py`) for the engines' prefetch."""
 
     router: str = "schedule"
     max_inflight_per_worker: int = 1024
@@ -32,6 +34,7 @@ class ProcessorConfig:
     retain_prefixes: bool = False
     discipline: str = "ready"
     agent_capacity: int | None = None
+    step_graph: bool = False
 
     def __post_init__(self) -> None:
         if self.router not in ROUTERS:

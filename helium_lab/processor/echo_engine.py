@@ -8,6 +8,7 @@ advances one unit per completion.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Mapping
 
 from helium_lab.backend import BackendResult, Processor, RunLedger
 from helium_lab.errors import HeliumError
@@ -32,6 +33,9 @@ class EchoEngine:
 
     def prewarm(self, prompt_ids: tuple[int, ...]) -> None:
         self.prewarmed.append(prompt_ids)
+
+    def update_step_graph(self, steps: Mapping[str, int]) -> None:
+        """Ignored: the echo engine has no cache."""
 
     def stats(self) -> dict[str, float]:
         return {"queued": float(len(self.queue))}

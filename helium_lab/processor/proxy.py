@@ -36,3 +36,6 @@ class ProcessorProxy:
 
     def prewarm_prompts(self) -> dict[int, list[tuple[int, ...]]]:
         return self.inner.prewarm_prompts()
+
+    def step_graph_updates(self) -> list[dict[str, int]]:
+        return self.inner.step_graph_updates()

@@ -34,6 +34,7 @@ from helium_lab.processor.calls import (
 from helium_lab.processor.config import ProcessorConfig
 from helium_lab.processor.discipline import make_discipline
 from helium_lab.processor.routing import make_router
+from helium_lab.processor.step_graph import StepGraph, StepTracker
 from helium_lab.prompt import Segment, Slot, Static, render, segments
 from helium_lab.scheduling.dispatch import dispatch_rule
 from helium_lab.scheduling.schedule import Schedule
@@ -100,6 +101,8 @@ class QueryProcessor:
         self._started = False
         self._prio: dict[CallKey, int] = {}
         self._issued: set[CallKey] = set()  # LLM calls this run will submit
+        self._steps: StepTracker | None = None
+        self._step_updates: list[dict[str, int]] = []
         self._reuse = (prefix_reuse(self.graph, self._segs)
                        if self.cfg.retain_prefixes and self.router is None else {})
 
@@ -119,6 +122,11 @@ class QueryProcessor:
         if self._rule.holds_order:
             self._strict = self._strict_orders(issued)
         self._prio = self._call_priorities(issued)
+        if self.cfg.step_graph:
+            runs: dict[str, int] = {}
+            for oid, _ in issued:
+                runs[oid] = runs.get(oid, 0) + 1
+            self._steps = StepTracker(StepGraph.of(self.graph), runs)
         for q in range(self.plan.size):
             for oid in self.graph.order:
                 key = (oid, q)
@@ -135,7 +143,7 @@ class QueryProcessor:
                                          else 0))
                 if self._missing[key] == 0:
                     self._resolve(key)
-        return self._dispatch()
+        return self._entered(self._dispatch())
 
     def on_finished(self, result: CallResult) -> list[LLMCall]:
         """Record a completed call, render what it unblocks, and return calls to submit."""
@@ -146,16 +154,22 @@ class QueryProcessor:
         self.records.append(CallRecord.of(call, result))
         if call.signature is not None:
             self.cache_updates.append((call.signature, result.output_text))
+        if self._steps is not None and (steps := self._steps.finished(call.op)) is not None:
+            self._step_updates.append(steps)
         self._complete(key, result.output_text)
         for gated in self.discipline.on_finished(key):
             self._missing[gated] -= 1
             if self._missing[gated] == 0:
                 self._resolve(gated)
-        return self._dispatch()
+        return self._entered(self._dispatch())
 
     @property
     def done(self) -> bool:
         return self._started and self._unvalued == 0
+
+    def step_graph_updates(self) -> list[dict[str, int]]:
+        updates, self._step_updates = self._step_updates, []
+        return updates
 
     def stuck(self) -> dict[str, list[CallKey]]:
         """Diagnostics: calls waiting for inputs, and queued calls not yet submitted."""
@@ -182,6 +196,14 @@ class QueryProcessor:
                 if ids not in out.setdefault(w, []):
                     out[w].append(ids)
         return out
+
+    def _entered(self, calls: list[LLMCall]) -> list[LLMCall]:
+        """Calls about to be sent: each item enters its agent (KVFlow's `node_started`)."""
+        if self._steps is not None:
+            for call in calls:
+                if (steps := self._steps.started(call.op)) is not None:
+                    self._step_updates.append(steps)
+        return calls
 
     # -- dataflow ------------------------------------------------------------------------
     def _needed_calls(self) -> set[CallKey]:

@@ -47,6 +47,9 @@ class _Proc:
     def prewarm_prompts(self) -> dict[int, list[tuple[int, ...]]]:
         return {0: [(1, 2)]}
 
+    def step_graph_updates(self) -> list[dict[str, int]]:
+        return []
+
 
 def test_cap_rewrites_only_long_calls() -> None:
     capped = CappedProcessor(_Proc(), 8)

@@ -68,6 +68,9 @@ class ChainProcessor:
     def done(self) -> bool:
         return self._finished == self.queries * self.length
 
+    def step_graph_updates(self) -> list[dict[str, int]]:
+        return []
+
     def prewarm_prompts(self) -> dict[int, list[tuple[int, ...]]]:
         if not self.prewarm:
             return {}
@@ -104,6 +107,9 @@ class BurstProcessor:
     @property
     def done(self) -> bool:
         return self.finished == self.n
+
+    def step_graph_updates(self) -> list[dict[str, int]]:
+        return []
 
     def prewarm_prompts(self) -> dict[int, list[tuple[int, ...]]]:
         return {}
