@@ -260,12 +260,18 @@ class Orchestration:
     `client_*`: the CPU the client program spends per call in its one Python thread
     (`sim/client.py`; measured, docs/client_overhead.md): a fixed part per call and parts
     per prompt and per output token. The simulator serializes it; a real backend pays it
-    for real, so there it is ignored."""
+    for real, so there it is ignored. `server_*`: the CPU of the OpenAI API server process
+    in front of the engines per request (`ServerCost` in `sim/client.py`; measured,
+    docs/server_overhead.md), serialized in one process for all workers (`shared`) or one
+    per worker (`per_worker`); also simulator only."""
 
     submit_overhead_s: float = 0.0
     client_call_s: float = 0.0
     client_prompt_token_s: float = 0.0
     client_output_token_s: float = 0.0
+    server_call_s: float = 0.0
+    server_prompt_token_s: float = 0.0
+    server_scope: Literal["shared", "per_worker"] = "shared"
 
     @staticmethod
     def from_dict(data: Mapping[str, Any], where: str = "system.orchestration") -> Orchestration:
@@ -273,7 +279,7 @@ class Orchestration:
         cfg = Orchestration(**data)
         check_types(cfg, where)
         for key in ("submit_overhead_s", "client_call_s", "client_prompt_token_s",
-                    "client_output_token_s"):
+                    "client_output_token_s", "server_call_s", "server_prompt_token_s"):
             v = getattr(cfg, key)
             if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0:
                 raise ConfigError(f"{where}.{key} must be a number >= 0, got {v!r}")

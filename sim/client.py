@@ -1,4 +1,5 @@
-"""The client process of a system that reaches its engines over HTTP, as a serial CPU.
+"""The client process of a system that reaches its engines over HTTP, and the engines'
+OpenAI API server process, each as a serial CPU.
 
 A baseline's client program (LangGraph's `abatch`, an asyncio OpenAI client, ...) runs in
 one Python process: building each request (framework bookkeeping, message conversion,
@@ -10,7 +11,16 @@ another, and completions wait their turn before the workflow sees them.
 `call_s / 2 + prompt_token_s * prompt tokens` before it leaves, a response
 `call_s / 2 + output_token_s * output tokens` before the processor learns of it. The
 constants are measured (docs/client_overhead.md); all zero (an in-process engine, Helium)
-means no client stage at all. Pure arithmetic on the simulated clock: deterministic.
+means no client stage at all.
+
+`ServerCost` is the same for the API server in front of the engines (vLLM's OpenAI server:
+HTTP parsing, chat template, tokenization, request bookkeeping, in one Python process): a
+request costs `call_s + prompt_token_s * prompt tokens` of that process's CPU before its
+engine sees it (measured, docs/server_overhead.md). `scope` says how many such processes
+there are: `shared` (helium_demo's vLLM runner: one API server holding every worker's
+engine) or `per_worker` (one server per engine: SGLang behind its router).
+
+Pure arithmetic on the simulated clock: deterministic.
 """
 
 from __future__ import annotations
@@ -44,11 +54,37 @@ class ClientCost:
         return self.call_s / 2 + self.output_token_s * output_tokens
 
 
-class ClientCPU:
-    """One client thread: work items run in arrival order, each for its cost."""
+SERVER_SCOPES = ("shared", "per_worker")
 
-    def __init__(self, cost: ClientCost) -> None:
-        self.cost = cost
+
+@dataclass(frozen=True)
+class ServerCost:
+    """Per-request CPU of the API server process before the engine, in seconds."""
+
+    call_s: float = 0.0
+    prompt_token_s: float = 0.0
+    scope: str = "shared"
+
+    def __post_init__(self) -> None:
+        for key in ("call_s", "prompt_token_s"):
+            if getattr(self, key) < 0:
+                raise SimError(f"server cost {key} must be >= 0, got {getattr(self, key)}")
+        if self.scope not in SERVER_SCOPES:
+            raise SimError(f"server cost scope {self.scope!r}: choose one of "
+                           f"{', '.join(SERVER_SCOPES)}")
+
+    @property
+    def active(self) -> bool:
+        return self.call_s > 0 or self.prompt_token_s > 0
+
+    def request_s(self, prompt_tokens: int) -> float:
+        return self.call_s + self.prompt_token_s * prompt_tokens
+
+
+class SerialCPU:
+    """One thread: work items run in arrival order (callers submit in that order)."""
+
+    def __init__(self) -> None:
         self.free_at = 0.0
 
     def run(self, now: float, work_s: float) -> float:
@@ -56,3 +92,11 @@ class ClientCPU:
         start = max(now, self.free_at)
         self.free_at = start + work_s
         return self.free_at
+
+
+class ClientCPU(SerialCPU):
+    """The client program's thread, with its per-call costs."""
+
+    def __init__(self, cost: ClientCost) -> None:
+        super().__init__()
+        self.cost = cost

@@ -14,6 +14,9 @@ The processor is a pure state machine (DESIGN.md); this driver owns time:
    first waits for the client thread to build it, and each completion for the thread to
    handle the response before the processor sees it; `makespan` runs to the last
    completion the processor saw.
+5. With a `ServerCost` (the OpenAI API server's serial CPU), a request that has crossed
+   the network waits for its server process (one for all workers, or one per worker) to
+   parse and tokenize it before its engine sees it.
 
 `simulate` runs one processor on fresh engines; a `Simulation` keeps its engines (and
 their prefix caches and pins) for further runs, e.g. Trading's warm-up day, then the
@@ -33,7 +36,7 @@ import simpy
 from helium_lab.backend import BackendResult, Processor, RunLedger
 from helium_lab.processor.calls import CallResult, LLMCall, synthetic_completion
 from helium_lab.tokenizer import SyntheticTokenizer, Tokenizer
-from sim.client import ClientCost, ClientCPU
+from sim.client import ClientCost, ClientCPU, SerialCPU, ServerCost
 from sim.config import EngineConfig
 from sim.cost_model import CostModel
 from sim.engine import OutputSource, SimEngine
@@ -64,7 +67,8 @@ class Simulation:
                  tokenizer: Tokenizer | None = None, submit_overhead_s: float = 0.0,
                  fast_decode: bool = True,
                  outputs: OutputSource = synthetic_completion,
-                 client: ClientCost | None = None) -> None:
+                 client: ClientCost | None = None,
+                 server: ServerCost | None = None) -> None:
         if submit_overhead_s < 0:
             raise SimError(f"submit_overhead_s must be >= 0, got {submit_overhead_s}")
         if not engines_config:
@@ -79,6 +83,10 @@ class Simulation:
         self.tokenizer = tokenizer or SyntheticTokenizer()
         self.overhead = submit_overhead_s
         self.client = ClientCPU(client) if client is not None and client.active else None
+        self.server = server if server is not None and server.active else None
+        n_servers = (0 if self.server is None else
+                     len(engines_config) if self.server.scope == "per_worker" else 1)
+        self.server_cpus = [SerialCPU() for _ in range(n_servers)]
         self.engines = [SimEngine(self.env, cfg, costs[w], self.tokenizer, self._on_finish,
                                   worker=w, fast_decode=fast_decode,
                                   outputs=outputs)
@@ -160,11 +168,15 @@ class _Run:
 
     def _dispatch(self, calls: list[LLMCall]) -> None:
         now = self.env.now
-        client = self.sim.client
+        client, server = self.sim.client, self.sim.server
         for engine, call in self.ledger.submitted(calls):
             delay = self.sim.overhead
             if client is not None:
                 delay += client.run(now, client.cost.request_s(call.prompt_tokens)) - now
+            if server is not None:  # arrivals come in dispatch order: FIFO holds
+                cpu = self.sim.server_cpus[call.worker if len(self.sim.server_cpus) > 1
+                                           else 0]
+                delay = cpu.run(now + delay, server.request_s(call.prompt_tokens)) - now
             if delay > 0:
                 self.env.process(self._deliver(engine, call, now, delay))
             else:

@@ -24,7 +24,7 @@ from helium_lab.config import (
 from helium_lab.errors import ConfigError
 from helium_lab.tokenizer import Tokenizer
 from sim.capacity import kv_capacity_tokens
-from sim.client import ClientCost
+from sim.client import ClientCost, ServerCost
 from sim.config import EngineConfig
 from sim.cost_model import CostModel, RooflineCost, TableCost
 from sim.driver import Simulation
@@ -157,4 +157,7 @@ def open_session(model: ModelSettings, engine: EngineSettings, num_workers: int,
                         orchestration.client_output_token_s)
     return Simulation([cfg] * num_workers, cost_model(model, sim), tokenizer=tokenizer,
                       submit_overhead_s=orchestration.submit_overhead_s,
-                      fast_decode=sim.fast_decode, client=client)
+                      fast_decode=sim.fast_decode, client=client,
+                      server=ServerCost(orchestration.server_call_s,
+                                        orchestration.server_prompt_token_s,
+                                        orchestration.server_scope))

@@ -88,6 +88,7 @@ class BurstProcessor:
     prompt_tokens: int
     output_tokens: int
     seed: int = 0
+    workers: int = 1
     finished: int = 0
 
     def start(self) -> list[LLMCall]:
@@ -95,7 +96,8 @@ class BurstProcessor:
         calls = []
         for i in range(self.n):
             prompt = (16 + i, *body)
-            calls.append(LLMCall(call_id=i, query=i, op="burst", worker=0, prompt_ids=prompt,
+            calls.append(LLMCall(call_id=i, query=i, op="burst", worker=i % self.workers,
+                                 prompt_ids=prompt,
                                  pieces=((len(prompt), False),),
                                  output_tokens=self.output_tokens, sampling=SamplingParams()))
         return calls

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from helium_lab.processor.calls import CallResult, LLMCall
-from sim.client import ClientCost
+from sim.client import ClientCost, ServerCost
 from sim.config import EngineConfig
 from sim.cost_model import ConstantCost
 from sim.driver import Simulation
@@ -71,3 +71,28 @@ def test_bad_orchestration_keys_are_refused_naming_the_key() -> None:
         Orchestration.from_dict({"client_call_s": -0.001})
     with pytest.raises(ConfigError, match=r"system\.orchestration\.client_output_token_s"):
         Orchestration.from_dict({"client_output_token_s": "abc"})
+
+
+def test_api_server_parses_requests_one_after_another_shared_or_per_worker() -> None:
+    # 4 calls of 10 prompt tokens over 2 workers; each costs the server 0.2 + 0.01 * 10 =
+    # 0.3 s after its 0.1 s transit. One server for both workers: they reach their engines
+    # at 0.4, 0.7, 1.0, 1.3; one server per worker: two at a time, 0.4, 0.4, 0.7, 0.7.
+    for scope, expected in (("shared", [0.4, 0.7, 1.0, 1.3]),
+                            ("per_worker", [0.4, 0.4, 0.7, 0.7])):
+        proc = BurstProcessor(n=4, prompt_tokens=10, output_tokens=1, workers=2)
+        sim = Simulation([BIG, BIG], STEP, submit_overhead_s=0.1,
+                         server=ServerCost(call_s=0.2, prompt_token_s=0.01, scope=scope))
+        res = sim.run(proc)
+        assert sorted(r.start_t for r in res.records) == pytest.approx(expected)
+
+
+def test_bad_server_cost_is_refused_naming_the_key() -> None:
+    from helium_lab.config import Orchestration
+    from helium_lab.errors import ConfigError
+
+    with pytest.raises(SimError, match="scope"):
+        ServerCost(call_s=0.1, scope="cluster")
+    with pytest.raises(ConfigError, match=r"system\.orchestration\.server_call_s"):
+        Orchestration.from_dict({"server_call_s": -0.001})
+    with pytest.raises(ConfigError, match=r"system\.orchestration\.server_scope"):
+        Orchestration.from_dict({"server_scope": "global"})
