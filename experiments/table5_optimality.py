@@ -27,7 +27,7 @@ from helium_lab.cost import TokenStepCost
 from helium_lab.errors import ConfigError
 from helium_lab.optimizer import OptimizerConfig, optimize
 from helium_lab.scheduling import PlanningContext, get_policy
-from helium_lab.scheduling.evaluation import token_steps
+from helium_lab.scheduling.evaluation import evaluate_schedule
 from helium_lab.scheduling.exact import solve_exact
 from helium_lab.scheduling.tokensteps import CallInstance
 from helium_lab.tokenizer import SyntheticTokenizer
@@ -58,7 +58,7 @@ def solve_instance(spec: dict[str, Any], methods: list[str], settings: PlannerSe
     steps: dict[str, float] = {}
     orders: dict[str, list[list[int]]] = {}
     for m in methods:
-        ev = token_steps(get_policy(m)(ctx), inst, cost)
+        ev = evaluate_schedule(get_policy(m)(ctx), inst, cost)
         steps[m], orders[m] = ev.makespan, ev.orders
     best = min(steps, key=steps.__getitem__)
     milp = solve_exact(inst, cost, 1, time_limit_s=time_limit_s, warm_start=orders[best],

@@ -5,7 +5,7 @@ For each workflow family (small batch, scaled-down parameters, outputs capped at
 
 - on real vLLM engines (`runtime.open_session`, the configured model: `tiny` on CPU), and
 - on `sim.Simulation` with the same engine settings, the same HF tokenizer and a
-  `TableCost` fitted to the same engine (`runtime.calibrate`; run first into the run
+  `FittedStepCost` fitted to the same engine (`runtime.calibrate`; run first into the run
   folder when `validate_sim.cost_table` is null),
 
 The simulated engines pin prewarmed prefixes as the real ones do (`pin_mode="hard"`,
@@ -132,7 +132,7 @@ def run(cfg: dict[str, Any], run_dir: Path) -> dict[str, Any]:
         max_len = min(engine.max_model_len or 2048, int(v.get("calibrate_max_len", 8192)))
         calibration = calibrate(model, Path(table), hardware, engine.block_size, max_len,
                                 quick=bool(v.get("calibrate_quick", False)))
-    cost = sim.TableCost.load(table, model.name, hardware)
+    cost = sim.FittedStepCost.load(table, model.name, hardware)
     workflows = v.get("workflows") or DEFAULT_WORKFLOWS
     repeats = int(v.get("real_repeats", 3))
     if repeats < 1:

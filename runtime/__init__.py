@@ -1,5 +1,5 @@
 """vLLM backend: real engines behind `helium_lab.backend.Session`, the tiny test model,
-and the calibration profiler for the simulator's `TableCost`.
+and the calibration profiler for the simulator's `FittedStepCost`.
 
     from runtime import open_session
     with open_session(ModelSettings("tiny"), EngineSettings(block_size=32), 1,

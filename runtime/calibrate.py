@@ -1,4 +1,4 @@
-"""Profile a real vLLM engine and fit the simulator's `TableCost` to it.
+"""Profile a real vLLM engine and fit the simulator's `FittedStepCost` to it.
 
     python -m runtime.calibrate --model tiny --out costs.json [--hardware cpu]
         [--model-path DIR] [--block-size 32] [--quick]
@@ -12,7 +12,7 @@ the plan shares it on purpose):
 
 and every engine step is recorded with its batch, as the simulator sees it (prefill chunks
 as (new tokens, context before), decode contexts) and its wall time around
-`LLMEngine.step()`. The five `TableCost` coefficients (`step_s`, `per_token_s`,
+`LLMEngine.step()`. The five `FittedStepCost` coefficients (`step_s`, `per_token_s`,
 `per_seq_s`, `per_attn_pair_s`, `per_kv_token_s`) are the non-negative least-squares fit
 of step time on (1, tokens, sequences, attention pairs, context tokens read) over all
 steps; `fit_r2` is the fit's R^2 on those steps. The entry for (model, hardware) in the

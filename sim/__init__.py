@@ -11,13 +11,27 @@ models (cost_model.py) over `get_model` / `get_hardware` shapes, `kv_capacity_to
 
 from sim.capacity import kv_capacity_tokens
 from sim.config import EngineConfig
-from sim.cost_model import BatchShape, ConstantCost, CostModel, RooflineCost, TableCost
+from sim.cost_model import BatchShape, ConstantCost, CostModel, FittedStepCost, RooflineCost
 from sim.driver import SimResult, Simulation, simulate
 from sim.engine import IterationSample, SimEngine
 from sim.errors import SimError
 from sim.hardware import get_hardware
 from sim.models import get_model
 
-__all__ = ["BatchShape", "ConstantCost", "CostModel", "EngineConfig", "IterationSample",
-           "RooflineCost", "SimEngine", "SimError", "SimResult", "Simulation", "TableCost",
-           "get_hardware", "get_model", "kv_capacity_tokens", "simulate"]
+__all__ = [
+           "BatchShape",
+           "ConstantCost",
+           "CostModel",
+           "EngineConfig",
+           "FittedStepCost",
+           "IterationSample",
+           "RooflineCost",
+           "SimEngine",
+           "SimError",
+           "SimResult",
+           "Simulation",
+           "get_hardware",
+           "get_model",
+           "kv_capacity_tokens",
+           "simulate",
+]

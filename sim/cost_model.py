@@ -31,7 +31,7 @@ quoted in PAPER.md §9; the paper's own latencies are never used):
   tokenization and queueing are outside the engine step; the driver's submit overhead
   models part of them).
 
-`ConstantCost` is the null model for tests; `TableCost` loads coefficients fitted to a
+`ConstantCost` is the null model for tests; `FittedStepCost` loads coefficients fitted to a
 real engine's measurements (see its docstring for the JSON format).
 """
 
@@ -235,7 +235,7 @@ TABLE_COEFFS = ("step_s", "per_token_s", "per_seq_s", "per_attn_pair_s", "per_kv
 
 
 @dataclass(frozen=True)
-class TableCost:
+class FittedStepCost:
     """Linear model fitted to a real engine (`runtime/` calibration), loaded from JSON.
 
     step_time = step_s + per_token_s * tokens + per_seq_s * sequences
@@ -253,7 +253,7 @@ class TableCost:
     per_kv_token_s: float
 
     @classmethod
-    def load(cls, path: str | Path, model: str, hardware: str) -> TableCost:
+    def load(cls, path: str | Path, model: str, hardware: str) -> FittedStepCost:
         try:
             doc = json.loads(Path(path).read_text(encoding="utf-8"))
             entries = doc["entries"]

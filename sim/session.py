@@ -5,7 +5,7 @@
 One `SimEngine` per worker, all with the same `EngineConfig`: the KV capacity is the
 engine setting if given, else derived from the model's and hardware's memory the way vLLM
 sizes it (`capacity.py`). The cost model is the roofline for (model, hardware) or a
-profiled table (`TableCost`) fitted to a real engine.
+profiled table (`FittedStepCost`) fitted to a real engine.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from helium_lab.tokenizer import Tokenizer
 from sim.capacity import kv_capacity_tokens
 from sim.client import ClientCost, ServerCost
 from sim.config import EngineConfig
-from sim.cost_model import CostModel, RooflineCost, TableCost
+from sim.cost_model import CostModel, FittedStepCost, RooflineCost
 from sim.driver import Simulation
 from sim.errors import SimError
 from sim.hardware import GIB, Hardware, get_hardware, hardware_from_dict
@@ -141,7 +141,7 @@ def check_host_memory(cfg: EngineConfig, num_workers: int, hardware: Hardware,
 def cost_model(model: ModelSettings, settings: SimSettings) -> CostModel:
     if settings.cost_model == "table":
         assert settings.cost_table is not None
-        return TableCost.load(settings.cost_table, model.name, settings.hardware.name)
+        return FittedStepCost.load(settings.cost_table, model.name, settings.hardware.name)
     return RooflineCost(model_shape(model), settings.hardware)
 
 

@@ -19,7 +19,7 @@ from helium_lab.optimizer import OptimizerConfig, PromptCache, optimize
 from helium_lab.processor import ProcessorConfig, QueryProcessor, run_echo
 from helium_lab.prompt import Slot, segments
 from helium_lab.scheduling import POLICIES, PlanningContext, get_policy
-from helium_lab.scheduling.evaluation import token_steps
+from helium_lab.scheduling.evaluation import evaluate_schedule
 from helium_lab.scheduling.tokensteps import CallInstance
 from helium_lab.tokenizer import SyntheticTokenizer, synthetic_text
 from helium_lab.trt.build import operator_trt
@@ -118,7 +118,7 @@ def test_token_step_schedules_respect_dependencies_and_delays(wf, policy) -> Non
     plan = optimize(graph.compile(**batch), OptimizerConfig(prompt_cache=False), tokenizer=TOK)
     cost = TokenStepCost.uniform(1)
     inst = CallInstance.from_plan(plan, TOK)
-    ev = token_steps(get_policy(policy)(PlanningContext(plan, TOK, cost)), inst, cost)
+    ev = evaluate_schedule(get_policy(policy)(PlanningContext(plan, TOK, cost)), inst, cost)
     assert sorted(j for o in ev.orders for j in o) == list(range(len(inst)))
     for j, deps in enumerate(inst.deps):
         for i in deps:

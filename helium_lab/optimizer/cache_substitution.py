@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 from helium_lab.dsl.graph import BoundGraph, Graph
 from helium_lab.dsl.ops import CacheFetchOp, LambdaOp, LLMOp, Msg, OutputOp
-from helium_lab.evaluate import evaluate
+from helium_lab.op_value import op_value
 from helium_lab.optimizer.prompt_cache import PromptCache, lambda_signature, llm_signature
 
 
@@ -70,9 +70,9 @@ def substitute(bound: BoundGraph, cache: PromptCache, namespace: str) -> Substit
                 if got is not None:
                     hits += 1
                     fetched.setdefault(oid, {})[q] = got
-                value[oid] = got if got is not None else evaluate(op, q, bound, value.__getitem__)
+                value[oid] = got if got is not None else op_value(op, q, bound, value.__getitem__)
             else:
-                value[oid] = evaluate(op, q, bound, value.__getitem__)
+                value[oid] = op_value(op, q, bound, value.__getitem__)
     ops = dict(graph.ops)
     for oid, per_query in list(fetched.items()):
         if len(per_query) == bound.size:

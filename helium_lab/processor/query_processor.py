@@ -21,7 +21,7 @@ from dataclasses import dataclass, replace
 
 from helium_lab.dsl.graph import Graph
 from helium_lab.dsl.ops import LambdaOp, LLMOp, OutputOp
-from helium_lab.evaluate import evaluate
+from helium_lab.op_value import op_value
 from helium_lab.optimizer.cache_substitution import message_texts
 from helium_lab.optimizer.prompt_cache import lambda_signature, llm_signature
 from helium_lab.plan import Plan
@@ -238,7 +238,7 @@ class QueryProcessor:
         if isinstance(op, LLMOp):
             self._enqueue(op, q)
             return
-        value = evaluate(op, q, self.plan.bound, lambda d: self._values[(d, q)])
+        value = op_value(op, q, self.plan.bound, lambda d: self._values[(d, q)])
         if isinstance(op, LambdaOp) and op.cacheable:
             self.cache_updates.append((lambda_signature(op, [self._values[(a, q)]
                                                              for a in op.args]), value))

@@ -21,7 +21,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from helium_lab.cost import TokenStepCost
-from helium_lab.scheduling.tokensteps import CallInstance, Evaluation, evaluate, list_schedule
+from helium_lab.scheduling.tokensteps import (
+    CallInstance,
+    Evaluation,
+    evaluate_orders,
+    list_schedule,
+)
 
 if TYPE_CHECKING:
     from helium_lab.scheduling.schedule import Schedule
@@ -62,7 +67,7 @@ def _strict_orders(schedule: Schedule, inst: CallInstance, cost: TokenStepCost,
     orders: list[list[int]] = [[] for _ in range(schedule.num_workers)]
     for j in sorted(range(len(inst)), key=rank.__getitem__):
         orders[assign[j]].append(j)
-    return evaluate(inst, cost, orders)
+    return evaluate_orders(inst, cost, orders)
 
 
 def _list_by(key: Callable[[int], Rank] | Callable[[int], int]) -> Pick:

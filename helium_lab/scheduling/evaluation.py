@@ -8,7 +8,7 @@ from helium_lab.scheduling.schedule import Schedule
 from helium_lab.scheduling.tokensteps import CallInstance, Evaluation
 
 
-def token_steps(schedule: Schedule, inst: CallInstance, cost: TokenStepCost) -> Evaluation:
+def evaluate_schedule(schedule: Schedule, inst: CallInstance, cost: TokenStepCost) -> Evaluation:
     """Call-level orders the schedule induces, and their token steps.
 
     The schedule's dispatch rule (`helium_lab.scheduling.dispatch`) decides the orders.

@@ -46,7 +46,7 @@ from dataclasses import replace
 
 from helium_lab.scheduling.baselines import lspf
 from helium_lab.scheduling.context import PlanningContext
-from helium_lab.scheduling.evaluation import token_steps
+from helium_lab.scheduling.evaluation import evaluate_schedule
 from helium_lab.scheduling.partition import partition_workflow
 from helium_lab.scheduling.refine import EvaluationBudget, refine
 from helium_lab.scheduling.schedule import Partition, Schedule
@@ -337,10 +337,10 @@ def refined(ctx: PlanningContext, sched: Schedule, tok: Tokenizer) -> Schedule:
     the machine's speed (`refine_ms` is a measurement only)."""
     t0 = time.perf_counter()
     inst = CallInstance.from_plan(ctx.plan, tok)
-    base = token_steps(sched, inst, ctx.cost)
+    base = evaluate_schedule(sched, inst, ctx.cost)
     starts = [base.orders]
     assign = [sched.partition.worker_of(op, q) for op, q in inst.keys]
-    other = token_steps(replace(lspf(ctx), partition=sched.partition), inst, ctx.cost)
+    other = evaluate_schedule(replace(lspf(ctx), partition=sched.partition), inst, ctx.cost)
     if all(assign[j] == w for w, o in enumerate(other.orders) for j in o):
         starts.append(other.orders)
     budget = EvaluationBudget(ctx.refine_max_evaluations)

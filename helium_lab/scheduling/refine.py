@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable, Sequence
 
 from helium_lab.cost import TokenStepCost
-from helium_lab.scheduling.tokensteps import CallInstance, evaluate
+from helium_lab.scheduling.tokensteps import CallInstance, evaluate_orders
 
 # Default of `planner.refine_max_evaluations` (conf/config.yaml, PlannerSettings): every
 # Table 5 instance reaches its local optimum within 326 evaluations; at the 64-call limit
@@ -74,7 +74,7 @@ def _window(order: Sequence[int], deps: Sequence[int], users: Sequence[int]
 
 def _cost(inst: CallInstance, cost: TokenStepCost, orders: Sequence[Sequence[int]]) -> float:
     try:
-        return evaluate(inst, cost, orders).makespan
+        return evaluate_orders(inst, cost, orders).makespan
     except ValueError:  # a move put a call before one of its inputs
         return float("inf")
 

@@ -78,7 +78,7 @@ def earliest_times(orders: Sequence[Sequence[int]], deps: Sequence[Sequence[int]
 
     A call starts when its worker is free and every input has ended plus the delay of its
     producer's worker (Eq. 4), and runs for its usage after the previous call on its worker
-    (Eqs. 1-3). The one definition of T(σ): `evaluate` calls it with the cost model, the
+    (Eqs. 1-3). The one definition of T(σ): `evaluate_orders` calls it with the cost model, the
     exact solvers (`exact.instance`) with the same usages and delays tabulated.
     """
     n = len(deps)
@@ -114,7 +114,7 @@ def earliest_times(orders: Sequence[Sequence[int]], deps: Sequence[Sequence[int]
     return start, end
 
 
-def evaluate(inst: CallInstance, cost: TokenStepCost,
+def evaluate_orders(inst: CallInstance, cost: TokenStepCost,
              orders: Sequence[Sequence[int]]) -> Evaluation:
     """Earliest start times for fixed per-worker orders σ (Eq. 5's constraints) and T(σ)."""
     n = len(inst)

@@ -15,7 +15,7 @@ from statistics import fmean
 
 from helium_lab.dsl.graph import Graph
 from helium_lab.dsl.ops import CacheFetchOp, DataOp, InputOp, LambdaOp, LLMOp, Op
-from helium_lab.evaluate import evaluate
+from helium_lab.op_value import op_value
 from helium_lab.plan import Plan
 from helium_lab.prompt import Slot, segments
 from helium_lab.tokenizer import Tokenizer, token_count
@@ -116,7 +116,7 @@ def call_trt(plan: Plan, tokenizer: Tokenizer, queries: Iterable[int] | None = N
                 known[oid] = fetched
             elif not isinstance(op, LLMOp) and all(d in known for d in op.inputs()) and not (
                     isinstance(op, LambdaOp) and not op.deterministic):
-                known[oid] = evaluate(op, q, bound, known.__getitem__)
+                known[oid] = op_value(op, q, bound, known.__getitem__)
         for op in graph.llm_ops:
             if op.id in known:
                 continue

@@ -85,7 +85,7 @@ def test_fit_recovers_linear_costs_exactly(tmp_path: Path) -> None:
     update_table(table, {"model": "tiny", "hardware": "cpu", "coeffs": true, "fit_r2": 1.0})
     doc = json.loads(table.read_text())
     assert [(e["model"], e["hardware"]) for e in doc["entries"]] == [("m", "h"), ("tiny", "cpu")]
-    assert sim.TableCost.load(table, "tiny", "cpu") == sim.TableCost(*true.values())
+    assert sim.FittedStepCost.load(table, "tiny", "cpu") == sim.FittedStepCost(*true.values())
 
 
 def test_quick_calibration_of_the_tiny_engine(tmp_path: Path) -> None:
@@ -95,6 +95,6 @@ def test_quick_calibration_of_the_tiny_engine(tmp_path: Path) -> None:
     entry = calibrate(ModelSettings("tiny"), out, "cpu", quick=True)
     assert entry["fit_r2"] > 0.5 and entry["num_steps"] > 50
     assert "vLLM 0.32.0" in entry["source"]
-    cost = sim.TableCost.load(out, "tiny", "cpu")
+    cost = sim.FittedStepCost.load(out, "tiny", "cpu")
     one = cost.step_time(sim.BatchShape(prefills=((512, 0),)))
     assert 1e-4 < one < 1.0

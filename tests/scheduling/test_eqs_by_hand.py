@@ -1,7 +1,7 @@
 """Eqs. 1-5 (PAPER.md §4.1) worked by hand on tiny instances.
 
 Each expected number below is a literal computed in the comments, not by the code under
-test; `tokensteps.evaluate` (T(σ) for fixed orders) and the exact solver
+test; `tokensteps.evaluate_orders` (T(σ) for fixed orders) and the exact solver
 (`exact.solve_exact`, the optimum over all orders) must agree with them.
 
 Notation: ω(v) tokens of a TRT node (a placeholder weighs its estimated length), u_p
@@ -17,7 +17,7 @@ import pytest
 
 from helium_lab.cost import TokenStepCost
 from helium_lab.scheduling.exact import solve_exact
-from helium_lab.scheduling.tokensteps import CallInstance, evaluate
+from helium_lab.scheduling.tokensteps import CallInstance, evaluate_orders
 from helium_lab.trt.tree import TemplatedRadixTree
 
 Key = tuple[str, int]
@@ -79,16 +79,16 @@ def test_a_usage_eqs_2_3() -> None:
 
 def test_a_makespan_eq5() -> None:
     # σ = (a, c, b):  a: b=0,  c=0+19=19;  c: u_p=4, u=5, b=19, c=24;  b: u=15, b=24, c=39
-    ev = evaluate(A, COST_A, [[a, c, b]])
+    ev = evaluate_orders(A, COST_A, [[a, c, b]])
     assert (ev.start, ev.end, ev.makespan) == ([0, 24, 19], [19, 39, 24], 39)
     # σ = (a, b, c): c after b prefills all 10 tokens: 19 + 15 + 11 = 45 (6 more steps:
     # the 6 shared tokens, held for c's 1 output step)
-    assert evaluate(A, COST_A, [[a, b, c]]).makespan == 45
+    assert evaluate_orders(A, COST_A, [[a, b, c]]).makespan == 45
     # every order (one worker, no delays: T = Σ u):
     #   (a c b) 19+5+15 = 39   (c a b) 11+7+15 = 33   (a b c) 19+15+11 = 45
     #   (c b a) 11+15+19 = 45  (b a c) 15+19+5 = 39   (b c a) 15+11+7 = 33
-    assert evaluate(A, COST_A, [[c, a, b]]).makespan == 33
-    assert evaluate(A, COST_A, [[b, c, a]]).makespan == 33
+    assert evaluate_orders(A, COST_A, [[c, a, b]]).makespan == 33
+    assert evaluate_orders(A, COST_A, [[b, c, a]]).makespan == 33
     res = solve_exact(A, COST_A, 1, time_limit_s=30)
     assert res.status == "optimal" and res.makespan == 33
     assert res.orders in ([[c, a, b]], [[b, c, a]])
@@ -116,16 +116,16 @@ def test_b_makespan_eq5() -> None:
     # u(x) = 2·4 + ½·2·3 = 11;  u(y) = 1·4 + ½·1·2 = 5;  u(z) = 1·6 + 1 = 7
     # σ = (x, y, z): x: b=0, c=11.  y: b ≥ c(x) + d(x) = 11 + 8 = 19 (the worker idles 8),
     #                c = 24.  z: b = 24, c = 31.               T = 31
-    ev = evaluate(B, COST_B, [[x, y, z]])
+    ev = evaluate_orders(B, COST_B, [[x, y, z]])
     assert (ev.start, ev.end, ev.makespan) == ([0, 19, 24], [11, 24, 31], 31)
     # σ = (x, z, y): z fills the delay: z: b=11, c=18; y: b = max(18, 19) = 19, c=24. T = 24
-    ev = evaluate(B, COST_B, [[x, z, y]])
+    ev = evaluate_orders(B, COST_B, [[x, z, y]])
     assert (ev.start, ev.end, ev.makespan) == ([0, 19, 11], [11, 24, 18], 24)
     # σ = (z, x, y): z: 0→7; x: 7→18; y: b = max(18, 18 + 8) = 26, c = 31.  T = 31
-    assert evaluate(B, COST_B, [[z, x, y]]).makespan == 31
+    assert evaluate_orders(B, COST_B, [[z, x, y]]).makespan == 31
     # the other three orders put y before its input
     with pytest.raises(ValueError):
-        evaluate(B, COST_B, [[y, x, z]])
+        evaluate_orders(B, COST_B, [[y, x, z]])
     res = solve_exact(B, COST_B, 1, time_limit_s=30)
     assert res.status == "optimal" and res.makespan == 24 and res.orders == [[x, z, y]]
 
@@ -157,14 +157,14 @@ def test_c_makespan_eq5() -> None:
     # σ = ((p, q), (r)):  w0: p 0 → 2.6;  q: b = max(2.6, 2.6 + 4) = 6.6,
     #   u = 0.1·(2·4 + 3) = 1.1 (shares [1 2 3 4]), c = 7.7.  w1: r: 0.05·(2·2 + 3) = 0.35.
     #   T = 7.7
-    ev = evaluate(C, COST_C, [[p, q], [r]])
+    ev = evaluate_orders(C, COST_C, [[p, q], [r]])
     assert ev.start == pytest.approx([0, 6.6, 0])
     assert ev.end == pytest.approx([2.6, 7.7, 0.35])
     assert ev.makespan == pytest.approx(7.7)
     # σ = ((p), (r, q)): q on w1 after r prefills all 8 tokens: u = 0.05·(2·8 + 3) = 0.95;
     #   b = max(0.35, c(p) + d(p) = 2.6 + 4 = 6.6) = 6.6, c = 7.55 — the delay of a
     #   producer on w0 holds a consumer on w1.                          T = 7.55
-    ev = evaluate(C, COST_C, [[p], [r, q]])
+    ev = evaluate_orders(C, COST_C, [[p], [r, q]])
     assert ev.start == pytest.approx([0, 6.6, 0])
     assert ev.end == pytest.approx([2.6, 7.55, 0.35])
     assert ev.makespan == pytest.approx(7.55)
@@ -172,7 +172,7 @@ def test_c_makespan_eq5() -> None:
     #   q: b = 1.3 + 4 = 5.3, u = 0.55, c = 5.85; w0: r 0 → 0.1·7 = 0.7.  T = 5.85
     # Optimal: q cannot start before c(p) + 4 ≥ 1.3 + 4 (p's least usage is 1.3, on w1 as
     # its first call) and q's least usage is 0.55 (on w1 right after p): T ≥ 5.85.
-    ev = evaluate(C, COST_C, [[r], [p, q]])
+    ev = evaluate_orders(C, COST_C, [[r], [p, q]])
     assert ev.start == pytest.approx([0, 5.3, 0])
     assert ev.end == pytest.approx([1.3, 5.85, 0.7])
     assert ev.makespan == pytest.approx(5.85)

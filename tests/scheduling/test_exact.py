@@ -18,7 +18,7 @@ from helium_lab.scheduling.exact.branch_and_bound import SingleWorkerBnB
 from helium_lab.scheduling.exact.incumbent import canonical
 from helium_lab.scheduling.exact.instance import PreparedInstance
 from helium_lab.scheduling.exact.milp import build_model, run_milp, start_values
-from helium_lab.scheduling.tokensteps import CallInstance, evaluate
+from helium_lab.scheduling.tokensteps import CallInstance, evaluate_orders
 from helium_lab.trt.tree import TemplatedRadixTree
 
 Atom = int | tuple[tuple[str, int], float]  # a token id, or a placeholder (key, weight)
@@ -75,22 +75,23 @@ def brute_force(inst: CallInstance, cost: TokenStepCost, workers: int) -> float:
             pos = {j: p for p, j in enumerate(perm)}
             if any(pos[i] > pos[j] for j in range(n) for i in inst.deps[j]):
                 continue
-            best = min(best, evaluate(inst, cost, [list(perm)]).makespan)
+            best = min(best, evaluate_orders(inst, cost, [list(perm)]).makespan)
             continue
         for cuts in itertools.combinations_with_replacement(range(n + 1), workers - 1):
             bounds = [0, *cuts, n]
             orders = [list(perm[a:b]) for a, b in itertools.pairwise(bounds)]
             with contextlib.suppress(ValueError):  # ValueError: the orders deadlock
-                best = min(best, evaluate(inst, cost, orders).makespan)
+                best = min(best, evaluate_orders(inst, cost, orders).makespan)
     return best
 
 
 def check_result(inst: CallInstance, cost: TokenStepCost, workers: int,
                  res: MilpResult) -> None:
-    """Orders hold every call once, respect dependencies, and evaluate() gives the makespan."""
+    """Orders hold every call once, respect dependencies, and evaluate_orders() gives the
+    makespan."""
     assert len(res.orders) == workers
     assert sorted(j for o in res.orders for j in o) == list(range(len(inst)))
-    ev = evaluate(inst, cost, res.orders)
+    ev = evaluate_orders(inst, cost, res.orders)
     assert ev.makespan == pytest.approx(res.makespan, rel=1e-12)
     assert res.bound <= res.makespan * (1 + 1e-9)
     assert 0.0 <= res.mip_gap <= 1.0
@@ -217,7 +218,7 @@ def test_prefix_sharing_puts_sharing_calls_back_to_back() -> None:
     assert res.status == "optimal"
     order = res.orders[0]
     assert abs(order.index(0) - order.index(2)) == 1
-    apart = evaluate(inst, cost, [[0, 1, 2]]).makespan
+    apart = evaluate_orders(inst, cost, [[0, 1, 2]]).makespan
     assert res.makespan < apart - 4 * 390  # the 400-token prefix is prefilled once, not twice
     # ... unless a dependency forbids it: b needs a0 and a1 needs b
     dep_calls: list[Call] = [calls[0], (("b", 0), [2001, 2002, 2003], [("a", 0)], 4.0),
@@ -225,7 +226,7 @@ def test_prefix_sharing_puts_sharing_calls_back_to_back() -> None:
     dep = build(dep_calls)
     res2 = solve_exact(dep, cost, 1, time_limit_s=30)
     assert res2.orders == [[0, 1, 2]]
-    assert res2.makespan == pytest.approx(evaluate(dep, cost, [[0, 1, 2]]).makespan)
+    assert res2.makespan == pytest.approx(evaluate_orders(dep, cost, [[0, 1, 2]]).makespan)
 
 
 @pytest.mark.parametrize("method", ["auto", "milp"])

@@ -28,14 +28,14 @@ from helium_lab.errors import ConfigError
 from helium_lab.optimizer import OptimizerConfig, optimize
 from helium_lab.scheduling import PlanningContext, Schedule, get_policy
 from helium_lab.scheduling.baselines import lspf
-from helium_lab.scheduling.evaluation import token_steps
+from helium_lab.scheduling.evaluation import evaluate_schedule
 from helium_lab.scheduling.refine import (
     DEFAULT_MAX_EVALUATIONS,
     EvaluationBudget,
     refine,
     relocate,
 )
-from helium_lab.scheduling.tokensteps import CallInstance, evaluate
+from helium_lab.scheduling.tokensteps import CallInstance, evaluate_orders
 from helium_lab.tokenizer import SyntheticTokenizer
 from helium_lab.workflows import make_workload
 
@@ -145,12 +145,12 @@ def test_refine_never_reads_the_clock(monkeypatch: pytest.MonkeyPatch) -> None:
     ctx = context("debate", 2, 1, agents=3, rounds=2)
     sched = get_policy("helium_alg1")(ctx)
     inst = CallInstance.from_plan(ctx.plan, TOK)
-    base = token_steps(sched, inst, ctx.cost)
-    other = token_steps(replace(lspf(ctx), partition=sched.partition), inst, ctx.cost)
+    base = evaluate_schedule(sched, inst, ctx.cost)
+    other = evaluate_schedule(replace(lspf(ctx), partition=sched.partition), inst, ctx.cost)
     monkeypatch.setattr(refine_mod, "time", NoClock())
     budget = EvaluationBudget(DEFAULT_MAX_EVALUATIONS)
     best, orders = refine(inst, ctx.cost, [base.orders, other.orders], budget)
-    assert best == evaluate(inst, ctx.cost, orders).makespan < base.makespan
+    assert best == evaluate_orders(inst, ctx.cost, orders).makespan < base.makespan
     assert 0 < budget.used < budget.limit  # reached a local optimum within the bound
 
 
@@ -158,17 +158,17 @@ def test_budget_bounds_the_work_and_more_work_never_hurts() -> None:
     ctx = context("debate", 5, 1, agents=3, rounds=2)  # 30 calls
     sched = get_policy("helium_alg1")(ctx)
     inst = CallInstance.from_plan(ctx.plan, TOK)
-    start = token_steps(sched, inst, ctx.cost).orders
+    start = evaluate_schedule(sched, inst, ctx.cost).orders
     seen = []
     for limit in (1, 2, 10, 100, 400, 10**9):
         budget = EvaluationBudget(limit)
         best, orders = refine(inst, ctx.cost, [start], budget)
         assert budget.used <= max(limit, 1)
-        assert best == evaluate(inst, ctx.cost, orders).makespan
+        assert best == evaluate_orders(inst, ctx.cost, orders).makespan
         seen.append((limit, budget.used, best))
     # first improvement from one start: a larger bound continues the same search
     assert all(b2 <= b1 for (_, _, b1), (_, _, b2) in itertools.pairwise(seen))
-    assert seen[0][2] == evaluate(inst, ctx.cost, start).makespan  # 1 = scoring the start
+    assert seen[0][2] == evaluate_orders(inst, ctx.cost, start).makespan  # 1 = scoring the start
     assert seen[-1][1] < 10**9 and seen[-1][2] < seen[0][2]  # local optimum reached
     assert [u for lim, u, _ in seen[:-1]] == [lim for lim, _, _ in seen[:-1]]
 
@@ -179,13 +179,13 @@ def test_relocate_window_skips_only_infeasible_moves() -> None:
     for workflow, batch, workers, params in CASES[:2]:
         ctx = context(workflow, batch, workers, **params)
         inst = CallInstance.from_plan(ctx.plan, TOK)
-        start = token_steps(get_policy("helium_alg1")(ctx), inst, ctx.cost).orders
+        start = evaluate_schedule(get_policy("helium_alg1")(ctx), inst, ctx.cost).orders
         infeasible: list[int] = []
 
         def cost(o: list[list[int]], ctx: PlanningContext = ctx, inst: CallInstance = inst,
                  infeasible: list[int] = infeasible) -> float:
             try:
-                return evaluate(inst, ctx.cost, o).makespan
+                return evaluate_orders(inst, ctx.cost, o).makespan
             except ValueError:
                 infeasible.append(1)
                 return float("inf")

@@ -14,7 +14,7 @@ from experiments.table5_optimality import LABELS, NO_PASSES
 from helium_lab.cost import TokenStepCost
 from helium_lab.optimizer import optimize
 from helium_lab.scheduling import PlanningContext, get_policy
-from helium_lab.scheduling.evaluation import token_steps
+from helium_lab.scheduling.evaluation import evaluate_schedule
 from helium_lab.scheduling.tokensteps import CallInstance
 from helium_lab.tokenizer import SyntheticTokenizer
 from helium_lab.workflows import make_workload
@@ -43,7 +43,8 @@ def test_instance_size(spec: dict) -> None:
     assert all(k[1] < spec["batch_size"] for k in inst.keys)
     cost = TokenStepCost.uniform(1, 8192)
     ctx = PlanningContext(plan, TOK, cost)
-    steps = {m: token_steps(get_policy(m)(ctx), inst, cost).makespan for m in TABLE5["methods"]}
+    steps = {m: evaluate_schedule(get_policy(m)(ctx), inst, cost).makespan
+             for m in TABLE5["methods"]}
     assert all(1e6 <= t <= 1e8 for t in steps.values())
     # queries one after another never batch: the slowest of all
     assert steps["querywise"] == max(steps.values())

@@ -9,7 +9,7 @@ import pytest
 
 from sim.capacity import kv_capacity_tokens
 from sim.config import EngineConfig
-from sim.cost_model import BatchShape, ConstantCost, DecodeStep, RooflineCost, TableCost
+from sim.cost_model import BatchShape, ConstantCost, DecodeStep, FittedStepCost, RooflineCost
 from sim.driver import simulate
 from sim.errors import SimError
 from sim.hardware import get_hardware
@@ -99,20 +99,20 @@ def test_table_cost_loads_and_reports_bad_files(tmp_path: Path) -> None:
     path = tmp_path / "costs.json"
     path.write_text(json.dumps({"entries": [
         {"model": "qwen3-8b", "hardware": "h100-sxm", "coeffs": coeffs, "source": "test"}]}))
-    cost = TableCost.load(path, "qwen3-8b", "h100-sxm")
+    cost = FittedStepCost.load(path, "qwen3-8b", "h100-sxm")
     batch = BatchShape(prefills=((10, 0),), decodes=(100,))
     assert cost.step_time(batch) == pytest.approx(
         1e-3 + 11e-5 + 2e-4 + 1e-9 * (10 * 5.5 + 101) + 1e-8 * 100)
     with pytest.raises(SimError, match=r"no entry for model 'qwen3-14b' on 'h100-sxm'"):
-        TableCost.load(path, "qwen3-14b", "h100-sxm")
+        FittedStepCost.load(path, "qwen3-14b", "h100-sxm")
     path.write_text(json.dumps({"entries": [
         {"model": "m", "hardware": "h", "coeffs": {"step_s": 1, "bogus": 2}}]}))
     with pytest.raises(SimError, match="missing coefficients .*'per_token_s'.*unknown ones "
                                        r"\['bogus'\]"):
-        TableCost.load(path, "m", "h")
+        FittedStepCost.load(path, "m", "h")
     path.write_text("not json")
     with pytest.raises(SimError, match="not a cost table"):
-        TableCost.load(path, "m", "h")
+        FittedStepCost.load(path, "m", "h")
 
 
 def test_shapes_and_datasheets_are_the_run_config() -> None:

@@ -14,7 +14,7 @@ Two exact engines share one model of Eq. 5 and a heuristic incumbent:
   far faster than the MILP.
 * `solve`: `solve_exact`, which runs them under one time limit, and its `MilpResult`. The
   reported makespan is always T(σ) of the returned orders re-evaluated with
-  `tokensteps.evaluate`.
+  `tokensteps.evaluate_orders`.
 """
 
 from helium_lab.scheduling.exact.solve import MilpResult, solve_exact

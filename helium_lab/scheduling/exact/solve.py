@@ -2,7 +2,7 @@
 
 It combines the heuristic incumbent (`incumbent`), the one-worker branch and bound
 (`branch_and_bound`) and the MILP (`milp`) under one time limit. The reported makespan is
-always T(σ) of the returned orders re-evaluated with `tokensteps.evaluate`.
+always T(σ) of the returned orders re-evaluated with `tokensteps.evaluate_orders`.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from helium_lab.scheduling.exact.branch_and_bound import SingleWorkerBnB
 from helium_lab.scheduling.exact.incumbent import canonical, heuristic_incumbent
 from helium_lab.scheduling.exact.instance import PreparedInstance
 from helium_lab.scheduling.exact.milp import REL_GAP, run_milp
-from helium_lab.scheduling.tokensteps import CallInstance, evaluate
+from helium_lab.scheduling.tokensteps import CallInstance, evaluate_orders
 
 
 @dataclass(frozen=True)
@@ -24,7 +24,7 @@ class MilpResult:
     """What `solve_exact` found: the best orders, their makespan and a proven bound."""
 
     status: str  # "optimal" | "time_limit" (incumbent not proven) | "infeasible" | "error"
-    makespan: float  # T(σ*) of `orders`, re-evaluated with tokensteps.evaluate
+    makespan: float  # T(σ*) of `orders`, re-evaluated with tokensteps.evaluate_orders
     bound: float  # best proven lower bound on the optimal makespan
     orders: list[list[int]]  # per-worker call order (indices into inst.keys)
     solve_s: float
@@ -109,7 +109,7 @@ def solve_exact(inst: CallInstance, cost: TokenStepCost, workers: int = 1, *,
             lb = max(lb, min(bnb.bound(), cutoff))
             status = ("optimal" if best <= cutoff * (1 + REL_GAP) else "infeasible") \
                 if proved else "time_limit"
-    mk = evaluate(inst, cost, orders).makespan
+    mk = evaluate_orders(inst, cost, orders).makespan
     bound = lb if status == "infeasible" else min(max(lb, 0.0), mk)
     if status == "optimal":
         bound = mk

@@ -16,7 +16,7 @@ from helium_lab.dsl.ops import (
 )
 
 
-def evaluate(op: Op, query: int, bound: BoundGraph, value: Callable[[str], str]) -> str:
+def op_value(op: Op, query: int, bound: BoundGraph, value: Callable[[str], str]) -> str:
     """The value of a non-LLM op for `query`, given `value(op_id)` for its inputs."""
     if isinstance(op, InputOp):
         return bound.input_value(op, query)
