@@ -75,6 +75,7 @@ class SimEngine:
         # KVFlow's `agent_to_last_nodes`: per agent (op), the deepest prefixes its requests
         # matched, by last hash (none an ancestor of another)
         self._agent_chains: dict[str, dict[bytes, tuple[bytes, ...]]] = {}
+        self._step_updates: list[Mapping[str, int]] = []  # received, not yet handled
         self._wakeup = env.event()
         self._proc = env.process(self._run())
 
@@ -101,14 +102,24 @@ class SimEngine:
         self._wake()
 
     def update_step_graph(self, steps: Mapping[str, int]) -> None:
-        """KVFlow's prefetch on an `/update` (`DispatchLoadTasks`): for d = 0 ..
-        `prefetch_steps`, the agents d steps from running (by name), each prefix their
-        requests matched: its host-only blocks load back beside the forward passes. The
-        first load that does not fit ends the round. Ignored without `prefetch_steps`."""
-        ahead, loads = self.config.prefetch_steps, self.kv.loads
-        if ahead is None or loads is None:
+        """KVFlow's prefetch on an `/update` (`DispatchLoadTasks`): at the engine's next
+        step boundary (the fork's scheduler handles received requests between iterations),
+        for d = 0 .. `prefetch_steps`, the agents d steps from running (by name), each
+        prefix their requests matched: its host-only blocks load back beside the forward
+        passes. The first load that does not fit ends the round. Ignored without
+        `prefetch_steps`."""
+        if self.config.prefetch_steps is None or self.kv.loads is None:
             return
-        self._prefetch(ahead, steps)
+        self._step_updates.append(steps)
+        self._wake()  # cuts a decode run at the step in progress, as step by step
+
+    def _handle_step_updates(self) -> None:
+        ahead, loads = self.config.prefetch_steps, self.kv.loads
+        assert ahead is not None and loads is not None
+        updates, self._step_updates = self._step_updates, []
+        loads.complete(self.env.now)
+        for steps in updates:
+            self._prefetch(ahead, steps)
         for done in loads.take_started():
             self.env.process(self._wake_at(done))
 
@@ -236,6 +247,8 @@ class SimEngine:
     def _run(self) -> Generator[simpy.Event, Any, None]:
         sched = self.scheduler
         while True:
+            if self._step_updates:
+                self._handle_step_updates()
             if not sched.has_work():
                 self._wakeup = self.env.event()
                 yield self._wakeup

@@ -244,3 +244,38 @@ def test_prefetch_issued_early_enough_hides_the_transfer() -> None:
         assert st["host_prefetched_blocks"] == (4 if prefetch else 0)
     assert starts[True] == 0.0
     assert starts[False] == pytest.approx(4 * 0.01)  # its own load: 4 blocks, 0.01 s each
+
+
+def test_prefetch_during_a_decode_run_waits_for_the_step_boundary() -> None:
+    """A step-graph update that arrives in the middle of a run of decode steps takes its
+    blocks at the next step boundary (the fork handles received requests between
+    iterations), never from under the run's reserved growth (regression: the run used to
+    fail with 'Cannot get N free blocks')."""
+    import simpy
+
+    from helium_lab.tokenizer import SyntheticTokenizer
+    from sim.engine import SimEngine
+
+    env = simpy.Environment()
+    done: list[CallResult] = []
+    eng = SimEngine(env, EngineConfig(num_gpu_blocks=13, pin_mode="none", host_tier=TIER,
+                                      host_load="deferred", prefetch_steps=2),
+                    ConstantCost(step_s=0.1), SyntheticTokenizer(), done.append)
+    system = tuple(range(160))  # 10 blocks
+    eng.prewarm(system)
+    env.run()
+    eng.submit(_call(1, "X", system + tuple(range(500, 520))))  # records X's chain
+    env.run()
+    eng.prewarm(tuple(range(1000, 1000 + 12 * BS)))  # evicts it to the host
+    env.run()
+    long = LLMCall(call_id=2, query=2, op="D", worker=0, prompt_ids=tuple(range(3000, 3017)),
+                   pieces=((17, False),), output_tokens=120, sampling=SamplingParams())
+    eng.submit(long)  # grows from 2 to 9 blocks over a long decode run
+    env.run(until=env.now + 1.55)  # mid-run, before it grows into its third block
+    eng.update_step_graph({"X": 0})  # X's 10 host blocks: all the free blocks it has now
+    env.run()
+    assert [r.call_id for r in done][-1] == 2
+    # handled at the boundary: the load takes all 10 free blocks, and the decode grows
+    # into its third block only once they are loaded and evictable again
+    assert eng.stats()["host_prefetched_blocks"] == 10
+    eng.kv.check_integrity()
