@@ -256,18 +256,18 @@ class VllmServer:
             deadline = time.monotonic() + self.stop_timeout_s
             with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(timeout=self.stop_timeout_s)
-            while _alive(tree) and time.monotonic() < deadline:
+            while alive(tree) and time.monotonic() < deadline:
                 time.sleep(0.05)
-            if _alive(tree):
+            if alive(tree):
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.killpg(pgid, signal.SIGKILL)
-                for p in _alive(tree):
+                for p in alive(tree):
                     with contextlib.suppress(psutil.Error):
                         p.kill()
             with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(timeout=10)
             kill_deadline = time.monotonic() + 10
-            while _alive(tree) and time.monotonic() < kill_deadline:
+            while alive(tree) and time.monotonic() < kill_deadline:
                 time.sleep(0.05)
             self._tree = []
         if self._rpc_dir is not None:
@@ -283,7 +283,7 @@ class VllmServer:
         self.stop()
 
 
-def _alive(procs: list[Any]) -> list[Any]:
+def alive(procs: list[Any]) -> list[Any]:
     """The processes of `procs` still running (a zombie counts as gone: it holds nothing)."""
     import psutil
 

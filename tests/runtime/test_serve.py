@@ -14,14 +14,13 @@ import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import psutil
 import pytest
 
 from runtime.errors import ServerStartError
-from runtime.serve import VllmServer, server_args
+from runtime.serve import VllmServer, alive, server_args
 from runtime.tiny_model import next_token, tiny_model_dir
 
 pytestmark = pytest.mark.vllm
@@ -38,17 +37,6 @@ def _messages() -> list[dict[str, str]]:
     words = " ".join(f"w{(37 * i) % 5003} s{i}" for i in range(120))
     return [{"role": "system", "content": "you are an expert"},
             {"role": "user", "content": f"please review {words}"}]
-
-
-def _alive(procs: list[Any]) -> list[Any]:
-    out = []
-    for p in procs:
-        try:
-            if p.is_running() and p.status() != psutil.STATUS_ZOMBIE:
-                out.append(p)
-        except psutil.Error:
-            pass
-    return out
 
 
 def test_server_args_cover_every_engine_argument() -> None:
@@ -107,9 +95,9 @@ def test_stop_leaves_no_process_and_frees_the_port(server: VllmServer) -> None:
     server.stop()  # idempotent
     assert not server.running
     deadline = time.monotonic() + 10  # the reaper of orphaned children may lag a little
-    while _alive(procs) and time.monotonic() < deadline:
+    while alive(procs) and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert _alive(procs) == []
+    assert alive(procs) == []
     with pytest.raises(ConnectionRefusedError), socket.create_connection(("127.0.0.1", port),
                                                                          timeout=2):
         pass
