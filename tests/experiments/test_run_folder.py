@@ -375,7 +375,7 @@ def test_a_signal_ends_the_run_as_failed(sig: int, code: int, error_type: str,
                                          tmp_path: Path) -> None:
     # sim backend, a batch large enough to be caught while it runs
     proc = subprocess.Popen([sys.executable, "-m", "helium_lab.run", "+experiment=debate",
-                             "batch_size=400", "progress=false", f"hydra.run.dir={tmp_path}"],
+                             "batch_size=2000", "progress=false", f"hydra.run.dir={tmp_path}"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 120
