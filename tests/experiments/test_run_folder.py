@@ -376,7 +376,10 @@ def test_a_signal_ends_the_run_as_failed(sig: int, code: int, error_type: str,
     # sim backend, a batch large enough to be caught while it runs
     proc = subprocess.Popen([sys.executable, "-m", "helium_lab.run", "+experiment=debate",
                              "batch_size=2000", "progress=false", f"hydra.run.dir={tmp_path}"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            # a test runner started in the background (`cmd &`) ignores
+                            # SIGINT, and so would the child: give it the default handler
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and proc.poll() is None:
