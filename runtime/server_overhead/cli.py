@@ -180,6 +180,10 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
             ap.error(f"--{key} must be >= 1")
     if min(args.prompt_tokens) <= 32 or min(args.max_tokens) < 1 or args.warmup < 0:
         ap.error("--prompt-tokens must be > 32, --max-tokens >= 1, --warmup >= 0")
+    if len(set(args.prompt_tokens)) < 2 or len(set(args.max_tokens)) < 2:
+        # the fit (fit.fit_cost) needs both; say so before minutes of measuring
+        ap.error("the fit a + b*prompt + c*output needs >= 2 distinct --prompt-tokens and "
+                 ">= 2 distinct --max-tokens values")
     return args
 
 

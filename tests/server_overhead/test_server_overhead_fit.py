@@ -53,3 +53,11 @@ def test_fit_refuses_a_grid_that_cannot_determine_three_coefficients() -> None:
     one_output = [p for p in _points(1.0, 1.0, 1.0) if p["output_tokens"] == 1]
     with pytest.raises(ValueError, match="distinct prompt and output lengths"):
         fit_cost(one_output)
+
+
+def test_cli_refuses_a_grid_the_fit_cannot_use_before_measuring() -> None:
+    from runtime.server_overhead.cli import parse
+
+    with pytest.raises(SystemExit) as e:
+        parse(["--prompt-tokens", "256", "--max-tokens", "1", "64"])
+    assert e.value.code == 2
