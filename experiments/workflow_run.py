@@ -24,6 +24,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import tempfile
 import time
 from contextlib import closing
 from dataclasses import dataclass, field
@@ -119,6 +120,12 @@ def open_session(s: RunSettings, cfg: dict[str, Any], run_dir: Path | None = Non
             import runtime
         except ImportError as e:
             raise ConfigError(f"backend=vllm needs the runtime package and vLLM ({e})") from None
+        if s.system.program is not None:
+            from runtime.server_session import ServerSession
+
+            return ServerSession(s.model, s.engine, s.num_workers, program=s.system.program,
+                                 log_dir=(run_dir or Path(tempfile.mkdtemp())) / "servers",
+                                 seed=s.seed, max_output_tokens=s.max_output_tokens)
         session: Session = runtime.open_session(
             s.model, s.engine, s.num_workers, orchestration=s.orchestration, seed=s.seed,
             max_output_tokens=s.max_output_tokens,

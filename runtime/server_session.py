@@ -1,0 +1,232 @@
+"""A session of vLLM OpenAI API servers (one per worker) that runs a system's own client
+program: `helium_lab.backend.Session` for baselines whose reference program talks HTTP.
+
+    with ServerSession(ModelSettings("tiny"), engine, 2, program="langgraph",
+                       log_dir=run_dir) as s:
+        result = s.run(proc)     # proc: the system's QueryProcessor
+
+- Servers: `runtime.serve.VllmServer` per worker (loopback, a free port, health-checked,
+  logs in `log_dir/server_<w>/`), started concurrently, with the engine arguments the
+  in-process engines get, plus `--enable-prompt-tokens-details` (cached-token counts per
+  response) and vLLM's stats logging on (its `/metrics` gauges are sampled below).
+- `run(proc)`: prewarm prompts (if the system has any) go to their worker's server as
+  one-token completions of the prefix's token ids, then the client program (registry
+  `PROGRAMS`; `runtime/programs/`) runs the batch, taking each call from the processor
+  (`CallBroker`) and sending it through the reference's shortest-queue balancer
+  (`ShortestQueueTransport`). `max_output_tokens` caps calls as the in-process session does.
+- Times are seconds since the session opened (the wall clock: measurement only). Records:
+  send and receive per call (`start_t` = send, `first_token_t` = receive: HTTP does not see
+  the engine's scheduling), vLLM's cached tokens, the server that answered as `worker`.
+  `timeseries`: each server's `/metrics` sampled every `sample_interval_s` while it has
+  requests (running, waiting, KV usage; `batched_tokens` is not exported: 0). `stats` per
+  server: requests served, vLLM's prefix-cache counters over the run, and its calls whose
+  prompt the server tokenized differently from the planner (`prompt_mismatches`: 0 on the
+  five test workflows with the tiny tokenizer; Trading's research manager differs) or whose
+  reply text differs from its decoded token ids (`output_mismatches`: vLLM's incremental
+  detokenizer at split UTF-8 sequences; the program keeps the decoded ids, as the
+  in-process engines do).
+- Errors: a server that fails to start stops the others and raises `ServerStartError`; a
+  failed request (a server died, a timeout) raises `RuntimeBackendError` with the server's
+  log tail; Ctrl-C propagates. `close()` (or leaving the `with` block) stops every server
+  process tree (`VllmServer.stop`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from types import TracebackType
+
+import httpx
+from tqdm import tqdm
+
+from helium_lab.backend import BackendResult, EngineSample, Processor
+from helium_lab.config import EngineSettings, ModelSettings
+from helium_lab.errors import ConfigError
+from helium_lab.processor.capping import capped
+from helium_lab.processor.query_processor import QueryProcessor
+from runtime.errors import RuntimeBackendError
+from runtime.model import resolve_model
+from runtime.programs.balancer import ShortestQueueTransport
+from runtime.programs.broker import CallBroker
+from runtime.programs.langgraph_program import LangGraphProgram
+from runtime.serve import VllmServer, log_tail
+from runtime.tokenizer import HFTokenizer
+
+PROGRAMS = ("langgraph",)
+# helium_demo utils/common.py: DEFAULT_TIMEOUT (6000 s, connect 60 s), DEFAULT_LIMITS
+# (max_connections and max_keepalive_connections 9999999: unlimited)
+HTTP_TIMEOUT = httpx.Timeout(timeout=6000, connect=60)
+HTTP_LIMITS = httpx.Limits(max_connections=9_999_999, max_keepalive_connections=9_999_999)
+SERVER_FLAGS = ("--enable-prompt-tokens-details",)
+METRIC_KEYS = {"vllm:num_requests_running": "running", "vllm:num_requests_waiting": "waiting",
+               "vllm:kv_cache_usage_perc": "kv_usage",
+               "vllm:prefix_cache_queries_total": "queries",
+               "vllm:prefix_cache_hits_total": "hits"}
+
+
+class ServerSession:
+    """vLLM API servers driven by a system's client program (see the module docstring)."""
+
+    def __init__(self, model: ModelSettings, engine: EngineSettings, num_workers: int, *,
+                 program: str, log_dir: Path, seed: int = 0,
+                 max_output_tokens: int | None = None, sample_interval_s: float = 0.25,
+                 startup_timeout_s: float = 600.0) -> None:
+        if program not in PROGRAMS:
+            raise ConfigError(f"system.program: unknown client program {program!r}; known: "
+                              f"{list(PROGRAMS)}")
+        if num_workers < 1:
+            raise ConfigError(f"num_workers must be >= 1, got {num_workers}")
+        if max_output_tokens is not None and max_output_tokens < 1:
+            raise ConfigError(f"max_output_tokens must be >= 1, got {max_output_tokens}")
+        self.program = program
+        logging.getLogger("httpx").setLevel(logging.WARNING)  # one INFO line per request
+        self.max_output_tokens = max_output_tokens
+        self.sample_interval_s = sample_interval_s
+        self.info = resolve_model(model)
+        self._tok = HFTokenizer.from_dir(self.info.path)
+        self.origin = time.monotonic()
+        self.servers = [VllmServer(self.info.path, Path(log_dir) / f"server_{w}",
+                                   engine=engine, seed=seed, model_name=model.name,
+                                   startup_timeout_s=startup_timeout_s,
+                                   extra_args=SERVER_FLAGS, log_stats=True)
+                        for w in range(num_workers)]
+        self._closed = False
+        try:
+            with ThreadPoolExecutor(num_workers) as pool:
+                for fut in [pool.submit(s.start) for s in self.servers]:
+                    fut.result()
+        except BaseException:
+            self.close()
+            raise
+        self.startup_s = self.clock()
+
+    def clock(self) -> float:
+        return time.monotonic() - self.origin
+
+    @property
+    def tokenizer(self) -> HFTokenizer:
+        return self._tok
+
+    def run(self, proc: Processor, *, progress: bool = False) -> BackendResult:
+        """Run `proc`'s batch through the client program against the servers."""
+        if self._closed:
+            raise RuntimeBackendError("run() on a closed server session")
+        if not isinstance(proc, QueryProcessor):
+            raise ConfigError("system.program runs a QueryProcessor's workflow directly; "
+                              f"got {type(proc).__name__}")
+        return asyncio.run(self._run(proc, progress))
+
+    async def _run(self, proc: QueryProcessor, progress: bool) -> BackendResult:
+        from langchain_openai import ChatOpenAI
+
+        begin = self.clock()
+        before = [await self._metrics(s) for s in self.servers]
+        await self._prewarm(proc)
+        start = self.clock()
+        transport = ShortestQueueTransport([s.base_url for s in self.servers],
+                                           limits=HTTP_LIMITS)
+        client = httpx.AsyncClient(transport=transport, timeout=HTTP_TIMEOUT)
+        llm = ChatOpenAI(http_async_client=client, model=self.servers[0].model_name,
+                         base_url=self.servers[0].base_url, api_key="EMPTY",  # type: ignore[arg-type]
+                         temperature=0)
+        bar = tqdm(desc=f"run ({self.program})", unit="call", disable=not progress)
+        broker = CallBroker(capped(proc, self.max_output_tokens), lambda: proc.issued)
+        program = LangGraphProgram(proc.graph, broker, llm, transport, self._tok, self.clock,
+                                   on_progress=lambda: bar.update(1))
+        samples: dict[int, list[EngineSample]] = {w: [] for w in range(len(self.servers))}
+        sampler = asyncio.create_task(self._sample(samples))
+        try:
+            ran = await program.run(proc.plan.size)
+        except httpx.HTTPError as e:
+            raise self._request_failed(e) from None
+        finally:
+            sampler.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sampler
+            bar.close()
+            await client.aclose()
+        if not proc.done:
+            raise RuntimeBackendError(f"the {self.program} program ended with calls left: "
+                                      f"{proc.stuck()}")
+        after = [await self._metrics(s) for s in self.servers]
+        stats = {w: {"requests_served": float(transport.served[w]),
+                     "prefix_cache_queries": after[w].get("queries", 0.0)
+                     - before[w].get("queries", 0.0),
+                     "prefix_cache_hits": after[w].get("hits", 0.0) - before[w].get("hits", 0.0),
+                     "prompt_mismatches": float(ran.prompt_mismatches[w]),
+                     "output_mismatches": float(ran.output_mismatches[w])}
+                 for w in range(len(self.servers))}
+        last = max((r.finish_t for r in ran.records), default=start)
+        return BackendResult(tuple(ran.records), {w: tuple(x) for w, x in samples.items()},
+                             stats, begin, start, last - begin)
+
+    async def _prewarm(self, proc: QueryProcessor) -> None:
+        prompts = proc.prewarm_prompts()
+        if not prompts:
+            return
+        async with httpx.AsyncClient(timeout=HTTP_TIMEOUT) as client:
+            await asyncio.gather(*(
+                client.post(f"{self.servers[w].base_url}/completions",
+                            json={"model": self.servers[w].model_name, "prompt": list(ids),
+                                  "max_tokens": 1, "temperature": 0})
+                for w, prefixes in prompts.items() for ids in prefixes))
+
+    async def _metrics(self, server: VllmServer) -> dict[str, float]:
+        url = server.base_url.removesuffix("/v1") + "/metrics"
+        async with httpx.AsyncClient(timeout=30) as client:
+            text = (await client.get(url)).text
+        return parse_metrics(text)
+
+    async def _sample(self, out: dict[int, list[EngineSample]]) -> None:
+        while True:
+            for w, server in enumerate(self.servers):
+                t = self.clock()
+                with contextlib.suppress(httpx.HTTPError):
+                    m = await self._metrics(server)
+                    if m.get("running", 0) + m.get("waiting", 0) > 0:
+                        out[w].append(EngineSample(t, self.sample_interval_s,
+                                                   int(m.get("running", 0)),
+                                                   int(m.get("waiting", 0)), 0,
+                                                   m.get("kv_usage", 0.0)))
+            await asyncio.sleep(self.sample_interval_s)
+
+    def _request_failed(self, e: httpx.HTTPError) -> RuntimeBackendError:
+        dead = [s for s in self.servers if not s.running]
+        about = "; ".join(f"server {self.servers.index(s)} exited, log tail:\n"
+                          f"{log_tail(s.log_path)}" for s in dead)
+        return RuntimeBackendError(f"a request of the {self.program} program failed "
+                                   f"({type(e).__name__}: {e}){'; ' + about if about else ''}")
+
+    def close(self) -> None:
+        self._closed = True
+        for s in self.servers:
+            with contextlib.suppress(Exception):
+                s.stop()
+
+    def __enter__(self) -> ServerSession:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+
+def parse_metrics(text: str, keys: dict[str, str] | None = None) -> dict[str, float]:
+    """Prometheus text -> {short name: value summed over label sets} for `keys`."""
+    keys = METRIC_KEYS if keys is None else keys
+    out: dict[str, float] = {}
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        name = line.split("{", 1)[0].split(" ", 1)[0]
+        short = keys.get(name)
+        if short is not None:
+            with contextlib.suppress(ValueError):
+                out[short] = out.get(short, 0.0) + float(line.rsplit(" ", 1)[1])
+    return out
+
