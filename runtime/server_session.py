@@ -75,7 +75,12 @@ class ServerSession:
     def __init__(self, model: ModelSettings, engine: EngineSettings, num_workers: int, *,
                  program: str, log_dir: Path, seed: int = 0,
                  max_output_tokens: int | None = None, sample_interval_s: float = 0.25,
-                 startup_timeout_s: float = 600.0) -> None:
+                 startup_timeout_s: float = 600.0,
+                 request_timeout_s: float | None = None) -> None:
+        """`request_timeout_s`: ChatOpenAI's per-request timeout (None: none, as in the
+        reference: its ChatOpenAI passes `timeout=None` to the OpenAI client, which
+        overrides the 6000 s of its httpx client); a request past it fails the run after
+        the OpenAI client's retries (2, its default, as in the reference)."""
         if program not in PROGRAMS:
             raise ConfigError(f"system.program: unknown client program {program!r}; known: "
                               f"{list(PROGRAMS)}")
@@ -87,6 +92,7 @@ class ServerSession:
         logging.getLogger("httpx").setLevel(logging.WARNING)  # one INFO line per request
         self.max_output_tokens = max_output_tokens
         self.sample_interval_s = sample_interval_s
+        self.request_timeout_s = request_timeout_s
         self.info = resolve_model(model)
         self._tok = HFTokenizer.from_dir(self.info.path)
         self.origin = time.monotonic()
@@ -122,6 +128,7 @@ class ServerSession:
         return asyncio.run(self._run(proc, progress))
 
     async def _run(self, proc: QueryProcessor, progress: bool) -> BackendResult:
+        import openai
         from langchain_openai import ChatOpenAI
 
         begin = self.clock()
@@ -133,7 +140,7 @@ class ServerSession:
         client = httpx.AsyncClient(transport=transport, timeout=HTTP_TIMEOUT)
         llm = ChatOpenAI(http_async_client=client, model=self.servers[0].model_name,
                          base_url=self.servers[0].base_url, api_key="EMPTY",  # type: ignore[arg-type]
-                         temperature=0)
+                         temperature=0, timeout=self.request_timeout_s)
         bar = tqdm(desc=f"run ({self.program})", unit="call", disable=not progress)
         broker = CallBroker(capped(proc, self.max_output_tokens), lambda: proc.issued)
         program = LangGraphProgram(proc.graph, broker, llm, transport, self._tok, self.clock,
@@ -142,7 +149,7 @@ class ServerSession:
         sampler = asyncio.create_task(self._sample(samples))
         try:
             ran = await program.run(proc.plan.size)
-        except httpx.HTTPError as e:
+        except (httpx.HTTPError, openai.APIError) as e:
             raise self._request_failed(e) from None
         finally:
             sampler.cancel()
@@ -195,7 +202,7 @@ class ServerSession:
                                                    m.get("kv_usage", 0.0)))
             await asyncio.sleep(self.sample_interval_s)
 
-    def _request_failed(self, e: httpx.HTTPError) -> RuntimeBackendError:
+    def _request_failed(self, e: Exception) -> RuntimeBackendError:
         dead = [s for s in self.servers if not s.running]
         about = "; ".join(f"server {self.servers.index(s)} exited, log tail:\n"
                           f"{log_tail(s.log_path)}" for s in dead)

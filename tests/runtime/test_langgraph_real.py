@@ -37,3 +37,47 @@ def test_langgraph_program_runs_against_two_servers(tmp_path: Path) -> None:
     run_task(config("debate", *overrides, "system=helium"), tmp_path / "helium")
     assert ((tmp_path / "lg" / "outputs.jsonl").read_bytes()
             == (tmp_path / "helium" / "outputs.jsonl").read_bytes())
+
+
+def test_timeouts_and_a_dead_server_fail_the_run_and_leave_no_process(tmp_path: Path) -> None:
+    """A request past the client's timeout, then a server killed mid-run: each run fails
+    with `RuntimeBackendError` naming the cause (the dead server's log tail included), and
+    closing the session leaves no server process."""
+    import os
+    import signal
+    import threading
+    import time
+
+    import pytest
+
+    from helium_lab.config import EngineSettings, ModelSettings
+    from runtime.errors import RuntimeBackendError
+    from runtime.server_session import ServerSession
+    from tests.runtime.conftest import processor
+
+    engine = EngineSettings(block_size=32, kv_capacity_tokens=65_536, max_model_len=8192)
+    with ServerSession(ModelSettings("tiny"), engine, 2, program="langgraph",
+                       log_dir=tmp_path, max_output_tokens=32,
+                       request_timeout_s=0.001) as session:
+        tok = session.tokenizer
+        with pytest.raises(RuntimeBackendError, match="Timeout"):
+            session.run(processor("debate", "langgraph", tok, batch_size=4, num_workers=2))
+        session.request_timeout_s = None
+        proc = processor("debate", "langgraph", tok, batch_size=40, num_workers=2)
+        victim = session.servers[1]
+
+        def kill_when_running() -> None:
+            deadline = time.monotonic() + 300
+            while not proc.records and time.monotonic() < deadline:
+                time.sleep(0.05)
+            os.killpg(victim.pid, signal.SIGKILL)
+
+        killer = threading.Thread(target=kill_when_running, daemon=True)
+        killer.start()
+        with pytest.raises(RuntimeBackendError, match="server 1 exited"):
+            session.run(proc)
+        killer.join()
+        assert 0 < len(proc.records) < 240  # the run stopped part way
+    left = [p for p in psutil.Process().children(recursive=True)
+            if p.status() != psutil.STATUS_ZOMBIE]
+    assert not left, left
