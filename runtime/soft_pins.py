@@ -33,7 +33,12 @@ Instance-level hooks only (nothing global is patched): `get_num_free_blocks`,
 wrapped count), and `allocate_slots` of its `KVCacheManager` for releases on admission.
 The hashes of a prompt are the request's own (`Request.block_hashes`), or for a prefix
 not submitted yet vLLM's `hash_block_tokens` chained with the engine's hash function,
-checked against the request's when one is submitted (`prefix_hashes`).
+checked against the request's when one is submitted (`prefix_hashes`). A prefix-cache
+reset (all blocks free) first returns the parked blocks to the queue; the pin counts stay
+(a pin is on hashes). Not covered: `BlockPool.evict_blocks`, which only KV connectors call
+(none here), would leave a parked block without its hash (still free capacity, reused
+when reclaimed). Install refuses several KV-cache groups and fine-grained (partial) hash
+hits, where a block's hashes are not one full-block hash.
 """
 
 from __future__ import annotations
