@@ -8,8 +8,10 @@ For each workflow family (small batch, scaled-down parameters, outputs capped at
   `FittedStepCost` fitted to the same engine (`runtime.calibrate`; run first into the run
   folder when `validate_sim.cost_table` is null),
 
-The simulated engines pin prewarmed prefixes as the real ones do (`pin_mode="hard"`,
-runtime/pins.py), and a second simulation replays the real run's outputs
+Both sides run the headline configuration: prewarmed prefixes pinned as `engine.prewarm_pin`
+says (soft by default: the simulator's `pin_mode`, runtime/pins.py's mode on vLLM) and the
+processor's `retain` / `release` hints honoured (soft-pinned retention, when the system has
+`retain_prefixes`). A second simulation replays the real run's outputs
 (`OutputRecorder`): with identical prompts on both sides, its cached tokens isolate the
 engine model from the outputs' content (`cached_tokens_rel_err_real_outputs`).
 
@@ -27,7 +29,6 @@ structure and nearly the same token counts (`prompt_tokens` of both are reported
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -67,12 +68,7 @@ def _processor(name: str, params: dict[str, Any], cfg: dict[str, Any], system: S
     planned = plan_batch(bound, system, PlannerSettings.from_dict(cfg.get("planner", {})),
                          int(cfg["num_workers"]), tok, namespace=namespace,
                          seed=int(cfg["seed"]))
-    pcfg = system.processor(namespace)
-    if getattr(pcfg, "retain_prefixes", False):
-        # the real engines ignore retain/release hints (no soft pins in vLLM), so the
-        # simulator must not get them either: same calls, same mechanisms on both sides
-        pcfg = dataclasses.replace(pcfg, retain_prefixes=False)
-    return QueryProcessor(planned.plan, planned.schedule, tok, pcfg)
+    return QueryProcessor(planned.plan, planned.schedule, tok, system.processor(namespace))
 
 
 class OutputRecorder(ProcessorProxy):
@@ -146,8 +142,14 @@ def run(cfg: dict[str, Any], run_dir: Path) -> dict[str, Any]:
                               log_path=run_dir / "engines.log") as session:
                 tok = session.tokenizer
                 recorder = OutputRecorder(_processor(name, dict(params), cfg, system, tok))
-                reals.append((session.run(recorder), recorder))
                 eng = session.engines[0]
+                if engine.enable_prefix_caching and eng.pins is None:
+                    raise ConfigError(
+                        f"validate_sim: vLLM {eng.vllm.__version__} is not one runtime/pins.py "
+                        f"supports (pins.TESTED_VLLM): the real engines would ignore "
+                        f"engine.prewarm_pin={engine.prewarm_pin} and the retain/release "
+                        "hints the simulator honours")
+                reals.append((session.run(recorder), recorder))
         cached = {_totals(x.records)["cached_tokens"] for x, _ in reals}
         if len(cached) > 1:
             raise RuntimeError(f"validate_sim: {name}: real cached tokens differ across "
@@ -160,7 +162,7 @@ def run(cfg: dict[str, Any], run_dir: Path) -> dict[str, Any]:
             queue_order=engine.queue_order,
             enable_prefix_caching=engine.enable_prefix_caching,
             max_model_len=eng.max_model_len,
-            pin_mode="hard" if eng.pins is not None else "soft")  # as the real engine
+            pin_mode=engine.prewarm_pin)  # the real engines' mode (runtime/pins.py)
         # the simulation with synthetic outputs, then fed the real outputs: identical
         # prompts on both sides, so what differs is the engine model alone
         sims = []
@@ -198,7 +200,8 @@ def run(cfg: dict[str, Any], run_dir: Path) -> dict[str, Any]:
     summary = {
         "model": model.name, "hardware": hardware, "system": system.name,
         "cost_table": str(table), "calibration": calibration, "max_output_tokens": cap,
-        "real_repeats": repeats,
+        "real_repeats": repeats, "prewarm_pin": engine.prewarm_pin,
+        "retain_prefixes": bool(system.retain_prefixes),
         "workflows": rows,
         "makespan_rel_err_max": max(errs, default=0.0),
         "cached_tokens_rel_err_max": max(cerrs, default=0.0),

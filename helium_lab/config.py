@@ -196,8 +196,11 @@ class EngineSettings:
     update, load back the host-only prefixes of agents at most this many steps from
     running (needs `host_kv_load: deferred` and a system with `step_graph: true`).
 
-    `prewarm_pin` (simulator): how a prewarmed static prefix is kept: `soft` (Helium's
-    proactive KV cache: evicted last) or `none` (cached like any prefix)."""
+    `prewarm_pin` (both backends: the simulator's `pin_mode`, runtime/pins.py on vLLM):
+    how a prewarmed static prefix is kept: `soft` (Helium's proactive KV cache: evicted
+    last, still free capacity), `hard` (vLLM with an extra reference: never evicted, at
+    most half the blocks; kept to compare) or `none` (cached like any prefix). Retained
+    dynamic prefixes (`retain_prefixes`) are soft-pinned in every mode."""
 
     block_size: int = field(default=16, metadata={"min": 1})
     max_num_seqs: int = field(default=1024, metadata={"min": 1})
@@ -212,7 +215,7 @@ class EngineSettings:
     host_kv_write_policy: str = "write_through"
     host_kv_load: Literal["inline", "deferred"] = "inline"
     host_kv_prefetch_steps: int | None = field(default=None, metadata={"min": 0})
-    prewarm_pin: Literal["soft", "none"] = "soft"
+    prewarm_pin: Literal["soft", "hard", "none"] = "soft"
 
     @property
     def host_tier(self) -> bool:

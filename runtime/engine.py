@@ -12,7 +12,9 @@ Instance-level hooks (nothing global is patched) read what the engine does:
   calls were first scheduled (their `start_t`), and queue lengths and KV usage;
 - `KVCacheManager.make_prefix_cache_stats` is wrapped to accumulate the prefix-cache
   queries and hits vLLM reports (prewarms included, as vLLM and the simulator count);
-- `runtime.pins` pins prewarmed prefixes (see there).
+- `runtime.pins` pins prewarmed prefixes as `EngineSettings.prewarm_pin` says (soft by
+  default, as the simulator) and soft-pins what calls `retain` until a later call
+  `release`s it (see there).
 
 Queue order (`EngineSettings.queue_order`): `fcfs` is vLLM's fcfs policy; `priority` is
 vLLM's priority policy with `priority = call.priority` (the schedule rank, lower first);
@@ -89,10 +91,6 @@ def engine_args(info: ModelInfo, settings: EngineSettings, seed: int) -> dict[st
         key = "host_kv_tokens" if settings.host_kv_tokens is not None else "host_kv_ratio"
         raise ConfigError(f"engine.{key}: the host KV tier is simulated only (backend=sim); "
                           "set it to null for backend=vllm")
-    if settings.prewarm_pin != "soft":
-        raise ConfigError(f"engine.prewarm_pin={settings.prewarm_pin}: simulator only; the "
-                          "real engines keep prewarmed prefixes with runtime/pins.py (set it "
-                          "to soft for backend=vllm)")
     max_len = settings.max_model_len or min(info.max_position_embeddings, 2048)
     tokens = settings.kv_capacity_tokens or DEFAULT_KV_TOKENS
     if tokens < max_len:
@@ -148,8 +146,9 @@ class VllmEngine:
         self.kv = self.scheduler.kv_cache_manager
         self.num_gpu_blocks = int(core.vllm_config.cache_config.num_gpu_blocks or 0)
         self.kv_capacity_tokens = self.num_gpu_blocks * settings.block_size
-        self.pins = (pins_mod.install(self.kv, settings.block_size, self.num_gpu_blocks,
-                                      vllm.__version__)
+        self.pins = (pins_mod.install(self.kv, settings.prewarm_pin, settings.block_size,
+                                      self.num_gpu_blocks, vllm.__version__,
+                                      core.vllm_config.cache_config.prefix_caching_hash_algo)
                      if settings.enable_prefix_caching else None)
         self.index = PrefixIndex(settings.block_size)
         self.live: dict[str, _Live] = {}
@@ -245,24 +244,27 @@ class VllmEngine:
             raise RuntimeBackendError(f"call {call.call_id} (op {call.op!r}): output_tokens "
                                       f"must be >= 1, got {call.output_tokens}")
         prio = call.priority if self.settings.queue_order == "priority" else 0
-        self._add(call.prompt_ids, call.output_tokens, prio,
-                  _Live(call, submit_t, len(call.prompt_ids)))
+        internal = self._add(call.prompt_ids, call.output_tokens, prio,
+                             _Live(call, submit_t, len(call.prompt_ids)))
+        if self.pins is not None and (call.retain or call.release):
+            self.pins.submitted(self.scheduler.requests[internal], call.retain, call.release)
 
     def update_step_graph(self, steps: Mapping[str, int]) -> None:
         """Ignored: stock vLLM has no use for KVFlow's step graph (no host KV tier)."""
 
     def prewarm(self, prompt_ids: tuple[int, ...]) -> None:
-        """Prefill `prompt_ids` (max_tokens=1) and pin its full blocks; skipped if pinned."""
+        """Pin `prompt_ids`' full blocks as `engine.prewarm_pin` says and prefill them
+        (max_tokens=1), unless hard-pinned (`hard`) or all cached (`soft`, `none`)."""
         full = len(prompt_ids) // self.settings.block_size * self.settings.block_size
         if not self.settings.enable_prefix_caching or full == 0:
             return
-        if self.pins is not None and self.pins.is_pinned(prompt_ids):
+        if self.pins is not None and not self.pins.before_prewarm(prompt_ids):
             self.num_prewarms_skipped += 1
             return
         rid = self._add(prompt_ids, 1, PREWARM_PRIORITY,
                         _Live(None, self.clock(), len(prompt_ids), prewarm=True))
         if self.pins is not None:
-            self.pins.want(rid, prompt_ids)
+            self.pins.prewarm_added(self.scheduler.requests[rid], prompt_ids)
 
     def add_raw(self, ids: tuple[int, ...], max_tokens: int) -> None:
         """A request outside any run (calibration): it runs and is counted, no result."""
@@ -337,6 +339,8 @@ class VllmEngine:
         if self.live:
             try:
                 self.llm.abort_request(list(self.live))
+                if self.pins is not None:
+                    self.pins.forget([r.internal for r in self.live.values()])
             finally:
                 self.live.clear()
                 self._internal.clear()
@@ -352,8 +356,7 @@ class VllmEngine:
             "kv_usage": float(self.kv.usage),
             "kv_usage_mean": sum(s.kv_usage for s in steps) / n,
             "kv_capacity_tokens": float(self.kv_capacity_tokens),
-            "pinned_blocks": float(self.pins.num_blocks if self.pins else 0),
-            "pins_refused": float(self.pins.num_refused if self.pins else 0),
+            **(self.pins.stats() if self.pins is not None else pins_mod.NO_PINS),
             "num_steps": float(len(steps)),
             "batch_requests_mean": sum(s.running for s in steps) / n,
             "batch_tokens_mean": sum(s.num_tokens for s in steps) / n,

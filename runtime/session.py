@@ -3,9 +3,11 @@ clock: `helium_lab.backend.Session` for the vLLM backend.
 
 The driver mirrors `sim.driver.Simulation` with the wall clock for SimPy time:
 
-1. prewarm: every prefix of `proc.prewarm_prompts()` is prefilled (`max_tokens=1`) on its
-   worker and pinned (`runtime.pins`; already pinned prefixes are skipped); `proc.start()`
-   runs once all prewarms finished (`BackendResult.start_t`).
+1. prewarm: every prefix of `proc.prewarm_prompts()` is pinned on its worker as
+   `engine.prewarm_pin` says (`runtime.pins`: soft by default) and prefilled
+   (`max_tokens=1`) unless all its full blocks are cached (hard: unless hard-pinned);
+   `proc.start()` runs once all prewarms finished (`BackendResult.start_t`). Calls'
+   `retain` / `release` hints soft-pin and release prefixes as in the simulator.
 2. A call the processor emits reaches its engine `submit_overhead_s` later; its `submit_t`
    is the emission time.
 3. The loop steps every engine that has work, one `step()` each in worker order, hands

@@ -115,10 +115,13 @@ def test_queue_orders_keep_outputs() -> None:
     assert outs[0] == outs[1]
 
 
-def test_prewarmed_prefixes_stay_pinned_across_runs() -> None:
+@pytest.mark.parametrize("mode", ["soft", "hard"])
+def test_prewarmed_prefixes_stay_pinned_across_runs(mode: str) -> None:
     """KV for 4096 tokens; between two runs, unrelated prompts fill it twice over. The
-    prewarmed (pinned) system prompts still hit in run 2; an unpinned prefix is gone."""
-    engine = EngineSettings(block_size=32, kv_capacity_tokens=4096, max_model_len=2048)
+    prewarmed (pinned) system prompts still hit in run 2 (soft pins: the fill fits in the
+    unpinned blocks, so none is evicted); an unpinned prefix is gone."""
+    engine = EngineSettings(block_size=32, kv_capacity_tokens=4096, max_model_len=2048,
+                            prewarm_pin=mode)  # type: ignore[arg-type]
     with open_session(TINY, engine, 1, max_output_tokens=CAP) as s:
         eng = s.engines[0]
         proc = processor("debate", "helium", s.tokenizer, batch_size=1, **DEBATE)
@@ -138,6 +141,7 @@ def test_prewarmed_prefixes_stay_pinned_across_runs() -> None:
         proc2 = Recording(processor("debate", "helium", s.tokenizer, batch_size=1, **DEBATE))
         res = s.run(proc2)
         assert eng.stats()["num_prewarms_skipped"] == len(prefixes)
+        assert eng.stats()["evicted_pinned_blocks"] == 0
         first_round = [r for r in res.records if r.op.startswith("r1/")]
         hits = {r.op: r.cached_tokens for r in first_round}
         calls = {c.op: c.prompt_ids for c in proc2.calls}
