@@ -9,8 +9,8 @@ a yaml file read on its own: a system file holds only its differences from
         cfg = compose(["+experiment=debate", "system=langgraph"])
 
 `compose` returns the resolved config as plain dicts; a bad override raises `ConfigError`
-naming it. Hydra keeps global state, so a composer cannot be opened inside a running Hydra
-app (`helium_lab.run` never needs one).
+naming it. Inside a running Hydra app (`helium_lab.run`: validate_sim composing the systems
+it validates) a composer reuses the app's Hydra, whose search path is this same `conf/`.
 """
 
 from __future__ import annotations
@@ -46,6 +46,11 @@ def composer(config_dir: Path = CONF_DIR) -> Iterator[Compose]:
         assert isinstance(data, dict)
         return {str(k): v for k, v in data.items()}
 
+    from hydra.core.global_hydra import GlobalHydra
+
+    if GlobalHydra.instance().is_initialized():  # inside a running app (see module doc)
+        yield compose
+        return
     with initialize_config_dir(config_dir=str(config_dir), version_base="1.3"):
         yield compose
 

@@ -33,19 +33,19 @@ import json
 from pathlib import Path
 from typing import Any
 
-from helium_lab.config import (
-    EngineSettings,
-    ModelSettings,
-    Orchestration,
-    PlannerSettings,
-    SystemConfig,
+from experiments.compose import system_settings
+from experiments.validation_runs import (
+    mean_batch,
+    real_runs,
+    simulate,
+    spread,
+    totals,
 )
+from helium_lab.config import EngineSettings, ModelSettings, PlannerSettings, SystemConfig
 from helium_lab.errors import ConfigError
 from helium_lab.io import atomic_write_text
 from helium_lab.pipeline import plan_batch
-from helium_lab.processor import CallResult, LLMCall, QueryProcessor
-from helium_lab.processor.calls import synthetic_completion
-from helium_lab.processor.proxy import ProcessorProxy
+from helium_lab.processor import QueryProcessor
 from helium_lab.workflows import make_workload
 
 DEFAULT_WORKFLOWS: dict[str, dict[str, Any]] = {
@@ -58,67 +58,86 @@ DEFAULT_WORKFLOWS: dict[str, dict[str, Any]] = {
     # stock-stats documents (~16k and ~18k tokens) are ~68k tokens of the tiny model's
     # tokenizer, beyond its 32k context (runtime/tiny_model.py)
 }
-
-
-def _processor(name: str, params: dict[str, Any], cfg: dict[str, Any], system: SystemConfig,
-               tok: Any) -> QueryProcessor:
-    bound = make_workload(name, batch_size=int(cfg["batch_size"]), seed=int(cfg["seed"]),
-                          **params)
-    namespace = str(cfg.get("model", {}).get("name", "tiny"))
-    planned = plan_batch(bound, system, PlannerSettings.from_dict(cfg.get("planner", {})),
-                         int(cfg["num_workers"]), tok, namespace=namespace,
-                         seed=int(cfg["seed"]))
-    return QueryProcessor(planned.plan, planned.schedule, tok, system.processor(namespace))
-
-
-class OutputRecorder(ProcessorProxy):
-    """A processor proxy that records each finished call's output by (op, query), so a
-    simulation can replay the real outputs (`replay`) and see the very same prompts."""
-
-    def __init__(self, proc: Any) -> None:
-        super().__init__(proc)
-        self._keys: dict[int, tuple[str, int]] = {}
-        self.outputs: dict[tuple[str, int], tuple[str, tuple[int, ...]]] = {}
-
-    def emitted(self, calls: list[LLMCall]) -> list[LLMCall]:
-        for c in calls:
-            self._keys[c.call_id] = (c.op, c.query)
-        return calls
-
-    def finished(self, result: CallResult) -> None:
-        self.outputs[self._keys[result.call_id]] = (result.output_text,
-                                                    tuple(result.output_ids))
-
-    def replay(self, call: LLMCall, tokenizer: Any) -> tuple[str, tuple[int, ...]]:
-        """A `sim.engine.OutputSource` giving each call the output recorded for it."""
-        try:
-            return self.outputs[(call.op, call.query)]
-        except KeyError:
-            raise RuntimeError(f"validate_sim: no recorded output for op {call.op!r}, "
-                               f"query {call.query}: the runs issued different calls") from None
+TARGETS = {"makespan_rel_err": 0.15, "cached_tokens_rel_err": 0.05,
+           "mean_batch_rel_err": 0.15}
 
 
 def _rel(sim: float, real: float) -> float:
     return abs(sim - real) / real if real else float(sim != real)
 
 
-def _totals(records: Any) -> dict[str, int]:
-    return {"calls": len(records), "prompt_tokens": sum(r.prompt_tokens for r in records),
-            "cached_tokens": sum(r.cached_tokens for r in records),
-            "output_tokens": sum(r.output_tokens for r in records)}
+def _planner(name: str, params: dict[str, Any], cfg: dict[str, Any], system: SystemConfig,
+             batch_size: int) -> Any:
+    """`tokenizer -> QueryProcessor` for one workflow under `system` (fresh each call)."""
+    def make(tok: Any) -> QueryProcessor:
+        bound = make_workload(name, batch_size=batch_size, seed=int(cfg["seed"]), **params)
+        namespace = str(cfg.get("model", {}).get("name", "tiny"))
+        planned = plan_batch(bound, system, PlannerSettings.from_dict(cfg.get("planner", {})),
+                             int(cfg["num_workers"]), tok, namespace=namespace,
+                             seed=int(cfg["seed"]))
+        return QueryProcessor(planned.plan, planned.schedule, tok, system.processor(namespace))
+    return make
+
+
+def _systems(cfg: dict[str, Any], engine: EngineSettings
+             ) -> dict[str, tuple[SystemConfig, EngineSettings]]:
+    """The systems to validate: `validate_sim.systems` (each as its conf/system file sets
+    it, with the run's engine and that system's queue order), or the run's system."""
+    names = (cfg.get("validate_sim") or {}).get("systems")
+    if not names:
+        return {cfg["system"]["name"]: (SystemConfig.from_dict(cfg["system"]), engine)}
+    out = {}
+    for name in names:
+        system, own, _ = system_settings(str(name))
+        out[str(name)] = (system, EngineSettings.from_dict(
+            {**vars(engine), "queue_order": own.queue_order}))
+    return out
+
+
+def _row(name: str, params: dict[str, Any], runs: list[Any], simulated: Any, replayed: Any
+         ) -> dict[str, Any]:
+    makespans = [x.makespan for x, _ in runs]
+    real, _ = sorted(runs, key=lambda x: x[0].makespan)[(len(runs) - 1) // 2]
+    r, s, rp = totals(real.records), totals(simulated.records), totals(replayed.records)
+    real_batch, sim_batch = mean_batch(real), mean_batch(simulated)
+    return {
+        "params": dict(params),
+        "real_makespan_s": round(real.makespan, 4),
+        "real_makespans_s": [round(m, 4) for m in makespans],
+        "real_makespan_spread": round(spread(makespans), 4),
+        "sim_makespan_s": round(simulated.makespan, 4),
+        "makespan_rel_err": round(_rel(simulated.makespan, real.makespan), 4),
+        "cached_tokens_rel_err": round(_rel(s["cached_tokens"], r["cached_tokens"]), 4),
+        "real_mean_batch": round(real_batch, 3), "sim_mean_batch": round(sim_batch, 3),
+        "mean_batch_rel_err": round(_rel(sim_batch, real_batch), 4),
+        "real": r, "sim": s,
+        "real_cached_tokens_runs": [totals(x.records)["cached_tokens"] for x, _ in runs],
+        "sim_real_outputs": {**rp, "makespan_s": round(replayed.makespan, 4)},
+        "cached_tokens_rel_err_real_outputs": round(
+            _rel(rp["cached_tokens"], r["cached_tokens"]), 4),
+        "real_steps": int(sum(st.get("num_steps", 0) for st in real.stats.values())),
+        "sim_steps": int(sum(st["num_steps"] for st in simulated.stats.values())),
+    }
+
+
+def _order(per_system: dict[str, Any], workflow: str, side: str) -> list[str]:
+    """The systems by makespan on `side` (real or sim), fastest first."""
+    def makespan(name: str) -> float:
+        return float(per_system[name]["workflows"][workflow][f"{side}_makespan_s"])
+    return sorted(per_system, key=makespan)
+
+
+def _worst(rows: dict[str, Any], key: str) -> float:
+    return max((x[key] for x in rows.values()), default=0.0)
 
 
 def run(cfg: dict[str, Any], run_dir: Path) -> dict[str, Any]:
     import sim
-    from helium_lab.processor.capping import capped
-    from runtime import open_session
     from runtime.calibrate import calibrate
 
     v = dict(cfg.get("validate_sim") or {})
     model = ModelSettings.from_dict(cfg.get("model") or {"name": "tiny"})
-    system = SystemConfig.from_dict(cfg["system"])
     engine = EngineSettings.from_dict(cfg.get("engine") or {})
-    orch = Orchestration.from_dict(system.orchestration)
     cap = v.get("max_output_tokens")
     hardware = str(v.get("hardware", "cpu"))
     table = v.get("cost_table")
@@ -130,82 +149,61 @@ def run(cfg: dict[str, Any], run_dir: Path) -> dict[str, Any]:
                                 quick=bool(v.get("calibrate_quick", False)))
     cost = sim.FittedStepCost.load(table, model.name, hardware)
     workflows = v.get("workflows") or DEFAULT_WORKFLOWS
+    batch_sizes = dict(v.get("batch_sizes") or {})
     repeats = int(v.get("real_repeats", 3))
     if repeats < 1:
         raise ConfigError(f"validate_sim.real_repeats must be >= 1, got {repeats}")
-    rows: dict[str, Any] = {}
-    for name, params in workflows.items():
-        reals: list[tuple[Any, OutputRecorder]] = []
-        for _ in range(repeats):
-            with open_session(model, engine, int(cfg["num_workers"]), orchestration=orch,
-                              seed=int(cfg["seed"]), max_output_tokens=cap,
-                              log_path=run_dir / "engines.log") as session:
-                tok = session.tokenizer
-                recorder = OutputRecorder(_processor(name, dict(params), cfg, system, tok))
-                eng = session.engines[0]
-                if engine.enable_prefix_caching and eng.pins is None:
-                    raise ConfigError(
-                        f"validate_sim: vLLM {eng.vllm.__version__} is not one runtime/pins.py "
-                        f"supports (pins.TESTED_VLLM): the real engines would ignore "
-                        f"engine.prewarm_pin={engine.prewarm_pin} and the retain/release "
-                        "hints the simulator honours")
-                reals.append((session.run(recorder), recorder))
-        cached = {_totals(x.records)["cached_tokens"] for x, _ in reals}
-        if len(cached) > 1:
-            raise RuntimeError(f"validate_sim: {name}: real cached tokens differ across "
-                               f"repeats ({sorted(cached)}): the engines are not deterministic")
-        real, recorder = sorted(reals, key=lambda x: x[0].makespan)[(len(reals) - 1) // 2]
-        sim_cfg = sim.EngineConfig(
-            kv_capacity_tokens=eng.kv_capacity_tokens, block_size=engine.block_size,
-            max_num_seqs=engine.max_num_seqs,
-            max_num_batched_tokens=engine.max_num_batched_tokens,
-            queue_order=engine.queue_order,
-            enable_prefix_caching=engine.enable_prefix_caching,
-            max_model_len=eng.max_model_len,
-            pin_mode=engine.prewarm_pin)  # the real engines' mode (runtime/pins.py)
-        # the simulation with synthetic outputs, then fed the real outputs: identical
-        # prompts on both sides, so what differs is the engine model alone
-        sims = []
-        for outputs in (synthetic_completion, recorder.replay):
-            sims.append(sim.Simulation(
-                [sim_cfg] * int(cfg["num_workers"]), cost, tokenizer=tok,
-                submit_overhead_s=orch.submit_overhead_s,
-                fast_decode=bool(v.get("sim_fast_decode", False)), outputs=outputs,
-            ).run(capped(_processor(name, dict(params), cfg, system, tok), cap)))
-        simulated, replayed = sims
-        r, s = _totals(real.records), _totals(simulated.records)
-        rp = _totals(replayed.records)
-        rows[name] = {
-            "params": dict(params),
-            "real_makespan_s": round(real.makespan, 4),
-            "real_makespans_s": [round(x.makespan, 4) for x, _ in reals],
-            "sim_makespan_s": round(simulated.makespan, 4),
-            "makespan_rel_err": round(_rel(simulated.makespan, real.makespan), 4),
-            "cached_tokens_rel_err": round(_rel(s["cached_tokens"], r["cached_tokens"]), 4),
-            "real": r, "sim": s,
-            "sim_real_outputs": {**rp, "makespan_s": round(replayed.makespan, 4)},
-            "cached_tokens_rel_err_real_outputs": round(
-                _rel(rp["cached_tokens"], r["cached_tokens"]), 4),
-            "real_steps": int(sum(st["num_steps"] for st in real.stats.values())),
-            "real_busy_s": round(sum(st["busy_s"] for st in real.stats.values()), 4),
-            "sim_steps": int(sum(st["num_steps"] for st in simulated.stats.values())),
-        }
-        print(f"{name:<12} makespan real {real.makespan:7.3f}s sim {simulated.makespan:7.3f}s "
-              f"(err {rows[name]['makespan_rel_err']:.3f})  cached real {r['cached_tokens']} "
-              f"sim {s['cached_tokens']} (err {rows[name]['cached_tokens_rel_err']:.3f}; "
-              f"with the real outputs {rp['cached_tokens']}, err "
-              f"{rows[name]['cached_tokens_rel_err_real_outputs']:.3f})")
-    errs = [x["makespan_rel_err"] for x in rows.values()]
-    cerrs = [x["cached_tokens_rel_err"] for x in rows.values()]
+    workers = int(cfg["num_workers"])
+    per_system: dict[str, Any] = {}
+    for sys_name, (system, sys_engine) in _systems(cfg, engine).items():
+        rows: dict[str, Any] = {}
+        for name, params in workflows.items():
+            make = _planner(name, dict(params), cfg, system,
+                            int(batch_sizes.get(name, cfg["batch_size"])))
+            runs, geometry = real_runs(make, system, model, sys_engine, workers,
+                                       seed=int(cfg["seed"]), cap=cap, repeats=repeats,
+                                       log_dir=run_dir / sys_name / name)
+            cached = {totals(x.records)["cached_tokens"] for x, _ in runs}
+            # in-process runs are deterministic (fixed dispatch order, greedy); a real
+            # client program's order follows HTTP timing, so its hits vary (reported)
+            if len(cached) > 1 and system.program is None:
+                raise RuntimeError(f"validate_sim: {sys_name} {name}: real cached tokens "
+                                   f"differ across repeats ({sorted(cached)}): the engines "
+                                   "are not deterministic")
+            _, recorder = sorted(runs, key=lambda x: x[0].makespan)[(len(runs) - 1) // 2]
+            tok = runs[0][1].tokenizer
+            simulated, replayed = simulate(make, system, sys_engine, geometry, workers, cost,
+                                           tok, cap=cap, recorder=recorder,
+                                           fast_decode=bool(v.get("sim_fast_decode", False)))
+            row = rows[name] = _row(name, params, runs, simulated, replayed)
+            print(f"{sys_name:<10} {name:<12} makespan real {row['real_makespan_s']:7.3f}s "
+                  f"(spread {row['real_makespan_spread']:.3f}) sim "
+                  f"{row['sim_makespan_s']:7.3f}s (err {row['makespan_rel_err']:.3f})  "
+                  f"cached err {row['cached_tokens_rel_err']:.3f} (real outputs "
+                  f"{row['cached_tokens_rel_err_real_outputs']:.3f})  batch real "
+                  f"{row['real_mean_batch']:.1f} sim {row['sim_mean_batch']:.1f}")
+        per_system[sys_name] = {
+            "program": system.program, "queue_order": sys_engine.queue_order,
+            "retain_prefixes": bool(system.retain_prefixes), "workflows": rows,
+            **{f"{k}_max": _worst(rows, k) for k in TARGETS}}
+    orderings = {}
+    if len(per_system) > 1:
+        for name in workflows:
+            by = {side: _order(per_system, name, side) for side in ("real", "sim")}
+            orderings[name] = {**by, "same": by["real"] == by["sim"]}
+    first = next(iter(per_system.values()))
     summary = {
-        "model": model.name, "hardware": hardware, "system": system.name,
+        "model": model.name, "hardware": hardware, "system": next(iter(per_system)),
         "cost_table": str(table), "calibration": calibration, "max_output_tokens": cap,
         "real_repeats": repeats, "prewarm_pin": engine.prewarm_pin,
-        "retain_prefixes": bool(system.retain_prefixes),
-        "workflows": rows,
-        "makespan_rel_err_max": max(errs, default=0.0),
-        "cached_tokens_rel_err_max": max(cerrs, default=0.0),
-        "targets": {"makespan_rel_err": 0.15, "cached_tokens_rel_err": 0.05},
+        "retain_prefixes": first["retain_prefixes"],
+        "workflows": first["workflows"],
+        "makespan_rel_err_max": first["makespan_rel_err_max"],
+        "cached_tokens_rel_err_max": first["cached_tokens_rel_err_max"],
+        "targets": TARGETS,
+        **({"systems": per_system, "orderings": orderings,
+            "orderings_same": all(o["same"] for o in orderings.values())}
+           if len(per_system) > 1 else {}),
     }
     atomic_write_text(run_dir / "validation.json", json.dumps(summary, indent=2) + "\n")
     return summary

@@ -24,7 +24,9 @@ program: `helium_lab.backend.Session` for baselines whose reference program talk
   five test workflows with the tiny tokenizer; Trading's research manager differs) or whose
   reply text differs from its decoded token ids (`output_mismatches`: vLLM's incremental
   detokenizer at split UTF-8 sequences; the program keeps the decoded ids, as the
-  in-process engines do).
+  in-process engines do), and CPU seconds over the run of its API-server process, of its
+  engine core, and of this (client) process (`api_server_cpu_s`, `engine_cpu_s`,
+  `client_cpu_s`: the client's is the whole process's, the same in every server's entry).
 - Errors: a server that fails to start stops the others and raises `ServerStartError`; a
   failed request (a server died, a timeout) raises `RuntimeBackendError` with the server's
   log tail; Ctrl-C propagates. `close()` (or leaving the `with` block) stops every server
@@ -40,6 +42,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 import httpx
 from tqdm import tqdm
@@ -122,17 +125,24 @@ class ServerSession:
         """Run `proc`'s batch through the client program against the servers."""
         if self._closed:
             raise RuntimeBackendError("run() on a closed server session")
-        if not isinstance(proc, QueryProcessor):
-            raise ConfigError("system.program runs a QueryProcessor's workflow directly; "
-                              f"got {type(proc).__name__}")
-        return asyncio.run(self._run(proc, progress))
+        planner: Any = proc
+        while not isinstance(planner, QueryProcessor):  # under processor proxies
+            planner = getattr(planner, "inner", None)
+            if planner is None:
+                raise ConfigError("system.program runs a QueryProcessor's workflow (or a "
+                                  f"proxy of one); got {type(proc).__name__}")
+        return asyncio.run(self._run(planner, capped(proc, self.max_output_tokens), progress))
 
-    async def _run(self, proc: QueryProcessor, progress: bool) -> BackendResult:
+    async def _run(self, proc: QueryProcessor, driven: Processor, progress: bool
+                   ) -> BackendResult:
+        """`proc`: the workflow's processor (graph, queries, issued calls); `driven`: the
+        same, under the proxies whose calls the program sends (the cap among them)."""
         import openai
         from langchain_openai import ChatOpenAI
 
         begin = self.clock()
         before = [await self._metrics(s) for s in self.servers]
+        cpu_before, client_before = [_cpu_s(s) for s in self.servers], time.process_time()
         await self._prewarm(proc)
         start = self.clock()
         transport = ShortestQueueTransport([s.base_url for s in self.servers],
@@ -142,7 +152,7 @@ class ServerSession:
                          base_url=self.servers[0].base_url, api_key="EMPTY",  # type: ignore[arg-type]
                          temperature=0, timeout=self.request_timeout_s)
         bar = tqdm(desc=f"run ({self.program})", unit="call", disable=not progress)
-        broker = CallBroker(capped(proc, self.max_output_tokens), lambda: proc.issued)
+        broker = CallBroker(driven, lambda: proc.issued)
         program = LangGraphProgram(proc.graph, broker, llm, transport, self._tok, self.clock,
                                    on_progress=lambda: bar.update(1))
         samples: dict[int, list[EngineSample]] = {w: [] for w in range(len(self.servers))}
@@ -161,12 +171,16 @@ class ServerSession:
             raise RuntimeBackendError(f"the {self.program} program ended with calls left: "
                                       f"{proc.stuck()}")
         after = [await self._metrics(s) for s in self.servers]
+        cpu = [{k: v - cpu_before[w].get(k, 0.0) for k, v in _cpu_s(s).items()}
+               for w, s in enumerate(self.servers)]
+        client_cpu = time.process_time() - client_before
         stats = {w: {"requests_served": float(transport.served[w]),
                      "prefix_cache_queries": after[w].get("queries", 0.0)
                      - before[w].get("queries", 0.0),
                      "prefix_cache_hits": after[w].get("hits", 0.0) - before[w].get("hits", 0.0),
                      "prompt_mismatches": float(ran.prompt_mismatches[w]),
-                     "output_mismatches": float(ran.output_mismatches[w])}
+                     "output_mismatches": float(ran.output_mismatches[w]),
+                     **cpu[w], "client_cpu_s": client_cpu}
                  for w in range(len(self.servers))}
         last = max((r.finish_t for r in ran.records), default=start)
         return BackendResult(tuple(ran.records), {w: tuple(x) for w, x in samples.items()},
@@ -221,6 +235,19 @@ class ServerSession:
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
         self.close()
+
+
+def _cpu_s(server: VllmServer) -> dict[str, float]:
+    """CPU seconds (user + system) used so far by the server's API-server process and by
+    its descendants (vLLM's engine core)."""
+    import psutil
+
+    out = {"api_server_cpu_s": 0.0, "engine_cpu_s": 0.0}
+    for i, p in enumerate(server.processes()):
+        with contextlib.suppress(psutil.Error):
+            t = p.cpu_times()
+            out["api_server_cpu_s" if i == 0 else "engine_cpu_s"] += t.user + t.system
+    return out
 
 
 def parse_metrics(text: str, keys: dict[str, str] | None = None) -> dict[str, float]:

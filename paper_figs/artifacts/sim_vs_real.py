@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -24,9 +25,11 @@ def draw_sim_vs_real(ctx: DrawContext) -> None:
             ctx.section.notes.append(f"validation run in {ctx.validation} failed: "
                                      f"{summary.get('error')}")
             summary = None
-    cols = ["workflow", "real_makespan_s", "sim_makespan_s", "makespan_rel_err",
+    cols = ["system", "workflow", "real_makespan_s", "real_makespan_spread", "sim_makespan_s",
+            "makespan_rel_err",
             "real_cached_tokens", "sim_cached_tokens", "cached_tokens_rel_err",
-            "cached_tokens_rel_err_real_outputs"]
+            "cached_tokens_rel_err_real_outputs", "real_mean_batch", "sim_mean_batch",
+            "mean_batch_rel_err"]
     if not summary or not summary.get("workflows"):
         fig, ax = plt.subplots(figsize=(6, 2.5))
         ax.axis("off")
@@ -37,19 +40,14 @@ def draw_sim_vs_real(ctx: DrawContext) -> None:
         ctx.section.verdicts.append("NO DATA: no validation results: run `python -m "
                                     "helium_lab.run +experiment=validate_sim` (needs vLLM)")
         return
-    rows = []
-    for wf, r in summary["workflows"].items():
-        rows.append({"workflow": wf, "real_makespan_s": r.get("real_makespan_s"),
-                     "sim_makespan_s": r.get("sim_makespan_s"),
-                     "makespan_rel_err": r.get("makespan_rel_err"),
-                     "real_cached_tokens": (r.get("real") or {}).get("cached_tokens"),
-                     "sim_cached_tokens": (r.get("sim") or {}).get("cached_tokens"),
-                     "cached_tokens_rel_err": r.get("cached_tokens_rel_err"),
-                     "cached_tokens_rel_err_real_outputs":
-                         r.get("cached_tokens_rel_err_real_outputs")})
+    systems = summary.get("systems") or {summary.get("system", "?"):
+                                         {"workflows": summary["workflows"]}}
+    rows = [_row(name, wf, r) for name, per in systems.items()
+            for wf, r in per["workflows"].items()]
     targets = summary.get("targets") or {}
-    fig, (ax_a, ax_b) = plt.subplots(1, 2, figsize=(11, 3.4))
-    names = [r["workflow"] for r in rows]
+    fig, (ax_a, ax_b) = plt.subplots(1, 2, figsize=(max(11, 0.8 * len(rows) + 4), 3.6))
+    names = [f"{r['workflow']}\n{r['system']}" if len(systems) > 1 else r["workflow"]
+             for r in rows]
     x = np.arange(len(names))
     for off, key, name, color in ((-0.2, "real_makespan_s", "real vLLM", "#444444"),
                                   (0.2, "sim_makespan_s", "simulator", "#d62728")):
@@ -60,13 +58,14 @@ def draw_sim_vs_real(ctx: DrawContext) -> None:
                    fontsize=10)
     ax_a.legend(fontsize=8)
     for off, key, name, color in (
-            (-0.27, "makespan_rel_err", "makespan", "#1f77b4"),
-            (0.0, "cached_tokens_rel_err", "cached tokens", "#2ca02c"),
-            (0.27, "cached_tokens_rel_err_real_outputs", "cached tokens, real outputs replayed",
-             "#98df8a")):
+            (-0.3, "makespan_rel_err", "makespan", "#1f77b4"),
+            (-0.1, "cached_tokens_rel_err", "cached tokens", "#2ca02c"),
+            (0.1, "cached_tokens_rel_err_real_outputs", "cached tokens, real outputs replayed",
+             "#98df8a"),
+            (0.3, "mean_batch_rel_err", "mean batch", "#9467bd")):
         if all(r[key] is None for r in rows):
             continue  # older validation runs have no replay
-        ax_b.bar(x + off, [100 * (r[key] or 0.0) for r in rows], 0.27, label=name, color=color)
+        ax_b.bar(x + off, [100 * (r[key] or 0.0) for r in rows], 0.2, label=name, color=color)
         if key in targets:
             ax_b.axhline(100 * targets[key], color=color, ls="--", lw=0.8,
                          label=f"target {name} {100 * targets[key]:g}%")
@@ -78,8 +77,13 @@ def draw_sim_vs_real(ctx: DrawContext) -> None:
     ctx.csv(rows, cols)
     ctx.section.notes.append(f"validation results read from {ctx.validation} (made outside "
                              "paper_figs on real engines; not version-checked)")
+    for workflow, o in (summary.get("orderings") or {}).items():
+        ctx.section.verdicts.append(verdict_claim(
+            f"{workflow}: systems in the same makespan order in simulation and reality",
+            bool(o.get("same")), f"real {' < '.join(o.get('real', []))}; sim "
+            f"{' < '.join(o.get('sim', []))}"))
     for key in ("makespan_rel_err", "cached_tokens_rel_err",
-                "cached_tokens_rel_err_real_outputs"):
+                "cached_tokens_rel_err_real_outputs", "mean_batch_rel_err"):
         errs = [r[key] for r in rows if r[key] is not None]
         if not errs:
             continue
@@ -91,3 +95,17 @@ def draw_sim_vs_real(ctx: DrawContext) -> None:
             ctx.section.verdicts.append(verdict_claim(
                 f"{key} within the {100 * targets[key]:g}% target", n_ok == len(errs),
                 f"{n_ok}/{len(errs)} workflows; worst {100 * worst:.1f}%"))
+
+
+def _row(system: str, workflow: str, r: dict[str, Any]) -> dict[str, Any]:
+    return {"system": system, "workflow": workflow,
+            "real_makespan_s": r.get("real_makespan_s"),
+            "real_makespan_spread": r.get("real_makespan_spread"),
+            "sim_makespan_s": r.get("sim_makespan_s"),
+            "makespan_rel_err": r.get("makespan_rel_err"),
+            "real_cached_tokens": (r.get("real") or {}).get("cached_tokens"),
+            "sim_cached_tokens": (r.get("sim") or {}).get("cached_tokens"),
+            "cached_tokens_rel_err": r.get("cached_tokens_rel_err"),
+            "cached_tokens_rel_err_real_outputs": r.get("cached_tokens_rel_err_real_outputs"),
+            "real_mean_batch": r.get("real_mean_batch"), "sim_mean_batch": r.get("sim_mean_batch"),
+            "mean_batch_rel_err": r.get("mean_batch_rel_err")}

@@ -30,3 +30,30 @@ def test_validate_sim_reports_errors_per_workflow(tmp_path: Path) -> None:
     assert row["real_makespan_s"] == min(row["real_makespans_s"])
     assert json.loads((tmp_path / "validation.json").read_text())["workflows"]["debate"]
     assert (tmp_path / "cost_table.json").is_file()
+
+
+def test_validate_sim_per_system_with_the_real_langgraph_program(tmp_path: Path) -> None:
+    """Two systems: helium in-process, langgraph as its real program on a vLLM API server;
+    each gets its rows (with the real runs' spread and mean batch), and the summary
+    compares their makespan order in simulation and reality."""
+    cfg = {"system": compose_once(["system=helium"])["system"],
+           "model": {"name": "tiny", "path": None},
+           "engine": {"block_size": 32, "kv_capacity_tokens": 16384, "max_model_len": 2048},
+           "batch_size": 2, "num_workers": 1, "seed": 0,
+           "validate_sim": {"cost_table": None, "hardware": "cpu", "calibrate_quick": True,
+                            "max_output_tokens": 16, "real_repeats": 1,
+                            "systems": ["helium", "langgraph"], "batch_sizes": {"debate": 4},
+                            "workflows": {"debate": {"agents": 2, "rounds": 2}}}}
+    summary = run(cfg, tmp_path)
+    assert set(summary["systems"]) == {"helium", "langgraph"}
+    lg = summary["systems"]["langgraph"]
+    assert lg["program"] == "langgraph"
+    row = lg["workflows"]["debate"]
+    assert row["real"]["calls"] == row["sim"]["calls"] == 16  # batch_sizes: 4 queries
+    assert row["real"]["prompt_tokens"] == row["sim_real_outputs"]["prompt_tokens"]
+    assert row["real_mean_batch"] > 0 and row["sim_mean_batch"] > 0
+    assert row["real_makespan_spread"] == 0.0  # one repeat
+    order = summary["orderings"]["debate"]
+    assert sorted(order["real"]) == sorted(order["sim"]) == ["helium", "langgraph"]
+    assert summary["orderings_same"] == order["same"]
+    assert (tmp_path / "langgraph" / "debate" / "servers_0" / "server_0").is_dir()

@@ -1,0 +1,150 @@
+"""The two sides of `validate_sim` for one system and one workflow: real runs (in-process
+vLLM engines, or the system's own client program against vLLM API servers) and simulated
+runs with the same plan, engine settings and a cost table fitted to the same engine.
+
+What each side includes, so that both model the same thing:
+
+- a system without `program` runs in-process on the real side (the processor's dispatch
+  discipline, no HTTP, no client CPU), so the simulation gets only `submit_overhead_s`;
+- a system with `program` (LangGraph) runs its real client program against a vLLM API
+  server per worker (`runtime.server_session`), so the simulation gets the system's whole
+  orchestration: the client's per-call CPU (sim/client.py ClientCost) and the API server's
+  per-request CPU (ServerCost), both measured on this machine (docs/client_overhead.md,
+  docs/server_overhead.md).
+"""
+
+from __future__ import annotations
+
+import statistics
+from pathlib import Path
+from typing import Any
+
+from helium_lab.backend import BackendResult
+from helium_lab.config import EngineSettings, ModelSettings, Orchestration, SystemConfig
+from helium_lab.errors import ConfigError
+from helium_lab.processor import CallResult, LLMCall
+from helium_lab.processor.calls import synthetic_completion
+from helium_lab.processor.proxy import ProcessorProxy
+
+
+class OutputRecorder(ProcessorProxy):
+    """A processor proxy that records each finished call's output by (op, query), so a
+    simulation can replay the real outputs (`replay`) and see the very same prompts."""
+
+    def __init__(self, proc: Any) -> None:
+        super().__init__(proc)
+        self.tokenizer = proc.tok  # the QueryProcessor's, the session's tokenizer
+        self._keys: dict[int, tuple[str, int]] = {}
+        self.outputs: dict[tuple[str, int], tuple[str, tuple[int, ...]]] = {}
+
+    def emitted(self, calls: list[LLMCall]) -> list[LLMCall]:
+        for c in calls:
+            self._keys[c.call_id] = (c.op, c.query)
+        return calls
+
+    def finished(self, result: CallResult) -> None:
+        self.outputs[self._keys[result.call_id]] = (result.output_text,
+                                                    tuple(result.output_ids))
+
+    def replay(self, call: LLMCall, tokenizer: Any) -> tuple[str, tuple[int, ...]]:
+        """A `sim.engine.OutputSource` giving each call the output recorded for it."""
+        try:
+            return self.outputs[(call.op, call.query)]
+        except KeyError:
+            raise RuntimeError(f"validate_sim: no recorded output for op {call.op!r}, "
+                               f"query {call.query}: the runs issued different calls") from None
+
+
+def totals(records: Any) -> dict[str, int]:
+    return {"calls": len(records), "prompt_tokens": sum(r.prompt_tokens for r in records),
+            "cached_tokens": sum(r.cached_tokens for r in records),
+            "output_tokens": sum(r.output_tokens for r in records)}
+
+
+def mean_batch(result: BackendResult) -> float:
+    """Requests running, averaged over the engines' busy time (as `summary.json`'s
+    `mean_batch_requests`; sampled from `/metrics` for API servers)."""
+    busy = sum(x.dt for xs in result.timeseries.values() for x in xs)
+    held = sum(x.running * x.dt for xs in result.timeseries.values() for x in xs)
+    return held / busy if busy else 0.0
+
+
+def spread(values: list[float]) -> float:
+    """(max - min) / median: the real runs' relative spread."""
+    med = statistics.median(values)
+    return (max(values) - min(values)) / med if med else 0.0
+
+
+def real_runs(make_proc: Any, system: SystemConfig, model: ModelSettings,
+              engine: EngineSettings, num_workers: int, *, seed: int, cap: int | None,
+              repeats: int, log_dir: Path) -> tuple[list[tuple[BackendResult, OutputRecorder]],
+                                                    dict[str, int]]:
+    """`repeats` real runs of `make_proc(tokenizer)` (fresh engines or servers each) and
+    the KV geometry the simulation must copy (`kv_capacity_tokens`, `max_model_len`)."""
+    from runtime import open_session
+    from runtime.server_session import ServerSession
+
+    runs: list[tuple[BackendResult, OutputRecorder]] = []
+    geometry: dict[str, int] = {}
+    for i in range(repeats):
+        if system.program is not None:
+            if engine.kv_capacity_tokens is None or engine.max_model_len is None:
+                raise ConfigError("validate_sim: a client program's servers need "
+                                  "engine.kv_capacity_tokens and engine.max_model_len set")
+            with ServerSession(model, engine, num_workers, program=system.program,
+                               log_dir=log_dir / f"servers_{i}", seed=seed,
+                               max_output_tokens=cap) as srv:
+                recorder = OutputRecorder(make_proc(srv.tokenizer))
+                runs.append((srv.run(recorder), recorder))
+            geometry = {"kv_capacity_tokens": engine.kv_capacity_tokens,
+                        "max_model_len": engine.max_model_len}
+            continue
+        with open_session(model, engine, num_workers, orchestration=Orchestration(),
+                          seed=seed, max_output_tokens=cap,
+                          log_path=log_dir / "engines.log") as session:
+            eng = session.engines[0]
+            if engine.enable_prefix_caching and eng.pins is None:
+                raise ConfigError(
+                    f"validate_sim: vLLM {eng.vllm.__version__} is not one runtime/pins.py "
+                    f"supports (pins.TESTED_VLLM): the real engines would ignore "
+                    f"engine.prewarm_pin={engine.prewarm_pin} and the retain/release "
+                    "hints the simulator honours")
+            recorder = OutputRecorder(make_proc(session.tokenizer))
+            runs.append((session.run(recorder), recorder))
+            geometry = {"kv_capacity_tokens": eng.kv_capacity_tokens,
+                        "max_model_len": eng.max_model_len}
+    return runs, geometry
+
+
+def simulate(make_proc: Any, system: SystemConfig, engine: EngineSettings,
+             geometry: dict[str, int], num_workers: int, cost: Any, tok: Any, *,
+             cap: int | None, recorder: OutputRecorder, fast_decode: bool
+             ) -> tuple[BackendResult, BackendResult]:
+    """The simulation with synthetic outputs, then fed the real outputs (identical prompts
+    on both sides: what differs is the engine model alone)."""
+    import sim
+    from helium_lab.processor.capping import capped
+    from sim.client import ClientCost, ServerCost
+
+    orch = Orchestration.from_dict(system.orchestration)
+    sim_cfg = sim.EngineConfig(
+        kv_capacity_tokens=geometry["kv_capacity_tokens"], block_size=engine.block_size,
+        max_num_seqs=engine.max_num_seqs,
+        max_num_batched_tokens=engine.max_num_batched_tokens,
+        queue_order=engine.queue_order, enable_prefix_caching=engine.enable_prefix_caching,
+        max_model_len=geometry["max_model_len"], pin_mode=engine.prewarm_pin)
+    costs: dict[str, Any] = {}
+    if system.program is not None:  # the real side pays the client's and server's CPU
+        costs = {"client": ClientCost(orch.client_call_s, orch.client_prompt_token_s,
+                                      orch.client_output_token_s),
+                 "server": ServerCost(orch.server_call_s, orch.server_prompt_token_s,
+                                      orch.server_scope)}
+    out = []
+    for outputs in (synthetic_completion, recorder.replay):
+        out.append(sim.Simulation(
+            [sim_cfg] * num_workers, cost, tokenizer=tok,
+            submit_overhead_s=orch.submit_overhead_s if system.program is None else 0.0,
+            fast_decode=fast_decode, outputs=outputs, **costs,
+        ).run(capped(make_proc(tok), cap)))
+    return out[0], out[1]
+
