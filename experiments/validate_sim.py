@@ -69,13 +69,14 @@ def _rel(sim: float, real: float) -> float:
 def _planner(name: str, params: dict[str, Any], cfg: dict[str, Any], system: SystemConfig,
              batch_size: int) -> Any:
     """`tokenizer -> QueryProcessor` for one workflow under `system` (fresh each call)."""
-    def make(tok: Any) -> QueryProcessor:
+    def make(tok: Any, program_runs: bool = False) -> QueryProcessor:
         bound = make_workload(name, batch_size=batch_size, seed=int(cfg["seed"]), **params)
         namespace = str(cfg.get("model", {}).get("name", "tiny"))
         planned = plan_batch(bound, system, PlannerSettings.from_dict(cfg.get("planner", {})),
                              int(cfg["num_workers"]), tok, namespace=namespace,
                              seed=int(cfg["seed"]))
-        return QueryProcessor(planned.plan, planned.schedule, tok, system.processor(namespace))
+        return QueryProcessor(planned.plan, planned.schedule, tok,
+                              system.processor(namespace, program_runs=program_runs))
     return make
 
 

@@ -94,7 +94,7 @@ def real_runs(make_proc: Any, system: SystemConfig, model: ModelSettings,
             with ServerSession(model, engine, num_workers, program=system.program,
                                log_dir=log_dir / f"servers_{i}", seed=seed,
                                max_output_tokens=cap) as srv:
-                recorder = OutputRecorder(make_proc(srv.tokenizer))
+                recorder = OutputRecorder(make_proc(srv.tokenizer, program_runs=True))
                 runs.append((srv.run(recorder), recorder))
             geometry = {"kv_capacity_tokens": engine.kv_capacity_tokens,
                         "max_model_len": engine.max_model_len}

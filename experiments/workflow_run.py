@@ -189,7 +189,9 @@ def execute(s: RunSettings, session: Session, params: dict[str, Any],
     bound = make_workload(s.workflow, batch_size=s.batch_size, seed=s.seed, **params)
     planned = plan_batch(bound, s.system, s.planner, s.num_workers, tok, cache=cache,
                          namespace=namespace, seed=s.seed)
-    proc = QueryProcessor(planned.plan, planned.schedule, tok, s.system.processor(namespace))
+    program = s.backend == "vllm" and s.system.program is not None
+    proc = QueryProcessor(planned.plan, planned.schedule, tok,
+                          s.system.processor(namespace, program_runs=program))
     run_folder.note(stage="running", calls_planned=planned.plan.num_calls(),
                     calls_finished=lambda: len(proc.records))
     t0 = time.perf_counter()

@@ -116,7 +116,15 @@ class SystemConfig:
     def optimizer(self, static_prefix_min_tokens: int) -> OptimizerConfig:
         return OptimizerConfig.from_passes(self.passes, static_prefix_min_tokens)
 
-    def processor(self, namespace: str) -> ProcessorConfig:
+    def processor(self, namespace: str, *, program_runs: bool = False) -> ProcessorConfig:
+        """The processor's config. `program_runs`: the system's own client program decides
+        when calls go (`program` on the vLLM backend), so the processor only renders: every
+        call is emitted once its inputs are known (discipline `ready`, no in-flight limits),
+        and the program, not the processor, holds calls back."""
+        if program_runs:
+            return ProcessorConfig("schedule", 1 << 30, None, None,
+                                   self.prewarm and "static_prefix" in self.passes, namespace,
+                                   False, "ready", None, False)
         return ProcessorConfig(self.router, self.max_inflight_per_worker,
                                self.max_inflight_total, self.max_inflight_per_op,
                                self.prewarm and "static_prefix" in self.passes, namespace,
