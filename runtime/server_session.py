@@ -55,12 +55,18 @@ from helium_lab.processor.query_processor import QueryProcessor
 from runtime.errors import RuntimeBackendError
 from runtime.model import resolve_model
 from runtime.programs.balancer import ShortestQueueTransport
+from runtime.programs.base import ClientProgram
 from runtime.programs.broker import CallBroker
 from runtime.programs.langgraph_program import LangGraphProgram
+from runtime.programs.openai_programs import OpWiseProgram, QueryWiseProgram
 from runtime.serve import VllmServer, log_tail
 from runtime.tokenizer import HFTokenizer
 
-PROGRAMS = ("langgraph",)
+# program -> (its class, the client library it calls through)
+PROGRAMS: dict[str, tuple[type[ClientProgram], str]] = {
+    "langgraph": (LangGraphProgram, "langchain"),
+    "querywise": (QueryWiseProgram, "openai"),
+    "opwise": (OpWiseProgram, "openai")}
 # helium_demo utils/common.py: DEFAULT_TIMEOUT (6000 s, connect 60 s), DEFAULT_LIMITS
 # (max_connections and max_keepalive_connections 9999999: unlimited)
 HTTP_TIMEOUT = httpx.Timeout(timeout=6000, connect=60)
@@ -86,7 +92,7 @@ class ServerSession:
         the OpenAI client's retries (2, its default, as in the reference)."""
         if program not in PROGRAMS:
             raise ConfigError(f"system.program: unknown client program {program!r}; known: "
-                              f"{list(PROGRAMS)}")
+                              f"{sorted(PROGRAMS)}")
         if num_workers < 1:
             raise ConfigError(f"num_workers must be >= 1, got {num_workers}")
         if max_output_tokens is not None and max_output_tokens < 1:
@@ -138,7 +144,6 @@ class ServerSession:
         """`proc`: the workflow's processor (graph, queries, issued calls); `driven`: the
         same, under the proxies whose calls the program sends (the cap among them)."""
         import openai
-        from langchain_openai import ChatOpenAI
 
         begin = self.clock()
         before = [await self._metrics(s) for s in self.servers]
@@ -148,13 +153,13 @@ class ServerSession:
         transport = ShortestQueueTransport([s.base_url for s in self.servers],
                                            limits=HTTP_LIMITS)
         client = httpx.AsyncClient(transport=transport, timeout=HTTP_TIMEOUT)
-        llm = ChatOpenAI(http_async_client=client, model=self.servers[0].model_name,
-                         base_url=self.servers[0].base_url, api_key="EMPTY",  # type: ignore[arg-type]
-                         temperature=0, timeout=self.request_timeout_s)
+        cls, library = PROGRAMS[self.program]
+        model, url = self.servers[0].model_name, self.servers[0].base_url
         bar = tqdm(desc=f"run ({self.program})", unit="call", disable=not progress)
         broker = CallBroker(driven, lambda: proc.issued)
-        program = LangGraphProgram(proc.graph, broker, llm, transport, self._tok, self.clock,
-                                   on_progress=lambda: bar.update(1))
+        program = cls(proc.graph, broker, self._client(library, client, model, url),
+                      transport, self._tok, self.clock, model=model,
+                      on_progress=lambda: bar.update(1))
         samples: dict[int, list[EngineSample]] = {w: [] for w in range(len(self.servers))}
         sampler = asyncio.create_task(self._sample(samples))
         try:
@@ -185,6 +190,22 @@ class ServerSession:
         last = max((r.finish_t for r in ran.records), default=start)
         return BackendResult(tuple(ran.records), {w: tuple(x) for w, x in samples.items()},
                              stats, begin, start, last - begin)
+
+    def _client(self, library: str, http: httpx.AsyncClient, model: str, url: str) -> Any:
+        """The program's client library over `http` (helium_demo utils/langgraph.py,
+        utils/openai.py); `request_timeout_s` None keeps each library's reference timeout."""
+        if library == "langchain":
+            from langchain_openai import ChatOpenAI
+
+            return ChatOpenAI(http_async_client=http, model=model, base_url=url,
+                              api_key="EMPTY", temperature=0,  # type: ignore[arg-type]
+                              timeout=self.request_timeout_s)
+        from openai import AsyncOpenAI
+
+        if self.request_timeout_s is None:  # the reference: the http client's 6000 s
+            return AsyncOpenAI(api_key="EMPTY", base_url=url, http_client=http)
+        return AsyncOpenAI(api_key="EMPTY", base_url=url, http_client=http,
+                           timeout=self.request_timeout_s)
 
     async def _prewarm(self, proc: QueryProcessor) -> None:
         prompts = proc.prewarm_prompts()

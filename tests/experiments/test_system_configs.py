@@ -69,8 +69,9 @@ def test_system_resolves_to_what_its_comment_says(name: str) -> None:
     assert got == CLAIMS[name]
     assert system.agent_capacity == (32 if name == "agentscope" else None)
     assert system.max_inflight_per_worker == 1024 and system.max_inflight_per_op is None
-    # only LangGraph's program runs for real on the vLLM backend (KVFlow's needs SGLang)
-    assert system.program == ("langgraph" if name == "langgraph" else None)
+    # the programs that run for real on the vLLM backend (KVFlow's needs SGLang's fork)
+    assert system.program == {"langgraph": "langgraph", "vllm": "querywise",
+                              "opwise": "opwise"}.get(name)
     # only KVFlow runs a host KV tier (HiCache at helium_demo's runner settings)
     assert (engine.host_kv_ratio, engine.host_kv_write_policy) == (
         (1.001, "write_through") if name == "kvflow" else (None, "write_through"))

@@ -1,14 +1,17 @@
-"""LangGraph itself against two real vLLM API servers (runtime/programs, issue 12 item 2):
-`+experiment=debate backend=vllm model=tiny system=langgraph` writes the usual run folder
-with real per-call times, vLLM's cached-token counts and the server that answered, and
-its outputs equal Helium's on in-process engines."""
+"""The baselines' client programs against two real vLLM API servers (runtime/programs):
+LangGraph itself, QueryWise's and OpWise's AsyncOpenAI programs. `+experiment=debate
+backend=vllm model=tiny system=langgraph` writes the usual run folder with real per-call
+times, vLLM's cached-token counts and the server that answered, and its outputs equal
+Helium's on in-process engines."""
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 
 import psutil
+import pytest
 
 from experiments.cli import run_task
 from tests.experiments.test_experiments import config
@@ -36,6 +39,26 @@ def test_langgraph_program_runs_against_two_servers(tmp_path: Path) -> None:
     assert not left, left  # every server process tree is gone
     run_task(config("debate", *overrides, "system=helium"), tmp_path / "helium")
     assert ((tmp_path / "lg" / "outputs.jsonl").read_bytes()
+            == (tmp_path / "helium" / "outputs.jsonl").read_bytes())
+
+
+@pytest.mark.parametrize("system", ["vllm", "opwise"])
+def test_openai_programs_run_against_two_servers(tmp_path: Path, system: str) -> None:
+    """QueryWise's and OpWise's AsyncOpenAI programs: every call through the balancer,
+    QueryWise never more than one request in flight (so both servers are only used when
+    a tie sends it to server 0: it is always server 0), outputs equal Helium's."""
+    overrides = ("backend=vllm", "model=tiny", "batch_size=3")
+    summary = run_task(config("reflect", *overrides, f"system={system}"), tmp_path / system)
+    calls = [json.loads(x) for x in (tmp_path / system / "calls.jsonl").read_text().splitlines()]
+    assert len(calls) == summary["num_llm_calls"] > 0
+    if system == "vllm":
+        assert {c["worker"] for c in calls} == {0}
+        spans = sorted((c["submit_t"], c["finish_t"]) for c in calls)
+        assert all(a[1] <= b[0] for a, b in itertools.pairwise(spans))  # one at a time
+    else:
+        assert {c["worker"] for c in calls} == {0, 1}
+    run_task(config("reflect", *overrides, "system=helium"), tmp_path / "helium")
+    assert ((tmp_path / system / "outputs.jsonl").read_bytes()
             == (tmp_path / "helium" / "outputs.jsonl").read_bytes())
 
 
