@@ -3,7 +3,8 @@ program: `helium_lab.backend.Session` for baselines whose reference program talk
 
     with ServerSession(ModelSettings("tiny"), engine, 2, program="langgraph",
                        log_dir=run_dir) as s:
-        result = s.run(proc)     # proc: the system's QueryProcessor
+        result = s.run(proc)     # the system's QueryProcessor (or a proxy of one), built
+                                 # with SystemConfig.processor(ns, program_runs=True)
 
 - Servers: `runtime.serve.VllmServer` per worker (loopback, a free port, health-checked,
   logs in `log_dir/server_<w>/`), started concurrently, with the engine arguments the
@@ -11,9 +12,10 @@ program: `helium_lab.backend.Session` for baselines whose reference program talk
   response) and vLLM's stats logging on (its `/metrics` gauges are sampled below).
 - `run(proc)`: prewarm prompts (if the system has any) go to their worker's server as
   one-token completions of the prefix's token ids, then the client program (registry
-  `PROGRAMS`; `runtime/programs/`) runs the batch, taking each call from the processor
-  (`CallBroker`) and sending it through the reference's shortest-queue balancer
-  (`ShortestQueueTransport`). `max_output_tokens` caps calls as the in-process session does.
+  `PROGRAMS`: langgraph, querywise, opwise; `runtime/programs/`) runs the batch, taking
+  each call from the processor (`CallBroker`) and sending it through the reference's
+  shortest-queue balancer (`ShortestQueueTransport`). `max_output_tokens` caps calls as
+  the in-process session does.
 - Times are seconds since the session opened (the wall clock: measurement only). Records:
   send and receive per call (`start_t` = send, `first_token_t` = receive: HTTP does not see
   the engine's scheduling), vLLM's cached tokens, the server that answered as `worker`.
