@@ -9,14 +9,21 @@ from experiments.compose import compose_once
 from experiments.validate_sim import run
 
 
+def small_validation(**validate: object) -> dict[str, object]:
+    """validate_sim's config for debate at batch 2 on the tiny model, a quick calibration;
+    `validate` adds or replaces keys of the `validate_sim` block."""
+    return {"system": compose_once(["system=helium"])["system"],
+            "model": {"name": "tiny", "path": None},
+            "engine": {"block_size": 32, "kv_capacity_tokens": 16384, "max_model_len": 2048},
+            "batch_size": 2, "num_workers": 1, "seed": 0,
+            "validate_sim": {"cost_table": None, "hardware": "cpu", "calibrate_quick": True,
+                             "max_output_tokens": 16, "real_repeats": 2,
+                             "workflows": {"debate": {"agents": 2, "rounds": 2}},
+                             **validate}}
+
+
 def test_validate_sim_reports_errors_per_workflow(tmp_path: Path) -> None:
-    cfg = {"system": compose_once(["system=helium"])["system"],
-           "model": {"name": "tiny", "path": None},
-           "engine": {"block_size": 32, "kv_capacity_tokens": 16384, "max_model_len": 2048},
-           "batch_size": 2, "num_workers": 1, "seed": 0,
-           "validate_sim": {"cost_table": None, "hardware": "cpu", "calibrate_quick": True,
-                            "max_output_tokens": 16, "real_repeats": 2,
-                            "workflows": {"debate": {"agents": 2, "rounds": 2}}}}
+    cfg = small_validation()
     summary = run(cfg, tmp_path)
     row = summary["workflows"]["debate"]
     assert row["real"]["calls"] == row["sim"]["calls"] == 8
@@ -36,14 +43,8 @@ def test_validate_sim_per_system_with_the_real_langgraph_program(tmp_path: Path)
     """Two systems: helium in-process, langgraph as its real program on a vLLM API server;
     each gets its rows (with the real runs' spread and mean batch), and the summary
     compares their makespan order in simulation and reality."""
-    cfg = {"system": compose_once(["system=helium"])["system"],
-           "model": {"name": "tiny", "path": None},
-           "engine": {"block_size": 32, "kv_capacity_tokens": 16384, "max_model_len": 2048},
-           "batch_size": 2, "num_workers": 1, "seed": 0,
-           "validate_sim": {"cost_table": None, "hardware": "cpu", "calibrate_quick": True,
-                            "max_output_tokens": 16, "real_repeats": 1,
-                            "systems": ["helium", "langgraph"], "batch_sizes": {"debate": 4},
-                            "workflows": {"debate": {"agents": 2, "rounds": 2}}}}
+    cfg = small_validation(real_repeats=1, systems=["helium", "langgraph"],
+                           batch_sizes={"debate": 4})
     summary = run(cfg, tmp_path)
     assert set(summary["systems"]) == {"helium", "langgraph"}
     lg = summary["systems"]["langgraph"]
