@@ -46,13 +46,13 @@ def draw_sim_vs_real(ctx: DrawContext) -> None:
             for wf, r in per["workflows"].items()]
     targets = summary.get("targets") or {}
     fig, (ax_a, ax_b) = plt.subplots(1, 2, figsize=(max(11, 0.8 * len(rows) + 4), 3.6))
-    names = [f"{r['workflow']}\n{r['system']}" if len(systems) > 1 else r["workflow"]
+    names = [f"{r['system']} · {r['workflow']}" if len(systems) > 1 else r["workflow"]
              for r in rows]
     x = np.arange(len(names))
     for off, key, name, color in ((-0.2, "real_makespan_s", "real vLLM", "#444444"),
                                   (0.2, "sim_makespan_s", "simulator", "#d62728")):
         ax_a.bar(x + off, [r[key] or 0.0 for r in rows], 0.4, label=name, color=color)
-    ax_a.set_xticks(x, names, rotation=20, fontsize=8)
+    ax_a.set_xticks(x, names, rotation=35, ha="right", fontsize=7)
     ax_a.set_ylabel("Makespan (s)")
     ax_a.set_title(f"(a) makespan ({summary.get('model')}, {summary.get('hardware')})",
                    fontsize=10)
@@ -69,7 +69,7 @@ def draw_sim_vs_real(ctx: DrawContext) -> None:
         if key in targets:
             ax_b.axhline(100 * targets[key], color=color, ls="--", lw=0.8,
                          label=f"target {name} {100 * targets[key]:g}%")
-    ax_b.set_xticks(x, names, rotation=20, fontsize=8)
+    ax_b.set_xticks(x, names, rotation=35, ha="right", fontsize=7)
     ax_b.set_ylabel("|sim − real| / real (%)")
     ax_b.set_title("(b) relative error", fontsize=10)
     ax_b.legend(fontsize=7)
