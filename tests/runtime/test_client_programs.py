@@ -29,6 +29,8 @@ def test_langgraph_program_runs_against_two_servers(tmp_path: Path) -> None:
     assert sum(c["cached_tokens"] for c in calls) > 0
     engines = summary["engines"]
     assert sum(e["requests_served"] for e in engines.values()) == 36
+    samples = (tmp_path / "lg" / "timeseries.csv").read_text().splitlines()[1:]
+    assert samples and summary["mean_batch_requests"] > 0  # /metrics sampled while busy
     assert all(e["prompt_mismatches"] == 0 for e in engines.values())
     assert sum(e["prefix_cache_hits"] for e in engines.values()) == sum(
         c["cached_tokens"] for c in calls)

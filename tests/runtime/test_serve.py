@@ -118,3 +118,28 @@ def test_broken_model_fails_fast_with_the_log_tail(tmp_path: Path) -> None:
     assert "HeliumNoSuchArchitecture" in msg  # vLLM's own complaint, from the log tail
     assert not srv.running
     print(f"broken model: ServerStartError after {time.monotonic() - t0:.1f} s")
+
+
+def test_a_server_left_running_is_stopped_at_interpreter_exit(tmp_path: Path) -> None:
+    """A process that starts a server and exits without stopping it: the server's own
+    `atexit` registration stops its whole process tree."""
+    import os
+    import subprocess
+    import sys
+
+    code = ("from runtime.serve import VllmServer\n"
+            "from runtime.tiny_model import tiny_model_dir\n"
+            f"srv = VllmServer(tiny_model_dir(), {str(tmp_path)!r}, startup_timeout_s=400)\n"
+            "srv.start()\n"
+            "print('TREE', *[p.pid for p in srv.processes()], flush=True)\n")
+    root = str(Path(__file__).resolve().parents[2])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        [root, *filter(None, [os.environ.get("PYTHONPATH")])])}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=600, env=env, cwd=root)
+    assert out.returncode == 0, out.stderr[-2000:]
+    pids = [int(x) for x in out.stdout.split("TREE", 1)[1].split()]
+    assert len(pids) >= 2  # the API server and its engine core
+    left = [p for p in pids if psutil.pid_exists(p)
+            and psutil.Process(p).status() != psutil.STATUS_ZOMBIE]
+    assert not left, left
