@@ -280,7 +280,9 @@ class Orchestration:
     for real, so there it is ignored. `server_*`: the CPU of the OpenAI API server process
     in front of the engines per request (`ServerCost` in `sim/client.py`; measured,
     docs/server_overhead.md), serialized in one process for all workers (`shared`) or one
-    per worker (`per_worker`); also simulator only."""
+    per worker (`per_worker`); also simulator only. `client_pool_passes`: httpcore
+    connection-pool passes charged to the client per request and per response (`ClientCost`
+    in sim/client.py; 0, the default, leaves the pool out; measured bursts: about 2.5)."""
 
     submit_overhead_s: float = 0.0
     client_call_s: float = 0.0
@@ -289,6 +291,7 @@ class Orchestration:
     server_call_s: float = 0.0
     server_prompt_token_s: float = 0.0
     server_scope: Literal["shared", "per_worker"] = "shared"
+    client_pool_passes: float = 0.0
 
     @staticmethod
     def from_dict(data: Mapping[str, Any], where: str = "system.orchestration") -> Orchestration:
@@ -296,7 +299,8 @@ class Orchestration:
         cfg = Orchestration(**data)
         check_types(cfg, where)
         for key in ("submit_overhead_s", "client_call_s", "client_prompt_token_s",
-                    "client_output_token_s", "server_call_s", "server_prompt_token_s"):
+                    "client_output_token_s", "server_call_s", "server_prompt_token_s",
+                    "client_pool_passes"):
             v = getattr(cfg, key)
             if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0:
                 raise ConfigError(f"{where}.{key} must be a number >= 0, got {v!r}")

@@ -13,6 +13,16 @@ another, and completions wait their turn before the workflow sees them.
 constants are measured (docs/client_overhead.md); all zero (an in-process engine, Helium)
 means no client stage at all.
 
+Optionally (`pool_passes` > 0; off by default) the client also pays httpcore 1.0.9's
+connection-pool pass: every request arrival and every response close runs one pass over
+the pool, costing `c0 + c_conn N + c_idle I + c_pair N I` microseconds for N open
+connections of which I are idle (`POOL_PASS_US`, measured: conf/orchestration/
+client_overhead.json "pool_fit", docs/client_overhead.md part 2). A request reuses an idle
+connection or opens one; a closed response leaves its connection idle for `keepalive_s`
+(httpx's default `keepalive_expiry`, 5 s, which the reference programs keep). The pool
+state is read at the event's time (the thread may still be busy then). `pool_passes`
+scales the passes per event (bursts measured 4-5.6 passes per call, ~2.5 per event).
+
 `ServerCost` is the same for the API server in front of the engines (vLLM's OpenAI server:
 HTTP parsing, chat template, tokenization, request bookkeeping, in one Python process): a
 request costs `call_s + prompt_token_s * prompt tokens` of that process's CPU before its
@@ -25,9 +35,19 @@ Pure arithmetic on the simulated clock: deterministic.
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass
 
 from sim.errors import SimError
+
+# httpcore 1.0.9 pool pass, µs = c0 + c_conn N + c_idle I + c_pair N I (client_overhead.json)
+POOL_PASS_US = (3.6367, 0.24156, 14.82862, 0.3198141)
+
+
+def pool_pass_s(connections: int, idle: int) -> float:
+    """CPU seconds of one httpcore pool pass over `connections`, `idle` of them idle."""
+    c0, c_conn, c_idle, c_pair = POOL_PASS_US
+    return (c0 + c_conn * connections + c_idle * idle + c_pair * connections * idle) * 1e-6
 
 
 @dataclass(frozen=True)
@@ -37,15 +57,19 @@ class ClientCost:
     call_s: float = 0.0
     prompt_token_s: float = 0.0
     output_token_s: float = 0.0
+    pool_passes: float = 0.0
+    keepalive_s: float = 5.0
 
     def __post_init__(self) -> None:
-        for key in ("call_s", "prompt_token_s", "output_token_s"):
+        for key in ("call_s", "prompt_token_s", "output_token_s", "pool_passes",
+                    "keepalive_s"):
             if getattr(self, key) < 0:
                 raise SimError(f"client cost {key} must be >= 0, got {getattr(self, key)}")
 
     @property
     def active(self) -> bool:
-        return self.call_s > 0 or self.prompt_token_s > 0 or self.output_token_s > 0
+        return (self.call_s > 0 or self.prompt_token_s > 0 or self.output_token_s > 0
+                or self.pool_passes > 0)
 
     def request_s(self, prompt_tokens: int) -> float:
         return self.call_s / 2 + self.prompt_token_s * prompt_tokens
@@ -95,8 +119,31 @@ class SerialCPU:
 
 
 class ClientCPU(SerialCPU):
-    """The client program's thread, with its per-call costs."""
+    """The client program's thread, with its per-call costs and its connection pool."""
 
     def __init__(self, cost: ClientCost) -> None:
         super().__init__()
         self.cost = cost
+        self.busy = 0  # connections carrying a request
+        self.idle: deque[float] = deque()  # idle connections' expiry times, oldest first
+
+    def _pass_s(self, now: float) -> float:
+        if self.cost.pool_passes == 0:
+            return 0.0
+        while self.idle and self.idle[0] <= now:
+            self.idle.popleft()
+        return self.cost.pool_passes * pool_pass_s(self.busy + len(self.idle), len(self.idle))
+
+    def request(self, now: float, prompt_tokens: int) -> float:
+        """A request built at `now`: when it leaves the client."""
+        work = self.cost.request_s(prompt_tokens) + self._pass_s(now)
+        if self.idle:
+            self.idle.pop()  # reuse the most recently idled connection
+        self.busy += 1
+        return self.run(now, work)
+
+    def response(self, now: float, output_tokens: int) -> float:
+        """A response arriving at `now`: when the workflow sees it."""
+        self.busy = max(self.busy - 1, 0)
+        self.idle.append(now + self.cost.keepalive_s)
+        return self.run(now, self.cost.response_s(output_tokens) + self._pass_s(now))

@@ -158,7 +158,7 @@ class _Run:
         if client is None:
             self._dispatch(self.proc.on_finished(result))
             return
-        seen = client.run(self.env.now, client.cost.response_s(len(result.output_ids)))
+        seen = client.response(self.env.now, len(result.output_ids))
         self.env.process(self._handle(result, seen))
 
     def _handle(self, result: CallResult, at: float) -> Generator[simpy.Event, Any, None]:
@@ -172,7 +172,7 @@ class _Run:
         for engine, call in self.ledger.submitted(calls):
             delay = self.sim.overhead
             if client is not None:
-                delay += client.run(now, client.cost.request_s(call.prompt_tokens)) - now
+                delay += client.request(now, call.prompt_tokens) - now
             if server is not None:  # arrivals come in dispatch order: FIFO holds
                 cpu = self.sim.server_cpus[call.worker if len(self.sim.server_cpus) > 1
                                            else 0]

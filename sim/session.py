@@ -154,7 +154,8 @@ def open_session(model: ModelSettings, engine: EngineSettings, num_workers: int,
     cfg = engine_config(model, engine, sim.hardware)
     check_host_memory(cfg, num_workers, sim.hardware, engine)
     client = ClientCost(orchestration.client_call_s, orchestration.client_prompt_token_s,
-                        orchestration.client_output_token_s)
+                        orchestration.client_output_token_s,
+                        pool_passes=orchestration.client_pool_passes)
     return Simulation([cfg] * num_workers, cost_model(model, sim), tokenizer=tokenizer,
                       submit_overhead_s=orchestration.submit_overhead_s,
                       fast_decode=sim.fast_decode, client=client,

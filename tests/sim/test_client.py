@@ -96,3 +96,39 @@ def test_bad_server_cost_is_refused_naming_the_key() -> None:
         Orchestration.from_dict({"server_call_s": -0.001})
     with pytest.raises(ConfigError, match=r"system\.orchestration\.server_scope"):
         Orchestration.from_dict({"server_scope": "global"})
+
+
+def test_pool_passes_follow_the_connections_by_hand() -> None:
+    """httpcore's pool pass, charged per request and per response (one pass each):
+    pass(N, I) = 3.6367 + 0.24156 N + 14.82862 I + 0.3198141 N I µs."""
+    from sim.client import ClientCPU, pool_pass_s
+
+    c0, cn, ci, cp = 3.6367e-6, 0.24156e-6, 14.82862e-6, 0.3198141e-6
+    cpu = ClientCPU(ClientCost(call_s=0.002, pool_passes=1.0, keepalive_s=5.0))
+    # t=0: empty pool (N=0, I=0): 0.001 + c0; a new connection opens
+    assert cpu.request(0.0, 0) == pytest.approx(0.001 + c0)
+    # t=1: its response closes: N=1 with it idle (I=1): 0.001 + c0 + cn + ci + cp
+    assert cpu.response(1.0, 0) == pytest.approx(1.0 + 0.001 + c0 + cn + ci + cp)
+    # t=2: a request sees N=1, I=1 and reuses that connection (no new one)
+    assert cpu.request(2.0, 0) == pytest.approx(2.0 + 0.001 + c0 + cn + ci + cp)
+    assert (cpu.busy, len(cpu.idle)) == (1, 0)
+    # t=2.5: two more requests open connections 2 and 3 (N=1, then 2; nothing idle)
+    assert cpu.request(2.5, 0) == pytest.approx(2.5 + 0.001 + c0 + cn)
+    assert cpu.request(2.5, 0) == pytest.approx(2.5 + 0.002 + (c0 + cn) + (c0 + 2 * cn))
+    # t=3: one closes (N=3, I=1); t=9: its keep-alive (5 s) ran out: N=2, I=0
+    cpu.response(3.0, 0)
+    assert cpu._pass_s(9.0) == pytest.approx(pool_pass_s(2, 0)) == pytest.approx(c0 + 2 * cn)
+
+
+def test_pool_passes_slow_a_burst_and_are_off_by_default() -> None:
+    """64 calls at once: with the pool modelled the client's CPU grows with the idle
+    connections the burst leaves; without it (the default) nothing changes."""
+    proc_args = {"n": 64, "prompt_tokens": 10, "output_tokens": 1}
+    plain = Simulation([BIG], STEP, client=ClientCost(call_s=0.004)).run(
+        BurstProcessor(**proc_args))
+    pooled = Simulation([BIG], STEP, client=ClientCost(call_s=0.004, pool_passes=2.5)).run(
+        BurstProcessor(**proc_args))
+    assert pooled.makespan > plain.makespan
+    assert ClientCost().pool_passes == 0.0 and not ClientCost().active
+    with pytest.raises(SimError, match="pool_passes"):
+        ClientCost(pool_passes=-1)
