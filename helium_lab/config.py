@@ -122,9 +122,9 @@ class SystemConfig:
         call is emitted once its inputs are known (discipline `ready`, no in-flight limits),
         and the program, not the processor, holds calls back."""
         if program_runs:
-            return ProcessorConfig("schedule", 1 << 30, None, None,
-                                   self.prewarm and "static_prefix" in self.passes, namespace,
-                                   False, "ready", None, False)
+            return ProcessorConfig(router="schedule", max_inflight_per_worker=1 << 30,
+                                   prewarm=self.prewarm and "static_prefix" in self.passes,
+                                   namespace=namespace)
         return ProcessorConfig(self.router, self.max_inflight_per_worker,
                                self.max_inflight_total, self.max_inflight_per_op,
                                self.prewarm and "static_prefix" in self.passes, namespace,

@@ -128,22 +128,27 @@ class ClientCPU(SerialCPU):
         self.idle: deque[float] = deque()  # idle connections' expiry times, oldest first
 
     def _pass_s(self, now: float) -> float:
-        if self.cost.pool_passes == 0:
-            return 0.0
+        """The pool passes' CPU at `now`, after closing the idle connections expired by
+        then."""
         while self.idle and self.idle[0] <= now:
             self.idle.popleft()
         return self.cost.pool_passes * pool_pass_s(self.busy + len(self.idle), len(self.idle))
 
     def request(self, now: float, prompt_tokens: int) -> float:
         """A request built at `now`: when it leaves the client."""
-        work = self.cost.request_s(prompt_tokens) + self._pass_s(now)
-        if self.idle:
-            self.idle.pop()  # reuse the most recently idled connection
-        self.busy += 1
+        work = self.cost.request_s(prompt_tokens)
+        if self.cost.pool_passes:  # the pool is tracked only when it is charged
+            work += self._pass_s(now)
+            if self.idle:
+                self.idle.pop()  # reuse the most recently idled connection
+            self.busy += 1
         return self.run(now, work)
 
     def response(self, now: float, output_tokens: int) -> float:
         """A response arriving at `now`: when the workflow sees it."""
-        self.busy = max(self.busy - 1, 0)
-        self.idle.append(now + self.cost.keepalive_s)
-        return self.run(now, self.cost.response_s(output_tokens) + self._pass_s(now))
+        work = self.cost.response_s(output_tokens)
+        if self.cost.pool_passes:
+            self.busy -= 1
+            self.idle.append(now + self.cost.keepalive_s)
+            work += self._pass_s(now)
+        return self.run(now, work)

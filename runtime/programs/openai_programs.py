@@ -15,20 +15,21 @@ from __future__ import annotations
 
 import asyncio
 
+from helium_lab.dsl.graph import Graph
 from helium_lab.processor.discipline import llm_levels
 from runtime.programs.base import OpenAIProgram, ProgramRun
 
 BATCH_SIZE = 1  # helium_demo utils/openai.py
 
 
-def program_order(graph: object) -> list[str]:
+def program_order(graph: Graph) -> list[str]:
     """The LLM ops in the graph's topological (build) order."""
-    return [op.id for op in graph.llm_ops]  # type: ignore[attr-defined]
+    return [op.id for op in graph.llm_ops]
 
 
-def stage_order(graph: object) -> list[str]:
+def stage_order(graph: Graph) -> list[str]:
     """The LLM ops as networkx's topological generations order them: depth, then build."""
-    level = llm_levels(graph)  # type: ignore[arg-type]
+    level = llm_levels(graph)
     return sorted(program_order(graph), key=level.__getitem__)
 
 

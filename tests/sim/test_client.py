@@ -132,3 +132,17 @@ def test_pool_passes_slow_a_burst_and_are_off_by_default() -> None:
     assert ClientCost().pool_passes == 0.0 and not ClientCost().active
     with pytest.raises(SimError, match="pool_passes"):
         ClientCost(pool_passes=-1)
+
+
+def test_pool_pass_constants_are_the_measured_fit() -> None:
+    """`POOL_PASS_US` is the fit recorded by runtime/client_overhead (its source)."""
+    import json
+    from pathlib import Path
+
+    from sim.client import POOL_PASS_US
+
+    data = json.loads((Path(__file__).resolve().parents[2] / "conf" / "orchestration"
+                       / "client_overhead.json").read_text())
+    fit = data["pool_fit"]
+    measured = (fit["c0_us"], fit["c_conn_us"], fit["c_idle_us"], fit["c_pair_us"])
+    assert measured == POOL_PASS_US
