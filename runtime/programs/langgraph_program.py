@@ -26,9 +26,9 @@ from collections.abc import Callable
 from typing import Annotated, Any, TypedDict
 
 from helium_lab.dsl.graph import Graph
-from helium_lab.dsl.ops import LLMOp
 from helium_lab.processor.calls import LLMCall
 from helium_lab.processor.discipline import llm_levels
+from helium_lab.processor.step_graph import agent_predecessors
 from runtime.programs.base import ClientProgram, ProgramRun, Reply
 
 RECURSION_MARGIN = 10
@@ -40,16 +40,11 @@ class QueryState(TypedDict):
 
 
 def llm_inputs(graph: Graph) -> dict[str, tuple[str, ...]]:
-    """For each LLM op, the nearest LLM ops it reads (directly or through non-LLM ops),
-    in the graph's order."""
-    near: dict[str, set[str]] = {}
-    for oid in graph.order:
-        got: set[str] = set()
-        for d in graph.ops[oid].inputs():
-            got |= {d} if isinstance(graph.ops[d], LLMOp) else near[d]
-        near[oid] = got
+    """For each LLM op, the nearest LLM ops it reads (directly or through non-LLM ops:
+    KVFlow's agent predecessors), in the graph's order."""
     pos = {oid: i for i, oid in enumerate(graph.order)}
-    return {op.id: tuple(sorted(near[op.id], key=pos.__getitem__)) for op in graph.llm_ops}
+    preds = agent_predecessors(graph)
+    return {op.id: tuple(sorted(preds[op.id], key=pos.__getitem__)) for op in graph.llm_ops}
 
 
 def build_graph(graph: Graph, node: Callable[[str], Any]) -> Any:
