@@ -20,7 +20,11 @@ program: `helium_lab.backend.Session` for baselines whose reference program talk
   send and receive per call (`start_t` = send, `first_token_t` = receive: HTTP does not see
   the engine's scheduling), vLLM's cached tokens, the server that answered as `worker`.
   `timeseries`: each server's `/metrics` sampled every `sample_interval_s` while it has
-  requests (running, waiting, KV usage; `batched_tokens` is not exported: 0). `stats` per
+  requests (running, waiting, KV usage; `batched_tokens` is not exported: 0). A sample is
+  a glimpse, not a step: the tiny model on a shared CPU runs its engine steps in bursts
+  between which the API server answers `/metrics`, so a short run may catch no busy
+  moment and leave the series empty. The exact per-step counts come from vLLM's histogram
+  of tokens per step: `num_steps` and `step_tokens` in `stats`. `stats` per
   server: requests served, vLLM's prefix-cache counters over the run, and its calls whose
   prompt the server tokenized differently from the planner (`prompt_mismatches`: 0 on the
   five test workflows with the tiny tokenizer; Trading's research manager differs) or whose
@@ -77,7 +81,10 @@ SERVER_FLAGS = ("--enable-prompt-tokens-details",)
 METRIC_KEYS = {"vllm:num_requests_running": "running", "vllm:num_requests_waiting": "waiting",
                "vllm:kv_cache_usage_perc": "kv_usage",
                "vllm:prefix_cache_queries_total": "queries",
-               "vllm:prefix_cache_hits_total": "hits"}
+               "vllm:prefix_cache_hits_total": "hits",
+               # the histogram of tokens per engine step: one observation per step
+               "vllm:iteration_tokens_total_count": "steps",
+               "vllm:iteration_tokens_total_sum": "step_tokens"}
 
 
 class ServerSession:
@@ -145,10 +152,18 @@ class ServerSession:
                    ) -> BackendResult:
         """`proc`: the workflow's processor (graph, queries, issued calls); `driven`: the
         same, under the proxies whose calls the program sends (the cap among them)."""
+        begin = self.clock()
+        metrics = httpx.AsyncClient(timeout=30)
+        try:
+            return await self._run_with(proc, driven, progress, metrics, begin)
+        finally:
+            await metrics.aclose()
+
+    async def _run_with(self, proc: QueryProcessor, driven: Processor, progress: bool,
+                        metrics: httpx.AsyncClient, begin: float) -> BackendResult:
         import openai
 
-        begin = self.clock()
-        before = [await self._metrics(s) for s in self.servers]
+        before = [await self._metrics(metrics, s) for s in self.servers]
         cpu_before, client_before = [_cpu_s(s) for s in self.servers], time.process_time()
         await self._prewarm(proc)
         start = self.clock()
@@ -163,7 +178,7 @@ class ServerSession:
                       transport, self._tok, self.clock, model=model,
                       on_progress=lambda: bar.update(1))
         samples: dict[int, list[EngineSample]] = {w: [] for w in range(len(self.servers))}
-        sampler = asyncio.create_task(self._sample(samples))
+        sampler = asyncio.create_task(self._sample(metrics, samples))
         try:
             ran = await program.run(proc.plan.size)
         except (httpx.HTTPError, openai.APIError) as e:
@@ -177,7 +192,7 @@ class ServerSession:
         if not proc.done:
             raise RuntimeBackendError(f"the {self.program} program ended with calls left: "
                                       f"{proc.stuck()}")
-        after = [await self._metrics(s) for s in self.servers]
+        after = [await self._metrics(metrics, s) for s in self.servers]
         cpu = [{k: v - cpu_before[w].get(k, 0.0) for k, v in _cpu_s(s).items()}
                for w, s in enumerate(self.servers)]
         client_cpu = time.process_time() - client_before
@@ -185,6 +200,9 @@ class ServerSession:
                      "prefix_cache_queries": after[w].get("queries", 0.0)
                      - before[w].get("queries", 0.0),
                      "prefix_cache_hits": after[w].get("hits", 0.0) - before[w].get("hits", 0.0),
+                     "num_steps": after[w].get("steps", 0.0) - before[w].get("steps", 0.0),
+                     "step_tokens": after[w].get("step_tokens", 0.0)
+                     - before[w].get("step_tokens", 0.0),
                      "prompt_mismatches": float(ran.prompt_mismatches[w]),
                      "output_mismatches": float(ran.output_mismatches[w]),
                      **cpu[w], "client_cpu_s": client_cpu}
@@ -220,18 +238,18 @@ class ServerSession:
                                   "max_tokens": 1, "temperature": 0})
                 for w, prefixes in prompts.items() for ids in prefixes))
 
-    async def _metrics(self, server: VllmServer) -> dict[str, float]:
+    @staticmethod
+    async def _metrics(client: httpx.AsyncClient, server: VllmServer) -> dict[str, float]:
         url = server.base_url.removesuffix("/v1") + "/metrics"
-        async with httpx.AsyncClient(timeout=30) as client:
-            text = (await client.get(url)).text
-        return parse_metrics(text)
+        return parse_metrics((await client.get(url)).text)
 
-    async def _sample(self, out: dict[int, list[EngineSample]]) -> None:
+    async def _sample(self, client: httpx.AsyncClient,
+                      out: dict[int, list[EngineSample]]) -> None:
         while True:
             for w, server in enumerate(self.servers):
                 t = self.clock()
                 with contextlib.suppress(httpx.HTTPError):
-                    m = await self._metrics(server)
+                    m = await self._metrics(client, server)
                     if m.get("running", 0) + m.get("waiting", 0) > 0:
                         out[w].append(EngineSample(t, self.sample_interval_s,
                                                    int(m.get("running", 0)),
