@@ -19,9 +19,14 @@ the pool, costing `c0 + c_conn N + c_idle I + c_pair N I` microseconds for N ope
 connections of which I are idle (`POOL_PASS_US`, measured: conf/orchestration/
 client_overhead.json "pool_fit", docs/client_overhead.md part 2). A request reuses an idle
 connection or opens one; a closed response leaves its connection idle for `keepalive_s`
-(httpx's default `keepalive_expiry`, 5 s, which the reference programs keep). The pool
-state is read at the event's time (the thread may still be busy then). `pool_passes`
-scales the passes per event (bursts measured 4-5.6 passes per call, ~2.5 per event).
+(httpx's default `keepalive_expiry`, 5 s, which the reference programs keep). Pool state
+changes when the thread gets to the event, not when the event arrives: a response waiting
+behind a backlog is closed (and its connection starts its keep-alive) only when the
+thread reaches it, as in the real program, where the pool learns of a response only when
+the task reading it runs. (Reading the pool at arrival times instead made every response
+of a backlog idle at once: 8x the measured client CPU at 1,000 held calls, docs/
+client_overhead.md part 4.) `pool_passes` scales the passes per event (bursts measured
+4-5.6 passes per call, ~2.5 per event).
 
 `ServerCost` is the same for the API server in front of the engines (vLLM's OpenAI server:
 HTTP parsing, chat template, tokenization, request bookkeeping, in one Python process): a
@@ -138,7 +143,7 @@ class ClientCPU(SerialCPU):
         """A request built at `now`: when it leaves the client."""
         work = self.cost.request_s(prompt_tokens)
         if self.cost.pool_passes:  # the pool is tracked only when it is charged
-            work += self._pass_s(now)
+            work += self._pass_s(max(now, self.free_at))
             if self.idle:
                 self.idle.pop()  # reuse the most recently idled connection
             self.busy += 1
@@ -148,7 +153,8 @@ class ClientCPU(SerialCPU):
         """A response arriving at `now`: when the workflow sees it."""
         work = self.cost.response_s(output_tokens)
         if self.cost.pool_passes:
+            start = max(now, self.free_at)  # the response is closed when the thread gets to it
             self.busy -= 1
-            self.idle.append(now + self.cost.keepalive_s)
-            work += self._pass_s(now)
+            self.idle.append(start + self.cost.keepalive_s)
+            work += self._pass_s(start)
         return self.run(now, work)

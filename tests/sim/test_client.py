@@ -120,6 +120,29 @@ def test_pool_passes_follow_the_connections_by_hand() -> None:
     assert cpu._pass_s(9.0) == pytest.approx(pool_pass_s(2, 0)) == pytest.approx(c0 + 2 * cn)
 
 
+def test_pool_state_changes_when_the_thread_reaches_the_event() -> None:
+    """A response that waits behind a backlog closes its connection (and starts its 5 s
+    keep-alive) when the thread reaches it, not when it arrives."""
+    from sim.client import ClientCPU, pool_pass_s
+
+    c0, cn, ci, cp = 3.6367e-6, 0.24156e-6, 14.82862e-6, 0.3198141e-6
+    cpu = ClientCPU(ClientCost(call_s=0.002, prompt_token_s=0.001, pool_passes=1.0,
+                               keepalive_s=5.0))
+    # t=0: r1 (0 tokens) on an empty pool: 0.001 + c0; r2 (10,000 tokens) right behind it,
+    # one busy connection: 0.001 + 10 + c0 + cn
+    a1 = cpu.request(0.0, 0)
+    assert a1 == pytest.approx(0.001 + c0)
+    a2 = cpu.request(0.0, 10_000)
+    assert a2 == pytest.approx(a1 + 10.001 + c0 + cn)
+    # t=1: r1's response arrives while r2 is being built; the thread reaches it at a2 and
+    # closes it there: N=2, I=1 -> 0.001 + c0 + 2 cn + ci + 2 cp
+    assert cpu.response(1.0, 0) == pytest.approx(a2 + 0.001 + c0 + 2 * cn + ci + 2 * cp)
+    # its keep-alive runs from a2 (~10 s), so it is still idle at a2 + 4.9 (~14.9 s; it
+    # would have expired at 6 s counted from the arrival) and gone at a2 + 5.1
+    assert cpu._pass_s(a2 + 4.9) == pytest.approx(pool_pass_s(2, 1))
+    assert cpu._pass_s(a2 + 5.1) == pytest.approx(pool_pass_s(1, 0))
+
+
 def test_pool_passes_slow_a_burst_and_are_off_by_default() -> None:
     """64 calls at once: with the pool modelled the client's CPU grows with the idle
     connections the burst leaves; without it (the default) nothing changes."""
