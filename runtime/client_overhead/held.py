@@ -108,9 +108,12 @@ def predict_held(calls: int, hold_s: float, passes: float, prompt_tokens: int,
     seq = len(events)
     experts_left = [width] * items
     end = work = 0.0
+    conns = idle = 0.0  # summed over events, as the pool stands when the thread gets there
     while events:
         t, _, is_request, item = heapq.heappop(events)
         busy_from = cpu.free_at
+        cpu._pass_s(max(t, busy_from))  # close the expired connections first
+        conns, idle = conns + cpu.busy + len(cpu.idle), idle + len(cpu.idle)
         if is_request:
             summarizer = experts_left[item] < 0
             done = cpu.request(t, prompt_tokens + (width * output_tokens if summarizer else 0))
@@ -126,8 +129,10 @@ def predict_held(calls: int, hold_s: float, passes: float, prompt_tokens: int,
                 end = max(end, done)
         work += done - max(t, busy_from)
         seq += 1
-    per_call = 1e3 * work / (items * (width + 1))
-    return {"makespan_s": round(end, 3), "cpu_ms_per_call": round(per_call, 3)}
+    n_calls = items * (width + 1)
+    return {"makespan_s": round(end, 3), "cpu_ms_per_call": round(1e3 * work / n_calls, 3),
+            "pool_mean_connections": round(conns / (2 * n_calls), 1),
+            "pool_mean_idle": round(idle / (2 * n_calls), 1)}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
