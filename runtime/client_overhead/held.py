@@ -38,7 +38,7 @@ import time
 from typing import Any
 
 from runtime.client_overhead.cli import machine_info
-from runtime.client_overhead.measure import log
+from runtime.client_overhead.measure import log, recorded_passes
 from runtime.client_overhead.workloads import REPO_ROOT, Tally
 
 DEFAULT_OUT = REPO_ROOT / "conf" / "orchestration" / "client_held.json"
@@ -48,29 +48,17 @@ RECORDED = REPO_ROOT / "conf" / "orchestration" / "client_overhead.json"
 async def measure_held(base_url: str, calls: int, hold_ms: int, prompt_tokens: int,
                        output_tokens: int, width: int) -> dict[str, Any]:
     """One timed `abatch` of calls // (width + 1) MapRed items on a warm pool."""
-    from runtime.client_overhead.drivers import LangGraphDriver, pool_of
+    from runtime.client_overhead.drivers import LangGraphDriver
 
     driver = LangGraphDriver(base_url.replace("/v1", f"/hold/{hold_ms}/v1"), "mapred", width)
     try:
         await driver.run(2 * (width + 1), prompt_tokens, output_tokens, None, Tally())  # warm
-        pool = pool_of(driver.http)
-        original = pool._assign_requests_to_connections
-        seen: list[tuple[int, int]] = []
-
-        def recorded() -> Any:
-            conns = pool._connections
-            seen.append((len(conns), sum(1 for c in conns if c.is_idle())))
-            return original()
-
-        pool._assign_requests_to_connections = recorded
         tally = Tally()
         gc.collect()
-        c0, w0 = time.process_time(), time.perf_counter()
-        try:
+        with recorded_passes(driver) as seen:
+            c0, w0 = time.process_time(), time.perf_counter()
             await driver.run(calls, prompt_tokens, output_tokens, None, tally)
-        finally:
-            del pool._assign_requests_to_connections
-        cpu, wall = time.process_time() - c0, time.perf_counter() - w0
+            cpu, wall = time.process_time() - c0, time.perf_counter() - w0
     finally:
         await driver.aclose()
     n = [s[0] for s in seen] or [0]

@@ -9,10 +9,12 @@ returns plain numbers or JSON-ready rows; CPU is the client process's
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import resource
 import statistics
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -45,10 +47,10 @@ async def measure(driver: Driver, n_calls: int, prompt_tokens: int, output_token
                   pool_connections=driver.pool_connections()[0])
 
 
-async def pool_stats(driver: Driver, n_calls: int, prompt_tokens: int, output_tokens: int,
-                     limit: int | None) -> dict[str, float]:
-    """Run once (untimed), recording each of the pool's assignment passes: passes per
-    call and the pool's mean connections N, idle connections I and N*I at a pass."""
+@contextlib.contextmanager
+def recorded_passes(driver: Driver) -> Iterator[list[tuple[int, int]]]:
+    """Within the block, every assignment pass of `driver`'s httpcore pool appends the
+    pool's (connections, idle connections) at that pass to the yielded list."""
     pool = pool_of(driver.http)
     original = pool._assign_requests_to_connections
     seen: list[tuple[int, int]] = []
@@ -59,11 +61,19 @@ async def pool_stats(driver: Driver, n_calls: int, prompt_tokens: int, output_to
         return original()
 
     pool._assign_requests_to_connections = recorded
-    tally = Tally()
     try:
-        await driver.run(n_calls, prompt_tokens, output_tokens, limit, tally)
+        yield seen
     finally:
         del pool._assign_requests_to_connections
+
+
+async def pool_stats(driver: Driver, n_calls: int, prompt_tokens: int, output_tokens: int,
+                     limit: int | None) -> dict[str, float]:
+    """Run once (untimed), recording each of the pool's assignment passes: passes per
+    call and the pool's mean connections N, idle connections I and N*I at a pass."""
+    tally = Tally()
+    with recorded_passes(driver) as seen:
+        await driver.run(n_calls, prompt_tokens, output_tokens, limit, tally)
     arr = np.array(seen, dtype=float).reshape(-1, 2)
     return {
         "pool_passes_per_call": round(len(seen) / max(1, tally.calls), 3),
