@@ -1,11 +1,11 @@
-"""`predict_held` (runtime/client_overhead/held.py): the held-response workload through
+"""`predict_held` (experiments/client_held.py): the held-response workload through
 sim/client.py, checked by hand on two items of one expert each."""
 
 from __future__ import annotations
 
 import pytest
 
-from runtime.client_overhead.held import predict_held, recorded_cost
+from experiments.client_held import predict_held, recorded_cost
 
 
 def test_predict_held_by_hand() -> None:
