@@ -19,21 +19,19 @@ import datetime
 import heapq
 import json
 import os
-from typing import Any
 
 from runtime.client_overhead.cli import machine_info
 from runtime.client_overhead.held import measure_held
 from runtime.client_overhead.measure import log
 from runtime.client_overhead.workloads import REPO_ROOT
+from sim.client import ClientCost, ClientCPU
 
 DEFAULT_OUT = REPO_ROOT / "conf" / "orchestration" / "client_held.json"
 RECORDED = REPO_ROOT / "conf" / "orchestration" / "client_overhead.json"
 
 
-def recorded_cost(passes: float) -> Any:
+def recorded_cost(passes: float) -> ClientCost:
     """`ClientCost` of LangGraph from the recorded report (its size fit) and `passes`."""
-    from sim.client import ClientCost
-
     keys = json.loads(RECORDED.read_text())["orchestration_keys_this_machine"]
     k = keys["langgraph_mapred"]
     return ClientCost(call_s=k["client_call_s"], prompt_token_s=k["client_prompt_token_s"],
@@ -45,8 +43,6 @@ def predict_held(calls: int, hold_s: float, passes: float, prompt_tokens: int,
     """The workload of `measure_held` through `sim.client.ClientCPU`: every expert request
     ready at 0 (item by item), each answer `hold_s` after its request leaves, a summarizer
     request once its item's experts are all handled. Deterministic arithmetic."""
-    from sim.client import ClientCPU
-
     cpu = ClientCPU(recorded_cost(passes))
     items = max(1, calls // (width + 1))
     events: list[tuple[float, int, bool, int]] = []  # (time, seq, is_request, item)
@@ -59,8 +55,8 @@ def predict_held(calls: int, hold_s: float, passes: float, prompt_tokens: int,
     while events:
         t, _, is_request, item = heapq.heappop(events)
         busy_from = cpu.free_at
-        cpu._pass_s(max(t, busy_from))  # close the expired connections first
-        conns, idle = conns + cpu.busy + len(cpu.idle), idle + len(cpu.idle)
+        open_now, idle_now = cpu.pool_at(max(t, busy_from))
+        conns, idle = conns + open_now, idle + idle_now
         if is_request:
             summarizer = experts_left[item] < 0
             done = cpu.request(t, prompt_tokens + (width * output_tokens if summarizer else 0))

@@ -24,8 +24,8 @@ changes when the thread gets to the event, not when the event arrives: a respons
 behind a backlog is closed (and its connection starts its keep-alive) only when the
 thread reaches it, as in the real program, where the pool learns of a response only when
 the task reading it runs. (Reading the pool at arrival times instead made every response
-of a backlog idle at once: 8x the measured client CPU at 1,000 held calls, docs/
-client_overhead.md part 4.) `pool_passes` scales the passes per event (bursts measured
+of a backlog idle at once: 235 s predicted against 29-38 s measured for 1,000 held
+calls, docs/client_overhead.md part 4.) `pool_passes` scales the passes per event (bursts measured
 4-5.6 passes per call, ~2.5 per event).
 
 `ServerCost` is the same for the API server in front of the engines (vLLM's OpenAI server:
@@ -132,12 +132,16 @@ class ClientCPU(SerialCPU):
         self.busy = 0  # connections carrying a request
         self.idle: deque[float] = deque()  # idle connections' expiry times, oldest first
 
-    def _pass_s(self, now: float) -> float:
-        """The pool passes' CPU at `now`, after closing the idle connections expired by
-        then."""
+    def pool_at(self, now: float) -> tuple[int, int]:
+        """The pool at `now` (not before the last event the thread reached): open
+        connections and idle ones, after closing the idle connections expired by then."""
         while self.idle and self.idle[0] <= now:
             self.idle.popleft()
-        return self.cost.pool_passes * pool_pass_s(self.busy + len(self.idle), len(self.idle))
+        return self.busy + len(self.idle), len(self.idle)
+
+    def _pass_s(self, now: float) -> float:
+        """The pool passes' CPU at `now` (`pool_at`)."""
+        return self.cost.pool_passes * pool_pass_s(*self.pool_at(now))
 
     def request(self, now: float, prompt_tokens: int) -> float:
         """A request built at `now`: when it leaves the client."""
