@@ -54,6 +54,8 @@ def test_validate_sim_per_system_with_the_real_langgraph_program(tmp_path: Path)
     assert row["real"]["prompt_tokens"] == row["sim_real_outputs"]["prompt_tokens"]
     # the real mean batch comes from /metrics samples (0.25 s apart): this run may be shorter
     assert row["real_mean_batch"] >= 0 and row["sim_mean_batch"] > 0
+    # the engine steps, though, are counted exactly (vLLM's tokens-per-step histogram)
+    assert row["real_steps"] > 0 and row["sim_steps"] > 0
     assert row["real_makespan_spread"] == 0.0  # one repeat
     order = summary["orderings"]["debate"]
     assert sorted(order["real"]) == sorted(order["sim"]) == ["helium", "langgraph"]
