@@ -1,12 +1,21 @@
-"""The simulator's client model (`sim/client.py`) against LangGraph's real client at the
-paper's concurrency: `runtime.client_overhead.held.measure_held` (LangGraph MapRed against a
-mock server holding every answer) beside `predict_held` (the same workload through
-`sim.client.ClientCPU` with the recorded constants: langgraph_mapred's size fit, the pool
-fit, the measured passes per call / 2 per event; each answer `hold_ms` after its request
-leaves the client; the predicted makespan is when the last summarizer's answer is handled).
+"""The client programs at the paper's concurrency: their CPU per call with hundreds of calls
+in flight (the curve `sim/client.py` charges), and the simulator's client model checked
+against the real programs on held-out runs.
 
-    python -m experiments.client_held                  # ≈ 6 min on 2 cores
-    python -m experiments.client_held --calls 250 --out /tmp/held.json
+`runtime.client_overhead.held.measure_held` runs a client against the mock server holding
+every answer `hold_ms`: LangGraph MapRed (`langgraph_mapred`: 4 experts then a summarizer
+per item, one `abatch`) and AsyncOpenAI (`openai`: every call gathered at once). Per client:
+
+- **fit runs** at `--hold-ms` over `--calls`, `--repeats` times each: the client's
+  `concurrency` curve (conf/system/client/*.yaml) is the saturating line whose model
+  spends, run by run, the median measured CPU per call (`curve`);
+- **held-out runs** at `--check-calls` with other holds (`--check-hold-ms`), not used by the
+  curve: a different hold changes how many calls are in flight when;
+- **predictions**: `predict_held` runs each run's workload through `sim.client.ClientCPU`
+  with the recorded constants and the curve (and without it, as the figures had it before).
+
+    python -m experiments.client_held                   # ≈ 15 min on 2 cores
+    python -m experiments.client_held --predict-only    # recompute predictions
 
 Results go to ``conf/orchestration/client_held.json``; docs/client_overhead.md part 4.
 """
@@ -18,7 +27,11 @@ import asyncio
 import datetime
 import heapq
 import json
+import math
 import os
+import statistics
+from pathlib import Path
+from typing import Any
 
 from runtime.client_overhead.cli import machine_info
 from runtime.client_overhead.held import measure_held
@@ -28,37 +41,50 @@ from sim.client import ClientCost, ClientCPU
 
 DEFAULT_OUT = REPO_ROOT / "conf" / "orchestration" / "client_held.json"
 RECORDED = REPO_ROOT / "conf" / "orchestration" / "client_overhead.json"
+KINDS = ("langgraph_mapred", "openai")
 
 
-def recorded_cost(passes: float) -> ClientCost:
-    """`ClientCost` of LangGraph from the recorded report (its size fit) and `passes`."""
+def recorded_cost(kind: str,
+                  concurrency: tuple[tuple[float, float], ...] = ()) -> ClientCost:
+    """`ClientCost` of client `kind` from the recorded report (part 1's one-call-in-flight
+    constants) and a `concurrency` curve."""
     keys = json.loads(RECORDED.read_text())["orchestration_keys_this_machine"]
-    k = keys["langgraph_mapred"]
+    k = keys[kind]
     return ClientCost(call_s=k["client_call_s"], prompt_token_s=k["client_prompt_token_s"],
-                      output_token_s=k["client_output_token_s"], pool_passes=passes)
+                      output_token_s=k["client_output_token_s"], concurrency=concurrency)
 
 
-def predict_held(calls: int, hold_s: float, passes: float, prompt_tokens: int,
+def mean_prompt_tokens(kind: str, prompt_tokens: int, output_tokens: int,
+                       width: int) -> float:
+    """Prompt tokens per call of the held workload (a summarizer also reads its experts)."""
+    if kind == "openai":
+        return float(prompt_tokens)
+    return prompt_tokens + width * output_tokens / (width + 1)
+
+
+def predict_held(cost: ClientCost, calls: int, hold_s: float, prompt_tokens: int,
                  output_tokens: int, width: int) -> dict[str, float]:
-    """The workload of `measure_held` through `sim.client.ClientCPU`: every expert request
-    ready at 0 (item by item), each answer `hold_s` after its request leaves, a summarizer
-    request once its item's experts are all handled. Deterministic arithmetic."""
-    cpu = ClientCPU(recorded_cost(passes))
-    items = max(1, calls // (width + 1))
+    """The workload of `measure_held` through `sim.client.ClientCPU`: every first-stage
+    request ready at 0 (item by item), each answer `hold_s` after its request leaves; with
+    `width` > 0 (MapRed) a summarizer request once its item's `width` experts are handled,
+    with `width` 0 (a flat batch) none. The makespan is when the last answer is handled.
+    Deterministic arithmetic."""
+    cpu = ClientCPU(cost)
+    items = max(1, calls // (width + 1)) if width else calls
+    first = items * max(width, 1)
     events: list[tuple[float, int, bool, int]] = []  # (time, seq, is_request, item)
-    for seq in range(items * width):
-        events.append((0.0, seq, True, seq // width))
+    for seq in range(first):
+        events.append((0.0, seq, True, seq // max(width, 1)))
     seq = len(events)
     experts_left = [width] * items
     end = work = 0.0
-    conns = idle = 0.0  # summed over events, as the pool stands when the thread gets there
+    in_flight = 0
     while events:
         t, _, is_request, item = heapq.heappop(events)
         busy_from = cpu.free_at
-        open_now, idle_now = cpu.pool_at(max(t, busy_from))
-        conns, idle = conns + open_now, idle + idle_now
+        in_flight += cpu.in_flight
         if is_request:
-            summarizer = experts_left[item] < 0
+            summarizer = width > 0 and experts_left[item] < 0
             done = cpu.request(t, prompt_tokens + (width * output_tokens if summarizer else 0))
             heapq.heappush(events, (done + hold_s, seq, False, item))
         else:
@@ -72,59 +98,172 @@ def predict_held(calls: int, hold_s: float, passes: float, prompt_tokens: int,
                 end = max(end, done)
         work += done - max(t, busy_from)
         seq += 1
-    n_calls = items * (width + 1)
+    n_calls = items * (width + 1) if width else calls
     return {"makespan_s": round(end, 3), "cpu_ms_per_call": round(1e3 * work / n_calls, 3),
-            "pool_mean_connections": round(conns / (2 * n_calls), 1),
-            "pool_mean_idle": round(idle / (2 * n_calls), 1)}
+            "mean_in_flight": round(in_flight / (2 * n_calls), 1)}
+
+
+def curve(kind: str, runs: list[dict[str, Any]], hold_ms: int, prompt_tokens: int,
+          output_tokens: int, width: int) -> list[list[float]]:
+    """`kind`'s concurrency curve from its fit runs (at `hold_ms`): one point (n_sat,
+    c_sat), so that the fixed cost per call rises linearly from part 1's `call_s` at one
+    call in flight to c_sat at n_sat and stays there. Both are chosen (Nelder-Mead on their
+    logarithms) to minimise the squared relative error between `predict_held`'s CPU per
+    call and the median measured one over the fit sizes.
+
+    A saturating line, not a point per size: the model charges each event at the calls in
+    flight when it arrives, which ramp up and down within a run, so a run's mean cost is
+    not the curve at its mean count, and per-size points solved to match each run came out
+    non-monotone (a zero cost at 44 calls in flight, 41 ms at 95, 25 ms at 368)."""
+    from scipy.optimize import minimize
+
+    flat = 0 if kind == "openai" else width
+    targets: list[tuple[int, float]] = []  # (calls, median CPU s per call)
+    for calls in sorted({r["calls"] for r in runs if r["kind"] == kind}):
+        same = [r["cpu_ms_per_call"] for r in runs
+                if r["kind"] == kind and r["calls"] == calls and r["hold_ms"] == hold_ms]
+        if same:
+            targets.append((calls, statistics.median(same) / 1e3))
+
+    def loss(x: Any) -> float:
+        point = ((1 + math.exp(x[0]), math.exp(x[1])),)
+        cost = recorded_cost(kind, point)
+        return sum((predict_held(cost, calls, hold_ms / 1e3, prompt_tokens, output_tokens,
+                                 flat)["cpu_ms_per_call"] / 1e3 / target - 1) ** 2
+                   for calls, target in targets)
+
+    start = [math.log(100.0), math.log(max(t for _, t in targets))]
+    best = minimize(loss, start, method="Nelder-Mead",
+                    options={"xatol": 1e-3, "fatol": 1e-6, "maxiter": 400})
+    return [[round(1 + math.exp(best.x[0]), 1), round(math.exp(best.x[1]), 6)]]
+
+
+def predictions(report: dict[str, Any]) -> dict[str, Any]:
+    """Each run's predicted makespan with and without its client's curve."""
+    st = report["settings"]
+    shape = (st["prompt_tokens"], st["output_tokens"])
+    curves = report["curves"]
+    for run in report["runs"]:
+        kind = run["kind"]
+        width = 0 if kind == "openai" else st["width"]
+        args = (run["calls"], run["hold_ms"] / 1e3, *shape, width)
+        points = tuple((float(n), float(c)) for n, c in curves[kind])
+        run["predicted"] = {"curve": predict_held(recorded_cost(kind, points), *args),
+                            "one_in_flight": predict_held(recorded_cost(kind), *args)}
+        run["error_curve"] = round(run["predicted"]["curve"]["makespan_s"] / run["wall_s"] - 1,
+                                   3)
+    return report
+
+
+def medians(report: dict[str, Any]) -> list[dict[str, Any]]:
+    """Per client, calls and hold: the repeats' median wall, CPU per call and makespan
+    errors of the two predictions, and the spread of the wall (max / min - 1)."""
+    groups: dict[tuple[str, int, int, str], list[dict[str, Any]]] = {}
+    for r in report["runs"]:
+        groups.setdefault((r["kind"], r["calls"], r["hold_ms"], r["role"]), []).append(r)
+    rows = []
+    for (kind, calls, hold, role), runs in sorted(groups.items()):
+        walls = [r["wall_s"] for r in runs]
+        wall = statistics.median(walls)
+        curve_s = runs[0]["predicted"]["curve"]["makespan_s"]
+        one_s = runs[0]["predicted"]["one_in_flight"]["makespan_s"]
+        rows.append({"kind": kind, "calls": calls, "hold_ms": hold, "role": role,
+                     "repeats": len(runs), "wall_s": round(wall, 2),
+                     "wall_spread": round(max(walls) / min(walls) - 1, 3),
+                     "cpu_ms_per_call": round(statistics.median(
+                         r["cpu_ms_per_call"] for r in runs), 2),
+                     "predicted_s": curve_s, "error": round(curve_s / wall - 1, 3),
+                     "predicted_one_in_flight_s": one_s,
+                     "error_one_in_flight": round(one_s / wall - 1, 3)})
+    return rows
+
+
+def summary_lines(report: dict[str, Any]) -> list[str]:
+    """A table of every run: measured wall and CPU per call beside the predictions."""
+    lines = ["kind              calls hold_s  role   wall_s  cpu_ms  in_pool  pred_s  err  "
+             "pred_1_s"]
+    for r in report["runs"]:
+        p = r["predicted"]
+        lines.append(f"{r['kind']:17s} {r['calls']:5d} {r['hold_ms'] / 1e3:5.1f}  "
+                     f"{r['role']:5s} {r['wall_s']:7.2f} {r['cpu_ms_per_call']:7.2f} "
+                     f"{r['pool_mean_requests']:7.1f} {p['curve']['makespan_s']:7.2f} "
+                     f"{r['error_curve']:+.2f} {p['one_in_flight']['makespan_s']:7.2f}")
+    return lines
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    def ints(s: str) -> list[int]:
+        return [int(x) for x in s.split(",")]
+
     ap = argparse.ArgumentParser(prog="python -m experiments.client_held",
                                  description=__doc__.split("\n\n")[0] if __doc__ else None)
-    ap.add_argument("--calls", type=lambda s: [int(x) for x in s.split(",")],
-                    default=[250, 1000, 2000, 3000], help="LLM calls per run (comma list)")
-    ap.add_argument("--hold-ms", type=int, default=2000)
+    ap.add_argument("--kinds", type=lambda s: s.split(","), default=list(KINDS))
+    ap.add_argument("--calls", type=ints, default=[25, 100, 250, 1000, 2000],
+                    help="fit runs: LLM calls per run (comma list)")
+    ap.add_argument("--hold-ms", type=int, default=2000, help="fit runs' hold")
+    ap.add_argument("--check-calls", type=ints, default=[1000])
+    ap.add_argument("--check-hold-ms", type=ints, default=[500, 5000])
+    ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--prompt-tokens", type=int, default=2000)
     ap.add_argument("--output-tokens", type=int, default=100)
     ap.add_argument("--width", type=int, default=4)
-    ap.add_argument("--out", type=argparse.FileType("w"), default=None)
+    ap.add_argument("--predict-only", action="store_true",
+                    help="recompute curves and predictions of the report at --out")
+    ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
     return ap.parse_args(argv)
 
 
-def main(argv: list[str] | None = None) -> int:
+def measure(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """Every fit and held-out run, repeats interleaved (drift spreads over all sizes)."""
     from runtime.client_overhead.mock_server import mock_server
 
-    args = parse_args(argv)
-    os.environ.setdefault("LANGSMITH_TRACING", "false")
-    started = datetime.datetime.now(datetime.UTC)
+    plan = [(kind, calls, args.hold_ms, "fit") for kind in args.kinds for calls in args.calls]
+    plan += [(kind, calls, hold, "check") for kind in args.kinds
+             for calls in args.check_calls for hold in args.check_hold_ms]
     rows = []
     with mock_server() as base_url:
-        for calls in args.calls:
-            m = asyncio.run(measure_held(base_url, calls, args.hold_ms, args.prompt_tokens,
-                                         args.output_tokens, args.width))
-            per_event = m["pool_passes_per_call"] / 2
-            shape = (args.prompt_tokens, args.output_tokens, args.width)
-            pred = {"no_pool": predict_held(calls, args.hold_ms / 1e3, 0.0, *shape),
-                    "pool": predict_held(calls, args.hold_ms / 1e3, per_event, *shape)}
-            rows.append({**m, "predicted_passes_per_event": per_event, "predicted": pred})
-            log(f"  {m['calls']:5d} calls: measured wall {m['wall_s']:7.2f} s, cpu "
-                f"{m['cpu_ms_per_call']:6.2f} ms/call, N max {m['pool_max_connections']}, "
-                f"I mean {m['pool_mean_idle']}; predicted {pred['pool']['makespan_s']:7.2f} "
-                f"s ({pred['no_pool']['makespan_s']:.2f} s without the pool)")
-    report = {"what": __doc__.split("\n\n")[0] if __doc__ else "",
-              "date": started.isoformat(timespec="seconds"),
-              "command": " ".join(["python -m experiments.client_held", *(argv or [])]),
-              "machine": machine_info(), "settings": {k: v for k, v in vars(args).items()
-                                                      if k != "out"},
-              "runs": rows}
-    text = json.dumps(report, indent=1) + "\n"
-    if args.out is not None:
-        args.out.write(text)
+        for rep in range(args.repeats):
+            for kind, calls, hold, role in plan:
+                m = asyncio.run(measure_held(base_url, calls, hold, args.prompt_tokens,
+                                             args.output_tokens, args.width, kind))
+                rows.append({**m, "role": role, "repeat": rep})
+                log(f"  [{rep + 1}/{args.repeats}] {kind} {calls} calls, hold {hold} ms: "
+                    f"wall {m['wall_s']:.2f} s, {m['cpu_ms_per_call']:.2f} ms/call, "
+                    f"{m['pool_mean_requests']} in the pool")
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    os.environ.setdefault("LANGSMITH_TRACING", "false")
+    if args.predict_only:
+        report = json.loads(args.out.read_text())
     else:
-        tmp = DEFAULT_OUT.with_suffix(".json.tmp")
-        tmp.write_text(text)
-        tmp.replace(DEFAULT_OUT)  # atomic
-        log(f"wrote {DEFAULT_OUT}")
+        started = datetime.datetime.now(datetime.UTC)
+        settings = {k: v for k, v in vars(args).items() if k not in ("out", "predict_only")}
+        report = {"what": __doc__.split("\n\n")[0] if __doc__ else "",
+                  "date": started.isoformat(timespec="seconds"),
+                  "command": " ".join(["python -m experiments.client_held", *(argv or [])]),
+                  "machine": machine_info(), "settings": settings, "runs": measure(args)}
+    st = report["settings"]
+    fit_runs = [r for r in report["runs"] if r["role"] == "fit"]
+    report["curves"] = {kind: curve(kind, fit_runs, st["hold_ms"], st["prompt_tokens"],
+                                    st["output_tokens"], st["width"])
+                        for kind in st["kinds"]}
+    report = predictions(report)
+    report["medians"] = medians(report)
+    for line in summary_lines(report):
+        log(line)
+    for m in report["medians"]:
+        log(f"median {m['kind']:17s} {m['calls']:5d} {m['hold_ms']:5d} ms {m['role']:5s} "
+            f"wall {m['wall_s']:6.2f} s (spread {m['wall_spread']:.2f}), "
+            f"{m['cpu_ms_per_call']:5.2f} ms/call; predicted {m['predicted_s']:6.2f} s "
+            f"({m['error']:+.2f}); one in flight {m['predicted_one_in_flight_s']:6.2f} s "
+            f"({m['error_one_in_flight']:+.2f})")
+    tmp = args.out.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(report, indent=1) + "\n")
+    tmp.replace(args.out)  # atomic
+    log(f"wrote {args.out}")
     return 0
 
 

@@ -137,7 +137,7 @@ def simulate(make_proc: Any, system: SystemConfig, engine: EngineSettings,
     if system.program is not None:  # the real side pays the client's and server's CPU
         costs = {"client": ClientCost(orch.client_call_s, orch.client_prompt_token_s,
                                       orch.client_output_token_s,
-                                      pool_passes=orch.client_pool_passes),
+                                      concurrency=orch.client_concurrency),
                  "server": ServerCost(orch.server_call_s, orch.server_prompt_token_s,
                                       orch.server_scope)}
     out = []

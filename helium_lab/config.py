@@ -5,7 +5,7 @@ Library code takes these, never a DictConfig. Unknown keys are errors that name 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from types import UnionType
 from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
@@ -280,9 +280,11 @@ class Orchestration:
     for real, so there it is ignored. `server_*`: the CPU of the OpenAI API server process
     in front of the engines per request (`ServerCost` in `sim/client.py`; measured,
     docs/server_overhead.md), serialized in one process for all workers (`shared`) or one
-    per worker (`per_worker`); also simulator only. `client_pool_passes`: httpcore
-    connection-pool passes charged to the client per request and per response (`ClientCost`
-    in sim/client.py; 0, the default, leaves the pool out; measured bursts: about 2.5)."""
+    per worker (`per_worker`); also simulator only. `client_concurrency`: the client's
+    fixed CPU per call with many calls in flight, as [calls in flight, s per call] points
+    in increasing order (`ClientCost.concurrency` in sim/client.py; measured with held
+    answers, docs/client_overhead.md part 4); empty, the default, keeps `client_call_s`
+    at every concurrency."""
 
     submit_overhead_s: float = 0.0
     client_call_s: float = 0.0
@@ -291,17 +293,38 @@ class Orchestration:
     server_call_s: float = 0.0
     server_prompt_token_s: float = 0.0
     server_scope: Literal["shared", "per_worker"] = "shared"
-    client_pool_passes: float = 0.0
+    client_concurrency: tuple[tuple[float, float], ...] = ()
 
     @staticmethod
     def from_dict(data: Mapping[str, Any], where: str = "system.orchestration") -> Orchestration:
         check_keys(Orchestration, data, where)
+        data = dict(data)
+        data["client_concurrency"] = _points(data.get("client_concurrency", ()),
+                                             f"{where}.client_concurrency")
         cfg = Orchestration(**data)
         check_types(cfg, where)
         for key in ("submit_overhead_s", "client_call_s", "client_prompt_token_s",
-                    "client_output_token_s", "server_call_s", "server_prompt_token_s",
-                    "client_pool_passes"):
+                    "client_output_token_s", "server_call_s", "server_prompt_token_s"):
             v = getattr(cfg, key)
             if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0:
                 raise ConfigError(f"{where}.{key} must be a number >= 0, got {v!r}")
         return cfg
+
+
+def _points(value: Any, key: str) -> tuple[tuple[float, float], ...]:
+    """[[x, y], ...] as a tuple of number pairs with x increasing above 1 and y >= 0."""
+    if value is None or isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
+        raise ConfigError(f"{key} must be a list of [calls in flight, s per call] pairs, "
+                          f"got {value!r}")
+    points: list[tuple[float, float]] = []
+    for i, pair in enumerate(value):
+        if (isinstance(pair, (str, bytes)) or not isinstance(pair, Sequence) or len(pair) != 2
+                or any(isinstance(v, bool) or not isinstance(v, (int, float)) for v in pair)):
+            raise ConfigError(f"{key}[{i}] must be a [calls in flight, s per call] pair of "
+                              f"numbers, got {pair!r}")
+        n, cost = float(pair[0]), float(pair[1])
+        if n <= (points[-1][0] if points else 1.0) or cost < 0:
+            raise ConfigError(f"{key}[{i}] = {list(pair)}: calls in flight must increase "
+                              f"from above 1 and the cost must be >= 0")
+        points.append((n, cost))
+    return tuple(points)

@@ -13,20 +13,16 @@ another, and completions wait their turn before the workflow sees them.
 constants are measured (docs/client_overhead.md); all zero (an in-process engine, Helium)
 means no client stage at all.
 
-Optionally (`pool_passes` > 0; off by default) the client also pays httpcore 1.0.9's
-connection-pool pass: every request arrival and every response close runs one pass over
-the pool, costing `c0 + c_conn N + c_idle I + c_pair N I` microseconds for N open
-connections of which I are idle (`POOL_PASS_US`, measured: conf/orchestration/
-client_overhead.json "pool_fit", docs/client_overhead.md part 2). A request reuses an idle
-connection or opens one; a closed response leaves its connection idle for `keepalive_s`
-(httpx's default `keepalive_expiry`, 5 s, which the reference programs keep). Pool state
-changes when the thread gets to the event, not when the event arrives: a response waiting
-behind a backlog is closed (and its connection starts its keep-alive) only when the
-thread reaches it, as in the real program, where the pool learns of a response only when
-the task reading it runs. (Reading the pool at arrival times instead made every response
-of a backlog idle at once: 235 s predicted against 29-38 s measured for 1,000 held
-calls, docs/client_overhead.md part 4.) `pool_passes` scales the passes per event (bursts measured
-4-5.6 passes per call, ~2.5 per event).
+The fixed part grows with the calls in flight (`concurrency`, empty by default): with
+hundreds of calls outstanding, each call costs the client several times what it costs with
+one (httpcore's connection-pool passes walk every connection per idle one, and answers
+and requests contend in one event loop). Measured with the mock server holding every
+answer (`python -m experiments.client_held`, conf/orchestration/client_held.json,
+docs/client_overhead.md part 4): the CPU per call at a run's mean number of requests in
+the pool. `concurrency` lists those points (calls in flight, s per call); the fixed part at
+n calls in flight is linear between (1, `call_s`) and the points and flat beyond the last.
+n counts the calls in flight when the event arrives at the client: requests it was given,
+less responses it was given, the event itself included.
 
 `ServerCost` is the same for the API server in front of the engines (vLLM's OpenAI server:
 HTTP parsing, chat template, tokenization, request bookkeeping, in one Python process): a
@@ -40,19 +36,10 @@ Pure arithmetic on the simulated clock: deterministic.
 
 from __future__ import annotations
 
-from collections import deque
+from bisect import bisect_right
 from dataclasses import dataclass
 
 from sim.errors import SimError
-
-# httpcore 1.0.9 pool pass, µs = c0 + c_conn N + c_idle I + c_pair N I (client_overhead.json)
-POOL_PASS_US = (3.6367, 0.24156, 14.82862, 0.3198141)
-
-
-def pool_pass_s(connections: int, idle: int) -> float:
-    """CPU seconds of one httpcore pool pass over `connections`, `idle` of them idle."""
-    c0, c_conn, c_idle, c_pair = POOL_PASS_US
-    return (c0 + c_conn * connections + c_idle * idle + c_pair * connections * idle) * 1e-6
 
 
 @dataclass(frozen=True)
@@ -62,25 +49,41 @@ class ClientCost:
     call_s: float = 0.0
     prompt_token_s: float = 0.0
     output_token_s: float = 0.0
-    pool_passes: float = 0.0
-    keepalive_s: float = 5.0
+    concurrency: tuple[tuple[float, float], ...] = ()  # (calls in flight, s per call)
 
     def __post_init__(self) -> None:
-        for key in ("call_s", "prompt_token_s", "output_token_s", "pool_passes",
-                    "keepalive_s"):
+        for key in ("call_s", "prompt_token_s", "output_token_s"):
             if getattr(self, key) < 0:
                 raise SimError(f"client cost {key} must be >= 0, got {getattr(self, key)}")
+        last = 1.0
+        for n, cost in self.concurrency:
+            if n <= last or cost < 0:
+                raise SimError(f"client cost concurrency: points must be (calls in flight, "
+                               f"s per call) with calls in flight increasing above 1 and "
+                               f"costs >= 0; got ({n}, {cost}) after {last}")
+            last = n
 
     @property
     def active(self) -> bool:
         return (self.call_s > 0 or self.prompt_token_s > 0 or self.output_token_s > 0
-                or self.pool_passes > 0)
+                or any(cost > 0 for _, cost in self.concurrency))
 
-    def request_s(self, prompt_tokens: int) -> float:
-        return self.call_s / 2 + self.prompt_token_s * prompt_tokens
+    def call_at(self, in_flight: int) -> float:
+        """The fixed CPU per call with `in_flight` calls in flight (module docstring)."""
+        points = ((1.0, self.call_s), *self.concurrency)
+        i = bisect_right(points, (float(in_flight), float("inf")))
+        if i == 0:
+            return self.call_s
+        if i == len(points):
+            return points[-1][1]
+        (n0, c0), (n1, c1) = points[i - 1], points[i]
+        return c0 + (c1 - c0) * (in_flight - n0) / (n1 - n0)
 
-    def response_s(self, output_tokens: int) -> float:
-        return self.call_s / 2 + self.output_token_s * output_tokens
+    def request_s(self, prompt_tokens: int, in_flight: int = 1) -> float:
+        return self.call_at(in_flight) / 2 + self.prompt_token_s * prompt_tokens
+
+    def response_s(self, output_tokens: int, in_flight: int = 1) -> float:
+        return self.call_at(in_flight) / 2 + self.output_token_s * output_tokens
 
 
 SERVER_SCOPES = ("shared", "per_worker")
@@ -124,41 +127,20 @@ class SerialCPU:
 
 
 class ClientCPU(SerialCPU):
-    """The client program's thread, with its per-call costs and its connection pool."""
+    """The client program's thread, with its per-call costs and its calls in flight."""
 
     def __init__(self, cost: ClientCost) -> None:
         super().__init__()
         self.cost = cost
-        self.busy = 0  # connections carrying a request
-        self.idle: deque[float] = deque()  # idle connections' expiry times, oldest first
-
-    def pool_at(self, now: float) -> tuple[int, int]:
-        """The pool at `now` (not before the last event the thread reached): open
-        connections and idle ones, after closing the idle connections expired by then."""
-        while self.idle and self.idle[0] <= now:
-            self.idle.popleft()
-        return self.busy + len(self.idle), len(self.idle)
-
-    def _pass_s(self, now: float) -> float:
-        """The pool passes' CPU at `now` (`pool_at`)."""
-        return self.cost.pool_passes * pool_pass_s(*self.pool_at(now))
+        self.in_flight = 0  # requests given to the client, less responses given to it
 
     def request(self, now: float, prompt_tokens: int) -> float:
         """A request built at `now`: when it leaves the client."""
-        work = self.cost.request_s(prompt_tokens)
-        if self.cost.pool_passes:  # the pool is tracked only when it is charged
-            work += self._pass_s(max(now, self.free_at))
-            if self.idle:
-                self.idle.pop()  # reuse the most recently idled connection
-            self.busy += 1
-        return self.run(now, work)
+        self.in_flight += 1
+        return self.run(now, self.cost.request_s(prompt_tokens, self.in_flight))
 
     def response(self, now: float, output_tokens: int) -> float:
         """A response arriving at `now`: when the workflow sees it."""
-        work = self.cost.response_s(output_tokens)
-        if self.cost.pool_passes:
-            start = max(now, self.free_at)  # the response is closed when the thread gets to it
-            self.busy -= 1
-            self.idle.append(start + self.cost.keepalive_s)
-            work += self._pass_s(start)
+        work = self.cost.response_s(output_tokens, self.in_flight)
+        self.in_flight -= 1
         return self.run(now, work)

@@ -155,7 +155,7 @@ def open_session(model: ModelSettings, engine: EngineSettings, num_workers: int,
     check_host_memory(cfg, num_workers, sim.hardware, engine)
     client = ClientCost(orchestration.client_call_s, orchestration.client_prompt_token_s,
                         orchestration.client_output_token_s,
-                        pool_passes=orchestration.client_pool_passes)
+                        concurrency=orchestration.client_concurrency)
     return Simulation([cfg] * num_workers, cost_model(model, sim), tokenizer=tokenizer,
                       submit_overhead_s=orchestration.submit_overhead_s,
                       fast_decode=sim.fast_decode, client=client,

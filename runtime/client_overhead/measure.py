@@ -48,16 +48,17 @@ async def measure(driver: Driver, n_calls: int, prompt_tokens: int, output_token
 
 
 @contextlib.contextmanager
-def recorded_passes(driver: Driver) -> Iterator[list[tuple[int, int]]]:
+def recorded_passes(driver: Driver) -> Iterator[list[tuple[int, int, int]]]:
     """Within the block, every assignment pass of `driver`'s httpcore pool appends the
-    pool's (connections, idle connections) at that pass to the yielded list."""
+    pool's (connections, idle connections, requests) at that pass to the yielded list; the
+    requests are those the pool holds, queued for a connection or on one."""
     pool = pool_of(driver.http)
     original = pool._assign_requests_to_connections
-    seen: list[tuple[int, int]] = []
+    seen: list[tuple[int, int, int]] = []
 
     def recorded() -> Any:
         conns = pool._connections
-        seen.append((len(conns), sum(1 for c in conns if c.is_idle())))
+        seen.append((len(conns), sum(1 for c in conns if c.is_idle()), len(pool._requests)))
         return original()
 
     pool._assign_requests_to_connections = recorded
@@ -74,7 +75,7 @@ async def pool_stats(driver: Driver, n_calls: int, prompt_tokens: int, output_to
     tally = Tally()
     with recorded_passes(driver) as seen:
         await driver.run(n_calls, prompt_tokens, output_tokens, limit, tally)
-    arr = np.array(seen, dtype=float).reshape(-1, 2)
+    arr = np.array(seen, dtype=float).reshape(-1, 3)
     return {
         "pool_passes_per_call": round(len(seen) / max(1, tally.calls), 3),
         "pool_mean_connections": round(float(arr[:, 0].mean()), 2) if len(seen) else 0.0,
@@ -84,7 +85,7 @@ async def pool_stats(driver: Driver, n_calls: int, prompt_tokens: int, output_to
     }
 
 
-def _make_driver(kind: str, base_url: str, width: int) -> Driver:
+def make_driver(kind: str, base_url: str, width: int) -> Driver:
     if kind == "httpx":
         return HttpxDriver(base_url)
     if kind == "openai":
@@ -103,7 +104,7 @@ async def run_grid(base_url: str, args: argparse.Namespace,
     repeat) so that drift in the machine's speed spreads over all points. Each kind also
     gets one untimed run recording its pool's passes (`pool_stats`)."""
     grid = [(p, o) for p in args.prompt_tokens for o in args.output_tokens]
-    drivers = [_make_driver(kind, base_url, args.width) for kind in args.kinds]
+    drivers = [make_driver(kind, base_url, args.width) for kind in args.kinds]
     stats: dict[str, dict[str, float]] = {}
     points = {(d.kind, p, o): Point(d.kind, p, o, str(args.limit))
               for d in drivers for p, o in grid}
@@ -136,7 +137,7 @@ async def run_bursts(base_url: str, args: argparse.Namespace) -> list[dict[str, 
     results: list[dict[str, Any]] = []
     p, o = args.burst_prompt, args.burst_output
     for kind in args.burst_kinds:
-        driver = _make_driver(kind, base_url, args.width)
+        driver = make_driver(kind, base_url, args.width)
         try:
             for n in args.bursts:
                 await measure(driver, n, p, o, None)  # warm

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import pytest
 
-from experiments.client_held import predict_held, recorded_cost
+from experiments.client_held import curve, predict_held, recorded_cost
 
 
 def test_predict_held_by_hand() -> None:
-    cost = recorded_cost(0.0)  # LangGraph's recorded constants, no pool term
+    cost = recorded_cost("langgraph_mapred")  # LangGraph's recorded constants, no curve
     c, b = cost.call_s, cost.prompt_token_s
     assert cost.output_token_s == 0.0
     p, o, h = 2000, 100, 10.0  # prompt, output tokens; hold seconds
@@ -22,14 +22,37 @@ def test_predict_held_by_hand() -> None:
     d2 = s1 + c / 2
     s2 = d2 + c / 2 + b * (p + o)
     # the summarizers' answers arrive at s1 + h and s2 + h; the last is handled by s2 + h + c/2
-    got = predict_held(4, h, 0.0, p, o, width=1)
+    got = predict_held(cost, 4, h, p, o, width=1)
     assert got["makespan_s"] == pytest.approx(s2 + h + c / 2, abs=1e-3)
     work = 2 * a + 2 * (c / 2) + 2 * (c / 2 + b * (p + o)) + 2 * (c / 2)
     assert got["cpu_ms_per_call"] == pytest.approx(1e3 * work / 4, abs=1e-3)
 
 
-def test_the_pool_term_only_adds_client_cpu() -> None:
-    plain = predict_held(250, 2.0, 0.0, 2000, 100, width=4)
-    pooled = predict_held(250, 2.0, 2.2, 2000, 100, width=4)
-    assert pooled["cpu_ms_per_call"] > plain["cpu_ms_per_call"]
-    assert pooled["makespan_s"] > plain["makespan_s"]
+def test_a_flat_batch_by_hand() -> None:
+    """width 0: three calls at once, no second stage; the curve (3, 4c) makes the call cost
+    c, 2.5c, 4c at 1, 2, 3 in flight."""
+    c, h = 0.004, 1.0
+    base = recorded_cost("openai")
+    cost = type(base)(call_s=c, concurrency=((3, 4 * c),))
+    got = predict_held(cost, 3, h, 0, 0, width=0)
+    leave = [c / 2, 1.75 * c, 3.75 * c]  # requests at n = 1, 2, 3: c/2, +1.25c, +2c
+    # answers at leave + h; handled at n = 3, 2, 1 (each after the thread is free)
+    t1 = leave[0] + h + 2 * c
+    t2 = max(leave[1] + h, t1) + 1.25 * c
+    t3 = max(leave[2] + h, t2) + c / 2
+    assert got["makespan_s"] == pytest.approx(t3, abs=1e-3)
+
+
+def test_the_curve_recovers_a_known_line() -> None:
+    """Runs whose CPU per call is what the model spends under the line (300, 30 ms), two
+    repeats each with +-5 % noise (their median is exact): `curve` finds that line again."""
+    truth = recorded_cost("openai", ((300.0, 0.030),))
+    runs = []
+    for calls in (25, 100, 250, 1000):
+        ms = predict_held(truth, calls, 2.0, 2000, 100, width=0)["cpu_ms_per_call"]
+        runs += [{"kind": "openai", "calls": calls, "hold_ms": 2000, "cpu_ms_per_call": ms * f,
+                  "pool_mean_requests": calls / 2} for f in (0.95, 1.05)]
+    runs.append({"kind": "openai", "calls": 1000, "hold_ms": 500, "cpu_ms_per_call": 99.0,
+                 "pool_mean_requests": 500})  # another hold: not a fit run
+    [(n, c)] = curve("openai", runs, 2000, 2000, 100, 4)
+    assert n == pytest.approx(300, rel=0.05) and c == pytest.approx(0.030, rel=0.02)

@@ -3,6 +3,7 @@ command line beats a system's engine defaults; a broken system selection is name
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -15,6 +16,9 @@ PIPELINE = ("prune", "cse_functional", "prompt_cache", "static_prefix")
 HTTP = 0.003189  # balancer 89 us + HTTP 3.1 ms (PAPER.md §8)
 ASYNCOPENAI = (0.003902, 8.32e-08)  # conf/orchestration/client_overhead.json "openai"
 LANGGRAPH = (0.0058404, 1.52e-07)  # ... "langgraph_mapred"
+# the clients' cost with many calls in flight: conf/orchestration/client_held.json "curves"
+HELD_CURVES = json.loads((CONF_DIR / "orchestration" / "client_held.json").read_text())["curves"]
+CURVE_OF = {ASYNCOPENAI: "openai", LANGGRAPH: "langgraph_mapred"}
 
 # What each file's comment claims, in the resolved values it implies:
 # (passes, policy, router, prewarm, retain_prefixes, discipline, max_inflight_total,
@@ -67,6 +71,9 @@ def test_system_resolves_to_what_its_comment_says(name: str) -> None:
            (orch.client_call_s, orch.client_prompt_token_s))
     assert system.name == name
     assert got == CLAIMS[name]
+    client = CLAIMS[name][-1]
+    curve = HELD_CURVES[CURVE_OF[client]] if client in CURVE_OF else []
+    assert orch.client_concurrency == tuple(tuple(p) for p in curve)
     assert system.agent_capacity == (32 if name == "agentscope" else None)
     assert system.max_inflight_per_worker == 1024 and system.max_inflight_per_op is None
     # the programs that run for real on the vLLM backend (KVFlow's needs SGLang's fork)

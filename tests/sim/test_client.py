@@ -98,74 +98,56 @@ def test_bad_server_cost_is_refused_naming_the_key() -> None:
         Orchestration.from_dict({"server_scope": "global"})
 
 
-def test_pool_passes_follow_the_connections_by_hand() -> None:
-    """httpcore's pool pass, charged per request and per response (one pass each):
-    pass(N, I) = 3.6367 + 0.24156 N + 14.82862 I + 0.3198141 N I µs."""
-    from sim.client import ClientCPU, pool_pass_s
-
-    c0, cn, ci, cp = 3.6367e-6, 0.24156e-6, 14.82862e-6, 0.3198141e-6
-    cpu = ClientCPU(ClientCost(call_s=0.002, pool_passes=1.0, keepalive_s=5.0))
-    # t=0: empty pool (N=0, I=0): 0.001 + c0; a new connection opens
-    assert cpu.request(0.0, 0) == pytest.approx(0.001 + c0)
-    # t=1: its response closes: N=1 with it idle (I=1): 0.001 + c0 + cn + ci + cp
-    assert cpu.response(1.0, 0) == pytest.approx(1.0 + 0.001 + c0 + cn + ci + cp)
-    # t=2: a request sees N=1, I=1 and reuses that connection (no new one)
-    assert cpu.request(2.0, 0) == pytest.approx(2.0 + 0.001 + c0 + cn + ci + cp)
-    assert (cpu.busy, len(cpu.idle)) == (1, 0)
-    # t=2.5: two more requests open connections 2 and 3 (N=1, then 2; nothing idle)
-    assert cpu.request(2.5, 0) == pytest.approx(2.5 + 0.001 + c0 + cn)
-    assert cpu.request(2.5, 0) == pytest.approx(2.5 + 0.002 + (c0 + cn) + (c0 + 2 * cn))
-    # t=3: one closes (N=3, I=1); t=9: its keep-alive (5 s) ran out: N=2, I=0
-    cpu.response(3.0, 0)
-    assert cpu._pass_s(9.0) == pytest.approx(pool_pass_s(2, 0)) == pytest.approx(c0 + 2 * cn)
+def test_call_cost_follows_the_concurrency_curve_by_hand() -> None:
+    """Linear from (1, call_s) through the points, flat beyond the last."""
+    cost = ClientCost(call_s=0.004, concurrency=((11, 0.014), (101, 0.030)))
+    got = [cost.call_at(n) for n in (1, 6, 11, 56, 101, 500)]
+    # 0.004 + (0.014 - 0.004) * 5 / 10 = 0.009; 0.014 + (0.030 - 0.014) * 45 / 90 = 0.022
+    assert got == pytest.approx([0.004, 0.009, 0.014, 0.022, 0.030, 0.030])
+    assert ClientCost(call_s=0.004).call_at(10_000) == 0.004  # no curve: flat
 
 
-def test_pool_state_changes_when_the_thread_reaches_the_event() -> None:
-    """A response that waits behind a backlog closes its connection (and starts its 5 s
-    keep-alive) when the thread reaches it, not when it arrives."""
-    from sim.client import ClientCPU, pool_pass_s
+def test_calls_in_flight_are_requests_less_responses_by_hand() -> None:
+    """call_at(n) = 0.002, 0.005, 0.008 at n = 1, 2, 3 (one point (3, 0.008)); half of it
+    on the request, half on the response; n counts the event itself."""
+    from sim.client import ClientCPU
 
-    c0, cn, ci, cp = 3.6367e-6, 0.24156e-6, 14.82862e-6, 0.3198141e-6
-    cpu = ClientCPU(ClientCost(call_s=0.002, prompt_token_s=0.001, pool_passes=1.0,
-                               keepalive_s=5.0))
-    # t=0: r1 (0 tokens) on an empty pool: 0.001 + c0; r2 (10,000 tokens) right behind it,
-    # one busy connection: 0.001 + 10 + c0 + cn
-    a1 = cpu.request(0.0, 0)
-    assert a1 == pytest.approx(0.001 + c0)
-    a2 = cpu.request(0.0, 10_000)
-    assert a2 == pytest.approx(a1 + 10.001 + c0 + cn)
-    # t=1: r1's response arrives while r2 is being built; the thread reaches it at a2 and
-    # closes it there: N=2, I=1 -> 0.001 + c0 + 2 cn + ci + 2 cp
-    assert cpu.response(1.0, 0) == pytest.approx(a2 + 0.001 + c0 + 2 * cn + ci + 2 * cp)
-    # its keep-alive runs from a2 (~10 s), so it is still idle at a2 + 4.9 (~14.9 s; it
-    # would have expired at 6 s counted from the arrival) and gone at a2 + 5.1
-    assert cpu._pass_s(a2 + 4.9) == pytest.approx(pool_pass_s(2, 1))
-    assert cpu._pass_s(a2 + 5.1) == pytest.approx(pool_pass_s(1, 0))
+    cpu = ClientCPU(ClientCost(call_s=0.002, concurrency=((3, 0.008),)))
+    assert cpu.request(0.0, 0) == pytest.approx(0.001)  # n = 1
+    assert cpu.request(0.0, 0) == pytest.approx(0.001 + 0.0025)  # n = 2
+    assert cpu.request(0.0, 0) == pytest.approx(0.0035 + 0.004)  # n = 3
+    assert cpu.response(1.0, 0) == pytest.approx(1.004)  # n = 3, then 2
+    assert cpu.response(2.0, 0) == pytest.approx(2.0025)  # n = 2, then 1
+    assert cpu.request(3.0, 0) == pytest.approx(3.0025)  # n = 2
+    assert cpu.in_flight == 2
 
 
-def test_pool_passes_slow_a_burst_and_are_off_by_default() -> None:
-    """64 calls at once: with the pool modelled the client's CPU grows with the idle
-    connections the burst leaves; without it (the default) nothing changes."""
+def test_the_curve_slows_a_burst_and_is_off_by_default() -> None:
+    """64 calls at once: with the curve each call costs more as the burst piles up; without
+    it (the default) nothing changes."""
     proc_args = {"n": 64, "prompt_tokens": 10, "output_tokens": 1}
     plain = Simulation([BIG], STEP, client=ClientCost(call_s=0.004)).run(
         BurstProcessor(**proc_args))
-    pooled = Simulation([BIG], STEP, client=ClientCost(call_s=0.004, pool_passes=2.5)).run(
-        BurstProcessor(**proc_args))
-    assert pooled.makespan > plain.makespan
-    assert ClientCost().pool_passes == 0.0 and not ClientCost().active
-    with pytest.raises(SimError, match="pool_passes"):
-        ClientCost(pool_passes=-1)
+    curved = Simulation([BIG], STEP, client=ClientCost(
+        call_s=0.004, concurrency=((50, 0.03),))).run(BurstProcessor(**proc_args))
+    assert curved.makespan > plain.makespan
+    assert ClientCost().concurrency == () and not ClientCost().active
+    with pytest.raises(SimError, match="concurrency"):
+        ClientCost(concurrency=((10, 0.01), (5, 0.02)))
+    with pytest.raises(SimError, match="concurrency"):
+        ClientCost(concurrency=((1, 0.01),))
 
 
-def test_pool_pass_constants_are_the_measured_fit() -> None:
-    """`POOL_PASS_US` is the fit recorded by runtime/client_overhead (its source)."""
-    import json
-    from pathlib import Path
+def test_a_bad_concurrency_curve_names_its_key() -> None:
+    from helium_lab.config import Orchestration
+    from helium_lab.errors import ConfigError
 
-    from sim.client import POOL_PASS_US
-
-    data = json.loads((Path(__file__).resolve().parents[2] / "conf" / "orchestration"
-                       / "client_overhead.json").read_text())
-    fit = data["pool_fit"]
-    measured = (fit["c0_us"], fit["c_conn_us"], fit["c_idle_us"], fit["c_pair_us"])
-    assert measured == POOL_PASS_US
+    key = r"system\.orchestration\.client_concurrency"
+    with pytest.raises(ConfigError, match=key + r"\[1\]"):
+        Orchestration.from_dict({"client_concurrency": [[10, 0.01], [5, 0.02]]})
+    with pytest.raises(ConfigError, match=key + r"\[0\]"):
+        Orchestration.from_dict({"client_concurrency": [[10, "fast"]]})
+    with pytest.raises(ConfigError, match=key):
+        Orchestration.from_dict({"client_concurrency": 0.01})
+    ok = Orchestration.from_dict({"client_concurrency": [[10, 0.01], [50, 0.02]]})
+    assert ok.client_concurrency == ((10.0, 0.01), (50.0, 0.02))
