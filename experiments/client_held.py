@@ -54,14 +54,6 @@ def recorded_cost(kind: str,
                       output_token_s=k["client_output_token_s"], concurrency=concurrency)
 
 
-def mean_prompt_tokens(kind: str, prompt_tokens: int, output_tokens: int,
-                       width: int) -> float:
-    """Prompt tokens per call of the held workload (a summarizer also reads its experts)."""
-    if kind == "openai":
-        return float(prompt_tokens)
-    return prompt_tokens + width * output_tokens / (width + 1)
-
-
 def predict_held(cost: ClientCost, calls: int, hold_s: float, prompt_tokens: int,
                  output_tokens: int, width: int) -> dict[str, float]:
     """The workload of `measure_held` through `sim.client.ClientCPU`: every first-stage

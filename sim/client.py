@@ -16,13 +16,14 @@ means no client stage at all.
 The fixed part grows with the calls in flight (`concurrency`, empty by default): with
 hundreds of calls outstanding, each call costs the client several times what it costs with
 one (httpcore's connection-pool passes walk every connection per idle one, and answers
-and requests contend in one event loop). Measured with the mock server holding every
-answer (`python -m experiments.client_held`, conf/orchestration/client_held.json,
-docs/client_overhead.md part 4): the CPU per call at a run's mean number of requests in
-the pool. `concurrency` lists those points (calls in flight, s per call); the fixed part at
-n calls in flight is linear between (1, `call_s`) and the points and flat beyond the last.
-n counts the calls in flight when the event arrives at the client: requests it was given,
-less responses it was given, the event itself included.
+and requests contend in one event loop). `concurrency` lists points (calls in flight, s
+per call); the fixed part at n calls in flight is linear between (1, `call_s`) and the
+points and flat beyond the last. n counts the calls in flight when the event arrives at
+the client: requests it was given, less responses it was given, the event itself
+included. The systems' points come from the clients run against a mock server holding
+every answer (`python -m experiments.client_held`: the line whose model spends the
+measured CPU per call; conf/orchestration/client_held.json, docs/client_overhead.md
+part 4).
 
 `ServerCost` is the same for the API server in front of the engines (vLLM's OpenAI server:
 HTTP parsing, chat template, tokenization, request bookkeeping, in one Python process): a
