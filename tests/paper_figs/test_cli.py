@@ -76,8 +76,9 @@ def test_sim_vs_real_from_validation_folder(tmp_path: Path) -> None:
     val.mkdir()
     rows = {name: {"real_makespan_s": 10.0, "sim_makespan_s": 10.0 * (1 + err),
                    "makespan_rel_err": err, "cached_tokens_rel_err": 0.01,
-                   "real": {"cached_tokens": 100}, "sim": {"cached_tokens": 101}}
-            for name, err in (("debate", 0.05), ("trading", 0.3))}
+                   "real": {"cached_tokens": 100}, "sim": {"cached_tokens": 101},
+                   "real_steps": steps, "sim_steps": 100}
+            for name, err, steps in (("debate", 0.05, 105), ("trading", 0.3, 400))}
     (val / "summary.json").write_text(json.dumps({
         "status": "ok", "model": "tiny", "hardware": "cpu", "workflows": rows,
         "targets": {"makespan_rel_err": 0.15, "cached_tokens_rel_err": 0.05}}))
@@ -89,3 +90,5 @@ def test_sim_vs_real_from_validation_folder(tmp_path: Path) -> None:
     report = (out / "REPORT.md").read_text()
     assert "NOT REPRODUCED: makespan_rel_err within the 15% target — 1/2 workflows" in report
     assert "REPRODUCED: cached_tokens_rel_err within the 5% target — 2/2" in report
+    assert "within 10% on 1/2 workflows" in report
+    assert "1.5x the steps on ? trading 4.0x" in report
