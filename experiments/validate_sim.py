@@ -95,8 +95,8 @@ def _systems(cfg: dict[str, Any], engine: EngineSettings
     return out
 
 
-def _row(name: str, params: dict[str, Any], runs: list[Any], simulated: Any, replayed: Any
-         ) -> dict[str, Any]:
+def _row(name: str, params: dict[str, Any], runs: list[Any], simulated: Any, replayed: Any,
+         sim_client_cpu_s: float) -> dict[str, Any]:
     makespans = [x.makespan for x, _ in runs]
     real, _ = sorted(runs, key=lambda x: x[0].makespan)[(len(runs) - 1) // 2]
     r, s, rp = totals(real.records), totals(simulated.records), totals(replayed.records)
@@ -118,7 +118,17 @@ def _row(name: str, params: dict[str, Any], runs: list[Any], simulated: Any, rep
             _rel(rp["cached_tokens"], r["cached_tokens"]), 4),
         "real_steps": int(sum(st.get("num_steps", 0) for st in real.stats.values())),
         "sim_steps": int(sum(st["num_steps"] for st in simulated.stats.values())),
+        # the client program's CPU per call (the real one: its process's, in every server's
+        # stats; absent for in-process engines)
+        "real_client_cpu_ms_per_call": _per_call_ms(
+            next((st["client_cpu_s"] for st in real.stats.values() if "client_cpu_s" in st),
+                 None), r["calls"]),
+        "sim_client_cpu_ms_per_call": _per_call_ms(sim_client_cpu_s or None, s["calls"]),
     }
+
+
+def _per_call_ms(cpu_s: float | None, calls: int) -> float | None:
+    return None if cpu_s is None or not calls else round(1e3 * cpu_s / calls, 3)
 
 
 def _order(per_system: dict[str, Any], workflow: str, side: str) -> list[str]:
@@ -173,16 +183,19 @@ def run(cfg: dict[str, Any], run_dir: Path) -> dict[str, Any]:
                                    "are not deterministic")
             _, recorder = sorted(runs, key=lambda x: x[0].makespan)[(len(runs) - 1) // 2]
             tok = runs[0][1].tokenizer
-            simulated, replayed = simulate(make, system, sys_engine, geometry, workers, cost,
-                                           tok, cap=cap, recorder=recorder,
-                                           fast_decode=bool(v.get("sim_fast_decode", False)))
-            row = rows[name] = _row(name, params, runs, simulated, replayed)
+            simulated, replayed, client_cpu_s = simulate(
+                make, system, sys_engine, geometry, workers, cost, tok, cap=cap,
+                recorder=recorder, fast_decode=bool(v.get("sim_fast_decode", False)))
+            row = rows[name] = _row(name, params, runs, simulated, replayed, client_cpu_s)
             print(f"{sys_name:<10} {name:<12} makespan real {row['real_makespan_s']:7.3f}s "
                   f"(spread {row['real_makespan_spread']:.3f}) sim "
                   f"{row['sim_makespan_s']:7.3f}s (err {row['makespan_rel_err']:.3f})  "
                   f"cached err {row['cached_tokens_rel_err']:.3f} (real outputs "
                   f"{row['cached_tokens_rel_err_real_outputs']:.3f})  batch real "
-                  f"{row['real_mean_batch']:.1f} sim {row['sim_mean_batch']:.1f}")
+                  f"{row['real_mean_batch']:.1f} sim {row['sim_mean_batch']:.1f}"
+                  + ("" if row["real_client_cpu_ms_per_call"] is None else
+                     f"  client ms/call real {row['real_client_cpu_ms_per_call']:.2f} sim "
+                     f"{row['sim_client_cpu_ms_per_call'] or 0.0:.2f}"))
         per_system[sys_name] = {
             "program": system.program, "queue_order": sys_engine.queue_order,
             "retain_prefixes": bool(system.retain_prefixes), "workflows": rows,

@@ -119,9 +119,10 @@ def real_runs(make_proc: Any, system: SystemConfig, model: ModelSettings,
 def simulate(make_proc: Any, system: SystemConfig, engine: EngineSettings,
              geometry: dict[str, int], num_workers: int, cost: Any, tok: Any, *,
              cap: int | None, recorder: OutputRecorder, fast_decode: bool
-             ) -> tuple[BackendResult, BackendResult]:
+             ) -> tuple[BackendResult, BackendResult, float]:
     """The simulation with synthetic outputs, then fed the real outputs (identical prompts
-    on both sides: what differs is the engine model alone)."""
+    on both sides: what differs is the engine model alone), and the client CPU seconds of
+    the first (0 for a system without a client program)."""
     import sim
     from helium_lab.processor.capping import capped
     from sim.client import ClientCost, ServerCost
@@ -140,12 +141,13 @@ def simulate(make_proc: Any, system: SystemConfig, engine: EngineSettings,
                                       concurrency=orch.client_concurrency),
                  "server": ServerCost(orch.server_call_s, orch.server_prompt_token_s,
                                       orch.server_scope)}
-    out = []
+    out, client_cpu_s = [], []
     for outputs in (synthetic_completion, recorder.replay):
-        out.append(sim.Simulation(
+        session = sim.Simulation(
             [sim_cfg] * num_workers, cost, tokenizer=tok,
             submit_overhead_s=orch.submit_overhead_s if system.program is None else 0.0,
-            fast_decode=fast_decode, outputs=outputs, **costs,
-        ).run(capped(make_proc(tok), cap)))
-    return out[0], out[1]
+            fast_decode=fast_decode, outputs=outputs, **costs)
+        out.append(session.run(capped(make_proc(tok), cap)))
+        client_cpu_s.append(session.client_cpu_s)
+    return out[0], out[1], client_cpu_s[0]
 

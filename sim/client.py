@@ -119,11 +119,13 @@ class SerialCPU:
 
     def __init__(self) -> None:
         self.free_at = 0.0
+        self.busy_s = 0.0  # CPU seconds of all work queued so far
 
     def run(self, now: float, work_s: float) -> float:
         """Queue `work_s` of CPU arriving at `now`; returns when it is done."""
         start = max(now, self.free_at)
         self.free_at = start + work_s
+        self.busy_s += work_s
         return self.free_at
 
 

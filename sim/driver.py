@@ -101,6 +101,11 @@ class Simulation:
         finally:
             self._run = None
 
+    @property
+    def client_cpu_s(self) -> float:
+        """CPU seconds the client process has spent so far (0 without a client stage)."""
+        return 0.0 if self.client is None else self.client.busy_s
+
     def close(self) -> None:
         """Nothing to release: a simulation holds no processes or files."""
 

@@ -29,7 +29,8 @@ def draw_sim_vs_real(ctx: DrawContext) -> None:
             "makespan_rel_err",
             "real_cached_tokens", "sim_cached_tokens", "cached_tokens_rel_err",
             "cached_tokens_rel_err_real_outputs", "real_mean_batch", "sim_mean_batch",
-            "mean_batch_rel_err", "real_steps", "sim_steps"]
+            "mean_batch_rel_err", "real_steps", "sim_steps", "real_client_cpu_ms_per_call",
+            "sim_client_cpu_ms_per_call"]
     if not summary or not summary.get("workflows"):
         fig, ax = plt.subplots(figsize=(6, 2.5))
         ax.axis("off")
@@ -121,4 +122,6 @@ def _row(system: str, workflow: str, r: dict[str, Any]) -> dict[str, Any]:
             "cached_tokens_rel_err_real_outputs": r.get("cached_tokens_rel_err_real_outputs"),
             "real_mean_batch": r.get("real_mean_batch"), "sim_mean_batch": r.get("sim_mean_batch"),
             "mean_batch_rel_err": r.get("mean_batch_rel_err"),
-            "real_steps": r.get("real_steps"), "sim_steps": r.get("sim_steps")}
+            "real_steps": r.get("real_steps"), "sim_steps": r.get("sim_steps"),
+            "real_client_cpu_ms_per_call": r.get("real_client_cpu_ms_per_call"),
+            "sim_client_cpu_ms_per_call": r.get("sim_client_cpu_ms_per_call")}

@@ -56,6 +56,13 @@ def test_validate_sim_per_system_with_the_real_langgraph_program(tmp_path: Path)
     assert row["real_mean_batch"] >= 0 and row["sim_mean_batch"] > 0
     # the engine steps, though, are counted exactly (vLLM's tokens-per-step histogram)
     assert row["real_steps"] > 0 and row["sim_steps"] > 0
+    # the client program's CPU per call, real (its process) and modelled (>= the one-call
+    # cost of conf/system/client/langgraph.yaml, 5.84 ms); helium has no client program
+    assert row["real_client_cpu_ms_per_call"] > 0
+    assert row["sim_client_cpu_ms_per_call"] >= 5.84
+    helium = summary["systems"]["helium"]["workflows"]["debate"]
+    assert helium["real_client_cpu_ms_per_call"] is None
+    assert helium["sim_client_cpu_ms_per_call"] is None
     assert row["real_makespan_spread"] == 0.0  # one repeat
     order = summary["orderings"]["debate"]
     assert sorted(order["real"]) == sorted(order["sim"]) == ["helium", "langgraph"]

@@ -27,6 +27,7 @@ def test_requests_ready_together_leave_one_after_another() -> None:
     arrivals = sorted(r.start_t for r in res.records)  # an idle engine starts on arrival
     assert arrivals == pytest.approx([0.45, 0.80, 1.15, 1.50])
     assert all(r.submit_t == 0.0 for r in res.records)  # latency counts the client's time
+    assert sim.client_cpu_s == pytest.approx(4 * 0.35 + 4 * 0.25)  # + responses: 0.5/2 each
 
 
 def test_responses_wait_for_the_client_before_the_workflow_sees_them() -> None:
