@@ -125,7 +125,7 @@ def simulate(make_proc: Any, system: SystemConfig, engine: EngineSettings,
     the first (0 for a system without a client program)."""
     import sim
     from helium_lab.processor.capping import capped
-    from sim.client import ClientCost, ServerCost
+    from sim.session import orchestration_costs
 
     orch = Orchestration.from_dict(system.orchestration)
     sim_cfg = sim.EngineConfig(
@@ -136,11 +136,8 @@ def simulate(make_proc: Any, system: SystemConfig, engine: EngineSettings,
         max_model_len=geometry["max_model_len"], pin_mode=engine.prewarm_pin)
     costs: dict[str, Any] = {}
     if system.program is not None:  # the real side pays the client's and server's CPU
-        costs = {"client": ClientCost(orch.client_call_s, orch.client_prompt_token_s,
-                                      orch.client_output_token_s,
-                                      concurrency=orch.client_concurrency),
-                 "server": ServerCost(orch.server_call_s, orch.server_prompt_token_s,
-                                      orch.server_scope)}
+        client, server = orchestration_costs(orch)
+        costs = {"client": client, "server": server}
     out, client_cpu_s = [], []
     for outputs in (synthetic_completion, recorder.replay):
         session = sim.Simulation(

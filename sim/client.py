@@ -38,7 +38,7 @@ Pure arithmetic on the simulated clock: deterministic.
 from __future__ import annotations
 
 from bisect import bisect_right
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sim.errors import SimError
 
@@ -51,6 +51,7 @@ class ClientCost:
     prompt_token_s: float = 0.0
     output_token_s: float = 0.0
     concurrency: tuple[tuple[float, float], ...] = ()  # (calls in flight, s per call)
+    _points: tuple[tuple[float, float], ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         for key in ("call_s", "prompt_token_s", "output_token_s"):
@@ -63,6 +64,7 @@ class ClientCost:
                                f"s per call) with calls in flight increasing above 1 and "
                                f"costs >= 0; got ({n}, {cost}) after {last}")
             last = n
+        object.__setattr__(self, "_points", ((1.0, self.call_s), *self.concurrency))
 
     @property
     def active(self) -> bool:
@@ -71,7 +73,7 @@ class ClientCost:
 
     def call_at(self, in_flight: int) -> float:
         """The fixed CPU per call with `in_flight` calls in flight (module docstring)."""
-        points = ((1.0, self.call_s), *self.concurrency)
+        points = self._points
         i = bisect_right(points, (float(in_flight), float("inf")))
         if i == 0:
             return self.call_s

@@ -145,6 +145,13 @@ def cost_model(model: ModelSettings, settings: SimSettings) -> CostModel:
     return RooflineCost(model_shape(model), settings.hardware)
 
 
+def orchestration_costs(orch: Orchestration) -> tuple[ClientCost, ServerCost]:
+    """The client program's and the API server's CPU costs that `orch` configures."""
+    return (ClientCost(orch.client_call_s, orch.client_prompt_token_s,
+                       orch.client_output_token_s, concurrency=orch.client_concurrency),
+            ServerCost(orch.server_call_s, orch.server_prompt_token_s, orch.server_scope))
+
+
 def open_session(model: ModelSettings, engine: EngineSettings, num_workers: int, *,
                  orchestration: Orchestration, sim: SimSettings,
                  tokenizer: Tokenizer | None = None) -> Simulation:
@@ -153,12 +160,7 @@ def open_session(model: ModelSettings, engine: EngineSettings, num_workers: int,
         raise ConfigError(f"num_workers must be >= 1, got {num_workers}")
     cfg = engine_config(model, engine, sim.hardware)
     check_host_memory(cfg, num_workers, sim.hardware, engine)
-    client = ClientCost(orchestration.client_call_s, orchestration.client_prompt_token_s,
-                        orchestration.client_output_token_s,
-                        concurrency=orchestration.client_concurrency)
+    client, server = orchestration_costs(orchestration)
     return Simulation([cfg] * num_workers, cost_model(model, sim), tokenizer=tokenizer,
                       submit_overhead_s=orchestration.submit_overhead_s,
-                      fast_decode=sim.fast_decode, client=client,
-                      server=ServerCost(orchestration.server_call_s,
-                                        orchestration.server_prompt_token_s,
-                                        orchestration.server_scope))
+                      fast_decode=sim.fast_decode, client=client, server=server)
