@@ -128,12 +128,8 @@ def simulate(make_proc: Any, system: SystemConfig, engine: EngineSettings,
     from sim.session import orchestration_costs
 
     orch = Orchestration.from_dict(system.orchestration)
-    sim_cfg = sim.EngineConfig(
-        kv_capacity_tokens=geometry["kv_capacity_tokens"], block_size=engine.block_size,
-        max_num_seqs=engine.max_num_seqs,
-        max_num_batched_tokens=engine.max_num_batched_tokens,
-        queue_order=engine.queue_order, enable_prefix_caching=engine.enable_prefix_caching,
-        max_model_len=geometry["max_model_len"], pin_mode=engine.prewarm_pin)
+    sim_cfg = sim.EngineConfig(geometry["kv_capacity_tokens"] // engine.block_size, engine,
+                               geometry["max_model_len"])
     costs: dict[str, Any] = {}
     if system.program is not None:  # the real side pays the client's and server's CPU
         client, server = orchestration_costs(orch)

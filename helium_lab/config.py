@@ -180,15 +180,23 @@ class ModelSettings:
 
 
 QUEUE_ORDERS = ("fcfs", "priority", "lspf")
-# SGLang's `hicache_write_policy` choices (server_args.py); sim/host_tier.py WRITE_POLICIES
+# SGLang's `hicache_write_policy` choices (server_args.py); sim/host_tier.py implements them
 WRITE_POLICIES = ("write_through", "write_through_selective", "write_back")
+HostLoad = Literal["inline", "deferred"]
+PrewarmPin = Literal["soft", "hard", "none"]
+HOST_LOADS: tuple[str, ...] = get_args(HostLoad)
+PREWARM_PINS: tuple[str, ...] = get_args(PrewarmPin)
 
 
 @dataclass(frozen=True)
 class EngineSettings:
-    """Engine knobs, named as in vLLM and shared by both backends (DESIGN.md): the run's
-    `engine:` block (conf/config.yaml, then the system's, model's and experiment's files,
-    then the command line, each overriding key by key).
+    """Engine knobs, named as in vLLM: the one settings type of both backends (DESIGN.md),
+    read from the run's `engine:` block (conf/config.yaml, then the system's, model's and
+    experiment's files, then the command line, each overriding key by key). The simulator
+    adds only what an engine derives from them at start-up (`sim.EngineConfig`: its KV
+    blocks, context length and host tier); vLLM derives those itself.
+
+    Validated on construction: a bad value raises ConfigError naming `engine.<key>`.
 
     `kv_capacity_tokens` null = derived from the model and hardware memory at
     `gpu_memory_utilization`, as vLLM sizes it; `max_model_len` null = the model's.
@@ -204,11 +212,11 @@ class EngineSettings:
     update, load back the host-only prefixes of agents at most this many steps from
     running (needs `host_kv_load: deferred` and a system with `step_graph: true`).
 
-    `prewarm_pin` (both backends: the simulator's `pin_mode`, runtime/pins.py on vLLM):
-    how a prewarmed static prefix is kept: `soft` (Helium's proactive KV cache: evicted
-    last, still free capacity), `hard` (vLLM with an extra reference: never evicted, at
-    most half the blocks; kept to compare) or `none` (cached like any prefix). Retained
-    dynamic prefixes (`retain_prefixes`) are soft-pinned in every mode."""
+    `prewarm_pin` (both backends: sim/engine.py, runtime/pins.py on vLLM): how a prewarmed
+    static prefix is kept: `soft` (Helium's proactive KV cache: evicted last, still free
+    capacity), `hard` (vLLM with an extra reference: never evicted, at most half the
+    blocks; kept to compare) or `none` (cached like any prefix). Retained dynamic
+    prefixes (`retain_prefixes`) are soft-pinned in every mode."""
 
     block_size: int = field(default=16, metadata={"min": 1})
     max_num_seqs: int = field(default=1024, metadata={"min": 1})
@@ -221,52 +229,51 @@ class EngineSettings:
     host_kv_tokens: int | None = field(default=None, metadata={"min": 1})
     host_kv_ratio: float | None = None
     host_kv_write_policy: str = "write_through"
-    host_kv_load: Literal["inline", "deferred"] = "inline"
+    host_kv_load: HostLoad = "inline"
     host_kv_prefetch_steps: int | None = field(default=None, metadata={"min": 0})
-    prewarm_pin: Literal["soft", "hard", "none"] = "soft"
+    prewarm_pin: PrewarmPin = "soft"
+
+    def __post_init__(self) -> None:
+        where = "engine"
+        check_types(self, where)
+        if self.queue_order not in QUEUE_ORDERS:
+            raise ConfigError(f"{where}.queue_order: unknown {self.queue_order!r}; known: "
+                              f"{list(QUEUE_ORDERS)}")
+        if self.kv_capacity_tokens is not None and self.kv_capacity_tokens < self.block_size:
+            raise ConfigError(f"{where}.kv_capacity_tokens={self.kv_capacity_tokens} is "
+                              f"smaller than one block ({self.block_size} tokens)")
+        if not 0 < self.gpu_memory_utilization <= 1:
+            raise ConfigError(f"{where}.gpu_memory_utilization must be in (0, 1], got "
+                              f"{self.gpu_memory_utilization}")
+        if self.host_kv_write_policy not in WRITE_POLICIES:
+            raise ConfigError(f"{where}.host_kv_write_policy: unknown "
+                              f"{self.host_kv_write_policy!r}; known: {list(WRITE_POLICIES)}")
+        if self.host_kv_tokens is not None and self.host_kv_tokens < self.block_size:
+            raise ConfigError(f"{where}.host_kv_tokens={self.host_kv_tokens} is smaller than "
+                              f"one block ({self.block_size} tokens)")
+        if self.host_kv_ratio is not None and self.host_kv_ratio <= 0:
+            raise ConfigError(f"{where}.host_kv_ratio must be > 0, got {self.host_kv_ratio}")
+        if self.host_kv_load == "deferred" and not self.host_tier:
+            raise ConfigError(f"{where}.host_kv_load=deferred loads from a host KV tier, but "
+                              f"{where}.host_kv_tokens and {where}.host_kv_ratio are null")
+        if self.host_kv_prefetch_steps is not None and self.host_kv_load != "deferred":
+            raise ConfigError(f"{where}.host_kv_prefetch_steps={self.host_kv_prefetch_steps} "
+                              f"prefetches with background loads: set {where}.host_kv_load="
+                              "deferred")
+        if self.host_tier and not self.enable_prefix_caching:
+            key = "host_kv_tokens" if self.host_kv_tokens is not None else "host_kv_ratio"
+            raise ConfigError(f"{where}.{key}: a host KV tier needs prefix caching, but "
+                              f"{where}.enable_prefix_caching is false")
 
     @property
     def host_tier(self) -> bool:
         return self.host_kv_tokens is not None or self.host_kv_ratio is not None
 
     @staticmethod
-    def from_dict(data: Mapping[str, Any], where: str = "engine") -> EngineSettings:
-        """The run's engine block, validated; errors name `where`.<key>."""
-        check_keys(EngineSettings, data, where)
-        cfg = EngineSettings(**data)
-        check_types(cfg, where)
-        if cfg.queue_order not in QUEUE_ORDERS:
-            raise ConfigError(f"{where}.queue_order: unknown {cfg.queue_order!r}; known: "
-                              f"{list(QUEUE_ORDERS)}")
-        for key in ("block_size", "max_num_seqs", "max_num_batched_tokens"):
-            if getattr(cfg, key) < 1:
-                raise ConfigError(f"{where}.{key} must be >= 1, got {getattr(cfg, key)}")
-        if cfg.kv_capacity_tokens is not None and cfg.kv_capacity_tokens < cfg.block_size:
-            raise ConfigError(f"{where}.kv_capacity_tokens={cfg.kv_capacity_tokens} is "
-                              f"smaller than one block ({cfg.block_size} tokens)")
-        if not 0 < cfg.gpu_memory_utilization <= 1:
-            raise ConfigError(f"{where}.gpu_memory_utilization must be in (0, 1], got "
-                              f"{cfg.gpu_memory_utilization}")
-        if cfg.host_kv_write_policy not in WRITE_POLICIES:
-            raise ConfigError(f"{where}.host_kv_write_policy: unknown "
-                              f"{cfg.host_kv_write_policy!r}; known: {list(WRITE_POLICIES)}")
-        if cfg.host_kv_tokens is not None and cfg.host_kv_tokens < cfg.block_size:
-            raise ConfigError(f"{where}.host_kv_tokens={cfg.host_kv_tokens} is smaller than "
-                              f"one block ({cfg.block_size} tokens)")
-        if cfg.host_kv_ratio is not None and cfg.host_kv_ratio <= 0:
-            raise ConfigError(f"{where}.host_kv_ratio must be > 0, got {cfg.host_kv_ratio}")
-        if cfg.host_kv_load == "deferred" and not cfg.host_tier:
-            raise ConfigError(f"{where}.host_kv_load=deferred loads from a host KV tier, but "
-                              f"{where}.host_kv_tokens and {where}.host_kv_ratio are null")
-        if cfg.host_kv_prefetch_steps is not None and cfg.host_kv_load != "deferred":
-            raise ConfigError(f"{where}.host_kv_prefetch_steps={cfg.host_kv_prefetch_steps} "
-                              f"prefetches with background loads: set {where}.host_kv_load="
-                              "deferred")
-        if cfg.host_tier and not cfg.enable_prefix_caching:
-            key = "host_kv_tokens" if cfg.host_kv_tokens is not None else "host_kv_ratio"
-            raise ConfigError(f"{where}.{key}: a host KV tier needs prefix caching, but "
-                              f"{where}.enable_prefix_caching is false")
-        return cfg
+    def from_dict(data: Mapping[str, Any]) -> EngineSettings:
+        """The run's engine block, validated; errors name `engine.<key>`."""
+        check_keys(EngineSettings, data, "engine")
+        return EngineSettings(**data)
 
 
 @dataclass(frozen=True)

@@ -43,12 +43,12 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from helium_lab.config import PREWARM_PINS
 from helium_lab.errors import ConfigError
 from runtime import soft_pins
 from runtime.errors import RuntimeBackendError
 
 TESTED_VLLM = ("0.32.0",)
-PIN_MODES = ("soft", "hard", "none")
 NO_PINS = {"pinned_blocks": 0.0, "pins_refused": 0.0, "soft_pinned_free_blocks": 0.0,
            "evicted_pinned_blocks": 0.0}  # `EnginePins.stats` of an engine without pins
 
@@ -190,8 +190,8 @@ def install(kv_manager: Any, mode: str, block_size: int, num_blocks: int, vllm_v
             hash_algo: str, max_fraction: float = 0.5) -> EnginePins | None:
     """Install one engine's pins (`mode`: soft, hard or none; see the module docstring), or
     None where this vLLM is untested or lacks what the hooks need."""
-    if mode not in PIN_MODES:
-        raise ConfigError(f"engine.prewarm_pin: unknown {mode!r}; known: {list(PIN_MODES)}")
+    if mode not in PREWARM_PINS:
+        raise ConfigError(f"engine.prewarm_pin: unknown {mode!r}; known: {list(PREWARM_PINS)}")
     soft = soft_pins.install(kv_manager, block_size, vllm_version, hash_algo, TESTED_VLLM)
     if soft is None:
         return None

@@ -1,90 +1,64 @@
-"""Engine knobs, named as in vLLM and shared with `runtime/` (DESIGN.md)."""
+"""One simulated engine: the run's engine settings plus what an engine derives from them."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
-from helium_lab.config import QUEUE_ORDERS
+from helium_lab.config import EngineSettings
 from sim.errors import SimError
-from sim.host_loads import LOAD_MODES
 from sim.host_tier import HostTierConfig
 
-PIN_MODES = ("soft", "hard", "none")
 HARD_PIN_FRACTION = 0.5  # runtime/pins.py: pins hold at most this share of the KV blocks
 
 
 @dataclass(frozen=True)
 class EngineConfig:
-    """One simulated engine. Give the KV size as `num_gpu_blocks` or `kv_capacity_tokens`.
+    """One simulated engine: `settings`, the knobs both backends share
+    (`helium_lab.config.EngineSettings`), and what vLLM (or SGLang) derives from them
+    and the hardware at start-up, which the simulator must be told:
 
-    `num_gpu_blocks` counts vLLM's reserved null block, so `num_gpu_blocks - 1` are usable;
-    `kv_capacity_tokens` is the capacity vLLM logs (`num_gpu_blocks * block_size`).
-    Defaults for the batch limits are the reference implementation's
-    (max_num_seqs 1024, max_num_batched_tokens 4096; PAPER.md §9).
+    - `num_gpu_blocks`: the KV cache in blocks of `settings.block_size`, counting vLLM's
+      reserved null block (so `num_gpu_blocks - 1` are usable; vLLM logs
+      `num_gpu_blocks * block_size` as its capacity). `sim.session.engine_config` derives
+      it from `settings.kv_capacity_tokens`, or from the model and hardware memory.
+    - `max_model_len`: the context limit (`settings.max_model_len`, else the model's).
+    - `host_tier`: the sized host KV level (sim/host_tier.py) when `settings` asks for
+      one, else None. With a tier given, `settings.host_kv_load` and
+      `settings.host_kv_prefetch_steps` say how it loads (sim/host_loads.py); without
+      one, `settings` must not ask for one (`settings.host_tier` says whether it does).
 
-    `pin_mode` is how prewarmed prefixes are kept: `soft` (Helium's proactive KV cache as
-    modelled here: pinned blocks are evicted last, re-warmed when lost) or `hard` (what
-    `runtime/pins.py` does to stock vLLM: a finished prewarm's full blocks keep an extra
-    reference, never evicted, while all pins fit in `HARD_PIN_FRACTION` of the blocks;
-    used to validate against the real engines) or `none` (prefilled once, then cached
-    like any prefix: KVFlow with its holding off).
+    `EngineConfig.of(num_gpu_blocks, **knobs)` builds one from `EngineSettings` keywords
+    (tests and replays)."""
 
-    `host_tier`: a second KV level in host memory (sim/host_tier.py); None = none.
-    `host_load`: how host hits reach the GPU: `inline` (loaded in the admitting step,
-    overlapped layer by layer: SGLang's HiCache) or `deferred` (loaded beside the forward
-    passes while the request waits: KVFlow's fork, sim/host_loads.py).
-    `prefetch_steps`: KVFlow's prefetch (`load_ahead_step`): on a step-graph update, the
-    host-only blocks of the prefixes matched by agents at most this many steps from
-    running load back (needs `host_load="deferred"`); None = no prefetch.
-    """
-
-    num_gpu_blocks: int | None = None
-    kv_capacity_tokens: int | None = None
-    block_size: int = 16
-    max_num_seqs: int = 1024
-    max_num_batched_tokens: int = 4096
-    queue_order: str = "fcfs"
-    enable_prefix_caching: bool = True
+    num_gpu_blocks: int
+    settings: EngineSettings = field(default_factory=EngineSettings)
     max_model_len: int = 40_960
-    pin_mode: str = "soft"
     host_tier: HostTierConfig | None = None
-    host_load: str = "inline"
-    prefetch_steps: int | None = None
 
     def __post_init__(self) -> None:
-        if (self.num_gpu_blocks is None) == (self.kv_capacity_tokens is None):
-            raise SimError("EngineConfig: give exactly one of num_gpu_blocks and "
-                           f"kv_capacity_tokens (got {self.num_gpu_blocks}, "
-                           f"{self.kv_capacity_tokens})")
-        for knob in ("block_size", "max_num_seqs", "max_num_batched_tokens", "max_model_len"):
-            if getattr(self, knob) <= 0:
-                raise SimError(f"EngineConfig: {knob} must be positive, got "
-                               f"{getattr(self, knob)}")
-        if self.queue_order not in QUEUE_ORDERS:
-            raise SimError(f"EngineConfig: unknown queue_order {self.queue_order!r}; "
-                           f"choose one of {', '.join(QUEUE_ORDERS)}")
-        if self.pin_mode not in PIN_MODES:
-            raise SimError(f"EngineConfig: unknown pin_mode {self.pin_mode!r}; "
-                           f"choose one of {', '.join(PIN_MODES)}")
-        if self.host_load not in LOAD_MODES:
-            raise SimError(f"EngineConfig: unknown host_load {self.host_load!r}; "
-                           f"choose one of {', '.join(LOAD_MODES)}")
-        if self.prefetch_steps is not None and (self.prefetch_steps < 0
-                                                or self.host_load != "deferred"
-                                                or self.host_tier is None):
-            raise SimError("EngineConfig: prefetch_steps must be >= 0 and needs a host tier "
-                           f"with host_load='deferred' (got {self.prefetch_steps}, "
-                           f"{self.host_load!r})")
-        if self.host_tier is not None and not self.enable_prefix_caching:
-            raise SimError("EngineConfig: a host KV tier (host_tier) needs "
-                           "enable_prefix_caching")
-        if self.resolved_num_gpu_blocks < 2:
-            raise SimError(f"EngineConfig: KV cache of {self.resolved_num_gpu_blocks} blocks "
-                           "is too small (one block is vLLM's null block)")
+        if self.num_gpu_blocks < 2:
+            raise SimError(f"EngineConfig: KV cache of {self.num_gpu_blocks} blocks is too "
+                           "small (one block is vLLM's null block)")
+        if self.max_model_len <= 0:
+            raise SimError(f"EngineConfig: max_model_len must be positive, got "
+                           f"{self.max_model_len}")
+        if (self.host_tier is not None) != self.settings.host_tier:
+            raise SimError("EngineConfig: host_tier must be given exactly when the settings "
+                           "ask for one (engine.host_kv_tokens or engine.host_kv_ratio), got "
+                           f"host_tier={self.host_tier} with engine.host_kv_tokens="
+                           f"{self.settings.host_kv_tokens}, engine.host_kv_ratio="
+                           f"{self.settings.host_kv_ratio}")
+
+    @staticmethod
+    def of(num_gpu_blocks: int, *, max_model_len: int = 40_960,
+           host_tier: HostTierConfig | None = None, **knobs: Any) -> EngineConfig:
+        """An engine of `num_gpu_blocks` with `EngineSettings(**knobs)`; a host tier given
+        here counts as configured (`knobs` need not size it)."""
+        if host_tier is not None and "host_kv_tokens" not in knobs:
+            knobs.setdefault("host_kv_ratio", 1.0)  # the tier is sized by `host_tier`
+        return EngineConfig(num_gpu_blocks, EngineSettings(**knobs), max_model_len, host_tier)
 
     @property
-    def resolved_num_gpu_blocks(self) -> int:
-        if self.num_gpu_blocks is not None:
-            return self.num_gpu_blocks
-        assert self.kv_capacity_tokens is not None
-        return self.kv_capacity_tokens // self.block_size
+    def block_size(self) -> int:
+        return self.settings.block_size

@@ -51,19 +51,20 @@ class SimEngine:
         self.outputs = outputs
         self.fast_decode = fast_decode
         self.config = config
+        self.settings = config.settings
         self.cost_model = cost_model
         self.tokenizer = tokenizer
         self.on_finish = on_finish
         self.worker = worker
-        self.kv = KVCacheManager(config.resolved_num_gpu_blocks, config.block_size,
-                                 config.enable_prefix_caching)
-        if config.pin_mode == "hard":
-            self.kv.hard_pin_limit = int(config.resolved_num_gpu_blocks * HARD_PIN_FRACTION)
+        self.kv = KVCacheManager(config.num_gpu_blocks, config.block_size,
+                                 config.settings.enable_prefix_caching)
+        if config.settings.prewarm_pin == "hard":
+            self.kv.hard_pin_limit = int(config.num_gpu_blocks * HARD_PIN_FRACTION)
         self.host: HostTier | None = None
         if config.host_tier is not None:
             self.host = HostTier(config.host_tier, config.block_size)
-            self.kv.attach_host(self.host, deferred=config.host_load == "deferred")
-        self.scheduler = Scheduler(config, self.kv, make_queue(config.queue_order))
+            self.kv.attach_host(self.host, deferred=self.settings.host_kv_load == "deferred")
+        self.scheduler = Scheduler(self.settings, self.kv, make_queue(self.settings.queue_order))
         self.timeseries: list[IterationSample] = []
         self.num_finished = 0
         self.num_prewarms = 0
@@ -93,9 +94,9 @@ class SimEngine:
                            f"{len(ids)} tokens, {call.output_tokens} needed")
         req = self._new_request(call.prompt_ids, ids, call.priority, call, text)
         req.submit_t = self.env.now if submit_t is None else submit_t
-        if self.config.prefetch_steps is not None:
+        if self.settings.host_kv_prefetch_steps is not None:
             self._remember_chain(call.op, self.kv.matched_chain(req))
-        if self.config.enable_prefix_caching:
+        if self.settings.enable_prefix_caching:
             for n in call.retain:  # proactive KV: keep what a later call will extend
                 self.kv.pin_request_prefix(req, n)
         self.scheduler.add(req)
@@ -108,13 +109,13 @@ class SimEngine:
         prefix their requests matched: its host-only blocks load back beside the forward
         passes. The first load that does not fit ends the round. Ignored without
         `prefetch_steps`."""
-        if self.config.prefetch_steps is None or self.kv.loads is None:
+        if self.settings.host_kv_prefetch_steps is None or self.kv.loads is None:
             return
         self._step_updates.append(steps)
         self._wake()  # cuts a decode run at the step in progress, as step by step
 
     def _handle_step_updates(self) -> None:
-        ahead, loads = self.config.prefetch_steps, self.kv.loads
+        ahead, loads = self.settings.host_kv_prefetch_steps, self.kv.loads
         assert ahead is not None and loads is not None
         updates, self._step_updates = self._step_updates, []
         loads.complete(self.env.now)
@@ -154,16 +155,16 @@ class SimEngine:
         evicted prefixes are recomputed when prewarmed again). No-op without prefix
         caching."""
         full = len(prompt_ids) // self.config.block_size * self.config.block_size
-        if not self.config.enable_prefix_caching or full == 0:
+        if not self.settings.enable_prefix_caching or full == 0:
             return
         prefix = tuple(prompt_ids)
-        hard = self.config.pin_mode == "hard"
+        hard = self.settings.prewarm_pin == "hard"
         if hard:  # runtime/pins.py: skipped only when pinned, else prefilled and pinned
             if prefix in self.kv.hard_pins:
                 self.num_prewarms_skipped += 1
                 return
         else:
-            if self.config.pin_mode == "soft":
+            if self.settings.prewarm_pin == "soft":
                 self.kv.pin_prefix(prefix)
             if self.kv.cached_prefix_tokens(prefix) >= full:
                 self.num_prewarms_skipped += 1

@@ -33,8 +33,6 @@ from sim.block_hash import BlockHashT
 from sim.block_pool import Block, BlockPool
 from sim.host_tier import HostTier
 
-LOAD_MODES = ("inline", "deferred")
-
 
 @dataclass(frozen=True)
 class _Load:

@@ -41,10 +41,10 @@ from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from helium_lab.config import WRITE_POLICIES
 from sim.block_hash import BlockHashT
 from sim.errors import SimError
 
-WRITE_POLICIES = ("write_through", "write_through_selective", "write_back")
 HICACHE_RATIO = 2.0  # server_args.py ServerArgs.hicache_ratio
 HOST_RESERVE_BYTES = 10 * (1 << 30)  # HostKVCache.__init__: "preserve at least 10GB"
 LOAD_BACK_THRESHOLD_TOKENS = 10  # HiRadixCache.__init__: load_back_threshold

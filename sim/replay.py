@@ -27,7 +27,7 @@ import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from sim.config import EngineConfig
+from helium_lab.config import EngineSettings
 from sim.errors import SimError
 from sim.kv_cache import KVCacheManager
 from sim.queue_policy import make_queue
@@ -102,13 +102,13 @@ def load_trace(text: str, source: str) -> tuple[list[TraceRequest], dict[str, ob
 def _engine(num_gpu_blocks: int, block_size: int, enable_prefix_caching: bool,
             max_num_seqs: int, max_num_batched_tokens: int,
             queue_order: str) -> tuple[KVCacheManager, Scheduler]:
-    config = EngineConfig(num_gpu_blocks=num_gpu_blocks, block_size=block_size,
-                          enable_prefix_caching=enable_prefix_caching,
-                          max_num_seqs=max_num_seqs,
-                          max_num_batched_tokens=max_num_batched_tokens,
-                          queue_order=queue_order)
+    settings = EngineSettings(block_size=block_size,
+                              enable_prefix_caching=enable_prefix_caching,
+                              max_num_seqs=max_num_seqs,
+                              max_num_batched_tokens=max_num_batched_tokens,
+                              queue_order=queue_order)
     kv = KVCacheManager(num_gpu_blocks, block_size, enable_prefix_caching)
-    return kv, Scheduler(config, kv, make_queue(queue_order))
+    return kv, Scheduler(settings, kv, make_queue(queue_order))
 
 
 def _request(kv: KVCacheManager, i: int, t: TraceRequest) -> SimRequest:

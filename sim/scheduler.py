@@ -24,7 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from sim.config import EngineConfig
+from helium_lab.config import EngineSettings
 from sim.cost_model import StepTotals
 from sim.errors import SimError
 from sim.kv_cache import NO_HIT, KVCacheManager
@@ -88,10 +88,12 @@ class SchedulerOutput:
 
 
 class Scheduler:
-    """Continuous batching with chunked prefill, prefix caching and recompute preemption."""
+    """Continuous batching with chunked prefill, prefix caching and recompute preemption,
+    within `settings`' batch limits and queue order."""
 
-    def __init__(self, config: EngineConfig, kv: KVCacheManager, waiting: WaitingQueue) -> None:
-        self.config = config
+    def __init__(self, settings: EngineSettings, kv: KVCacheManager,
+                 waiting: WaitingQueue) -> None:
+        self.settings = settings
         self.kv = kv
         self.waiting = waiting
         self.running: list[SimRequest] = []
@@ -114,7 +116,7 @@ class Scheduler:
         records only its context, plus (tokens, context) for the few non-decodes."""
         if self.kv.loads is not None:
             self.kv.loads.complete(now)
-        budget = self.config.max_num_batched_tokens
+        budget = self.settings.max_num_batched_tokens
         contexts: list[int] = []  # contexts[k]: running[k]'s context before its chunk
         prefills: dict[int, tuple[int, int]] = {}
         preempted: list[SimRequest] = []
@@ -188,7 +190,7 @@ class Scheduler:
         free blocks for every block they grow into, and nothing admissible meanwhile
         (`_admission_blocked_for`). The step that finishes a request or admits one is
         left to `schedule`. 0 if not in that state."""
-        if not self.running or len(self.running) > self.config.max_num_batched_tokens:
+        if not self.running or len(self.running) > self.settings.max_num_batched_tokens:
             return 0
         steps = 1 << 30
         for r in reversed(self.running):  # newest first: a prefill is most likely there
@@ -209,10 +211,10 @@ class Scheduler:
         blocks or evict, so a failing admission keeps failing unless its prefix hit grows,
         which happens only when a decode fills the very block its lookup misses: the run
         stops before that step. Orders that re-sort on the cache (lspf) get 0."""
-        budget = self.config.max_num_batched_tokens - len(self.running)
-        if budget <= 0 or len(self.running) >= self.config.max_num_seqs:
+        budget = self.settings.max_num_batched_tokens - len(self.running)
+        if budget <= 0 or len(self.running) >= self.settings.max_num_seqs:
             return steps  # admission is not even attempted
-        if self.config.queue_order == "lspf":
+        if self.settings.queue_order == "lspf":
             return 0
         head = self.waiting.peek()
         hit = self.kv.find_cached_prefix(head) if head.num_computed_tokens == 0 else NO_HIT
@@ -256,12 +258,12 @@ class Scheduler:
     def _admit(self, now: float, budget: int, contexts: list[int],
                prefills: dict[int, tuple[int, int]]) -> int:
         """Admit waiting requests in queue order; record their chunks as `schedule` does."""
-        if not len(self.waiting) or len(self.running) >= self.config.max_num_seqs:
+        if not len(self.waiting) or len(self.running) >= self.settings.max_num_seqs:
             return budget
         self.waiting.begin_admission(self.kv)
         loads = self.kv.loads
         skipped: list[SimRequest] = []  # waiting on a background load (deferred mode)
-        while budget > 0 and len(self.waiting) and len(self.running) < self.config.max_num_seqs:
+        while budget > 0 and len(self.waiting) and len(self.running) < self.settings.max_num_seqs:
             req = self.waiting.peek()
             hit = self.kv.find_cached_prefix(req) if req.num_computed_tokens == 0 else NO_HIT
             if loads is not None and hit.host_hashes:

@@ -85,16 +85,10 @@ def engine_config(model: ModelSettings, engine: EngineSettings, hardware: Hardwa
         kv = kv_capacity_tokens(model_shape(model), hardware,
                                 gpu_memory_utilization=engine.gpu_memory_utilization,
                                 block_size=engine.block_size)
-    return EngineConfig(kv_capacity_tokens=kv, block_size=engine.block_size,
-                        host_tier=host_tier_config(model, engine, hardware, kv),
-                        host_load=engine.host_kv_load, pin_mode=engine.prewarm_pin,
-                        prefetch_steps=engine.host_kv_prefetch_steps,
-                        max_num_seqs=engine.max_num_seqs,
-                        max_num_batched_tokens=engine.max_num_batched_tokens,
-                        queue_order=engine.queue_order,
-                        enable_prefix_caching=engine.enable_prefix_caching,
+    return EngineConfig(kv // engine.block_size, engine,
                         max_model_len=(engine.max_model_len
-                                       or model_shape(model).max_position_embeddings))
+                                       or model_shape(model).max_position_embeddings),
+                        host_tier=host_tier_config(model, engine, hardware, kv))
 
 
 def host_tier_config(model: ModelSettings, engine: EngineSettings, hardware: Hardware,

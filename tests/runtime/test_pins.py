@@ -76,8 +76,8 @@ class Sim:
 
         self.env = simpy.Environment()
         self.results: dict[int, CallResult] = {}
-        cfg = EngineConfig(num_gpu_blocks=num_gpu_blocks, block_size=BS,
-                           max_model_len=max_model_len, pin_mode="soft")
+        cfg = EngineConfig.of(num_gpu_blocks, block_size=BS,
+                           max_model_len=max_model_len, prewarm_pin="soft")
         self.eng = SimEngine(self.env, cfg, ConstantCost(step_s=0.01), SyntheticTokenizer(),
                              lambda r: self.results.__setitem__(r.call_id, r))
 

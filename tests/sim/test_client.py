@@ -13,7 +13,7 @@ from sim.driver import Simulation
 from sim.errors import SimError
 from tests.sim.fakes import BurstProcessor, ChainProcessor
 
-BIG = EngineConfig(num_gpu_blocks=1000)
+BIG = EngineConfig.of(1000)
 STEP = ConstantCost(step_s=0.25)
 
 

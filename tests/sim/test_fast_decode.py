@@ -27,7 +27,7 @@ def _run(system: SystemConfig, kv_tokens: int, fast: bool, overhead: float) -> S
     bound = make_workload("debate", batch_size=12, seed=3, agents=3, rounds=2)
     planned = plan_batch(bound, system, PlannerSettings(), 2, tok)
     proc = QueryProcessor(planned.plan, planned.schedule, tok, system.processor("qwen3-8b"))
-    cfg = EngineConfig(kv_capacity_tokens=kv_tokens, max_num_batched_tokens=2048)
+    cfg = EngineConfig.of(kv_tokens // 16, max_num_batched_tokens=2048)
     sim = Simulation([cfg, cfg], COST, tokenizer=tok, submit_overhead_s=overhead,
                      fast_decode=fast)
     res = sim.run(proc)

@@ -33,12 +33,11 @@ def req(rid: int, prompt: range | list[int], out: int = 1) -> SimRequest:
 
 
 def deferred_engine(num_gpu_blocks: int) -> tuple[Scheduler, HostTier]:
-    cfg = EngineConfig(num_gpu_blocks=num_gpu_blocks, block_size=BS, host_tier=TIER,
-                       host_load="deferred")
+    settings = EngineSettings(block_size=BS, host_kv_ratio=1.0, host_kv_load="deferred")
     kv = KVCacheManager(num_gpu_blocks, BS)
     host = HostTier(TIER, BS)
     kv.attach_host(host, deferred=True)
-    return Scheduler(cfg, kv, make_queue("fcfs")), host
+    return Scheduler(settings, kv, make_queue("fcfs")), host
 
 
 def drain(sched: Scheduler, now: float = 0.0) -> None:
@@ -133,8 +132,8 @@ def test_engine_waits_for_loads_when_nothing_else_can_run() -> None:
     for mode in ("inline", "deferred"):
         proc = ChainProcessor(queries=3, length=3, system_tokens=64, query_tokens=40,
                               output_tokens=5)
-        res = simulate(proc, [EngineConfig(num_gpu_blocks=14, host_tier=TIER,
-                                           host_load=mode)],
+        res = simulate(proc, [EngineConfig.of(14, host_tier=TIER,
+                                           host_kv_load=mode)],
                        ConstantCost(step_s=0.1))
         st = res.stats[0]
         assert st["num_finished"] == 9
@@ -146,8 +145,8 @@ def test_engine_waits_for_loads_when_nothing_else_can_run() -> None:
 
 
 def test_bad_load_mode_and_deferred_without_tier_are_refused() -> None:
-    with pytest.raises(SimError, match="host_load"):
-        EngineConfig(num_gpu_blocks=10, host_tier=TIER, host_load="eager")
+    with pytest.raises(ConfigError, match=r"engine\.host_kv_load must be one of"):
+        EngineConfig.of(10, host_tier=TIER, host_kv_load="eager")
     with pytest.raises(ConfigError, match=r"engine\.host_kv_load=deferred"):
         EngineSettings.from_dict({"host_kv_load": "deferred"})
     with pytest.raises(ConfigError, match="host_kv_load"):
@@ -157,8 +156,13 @@ def test_bad_load_mode_and_deferred_without_tier_are_refused() -> None:
     with pytest.raises(ConfigError, match="host_kv_prefetch_steps"):
         EngineSettings.from_dict({"host_kv_prefetch_steps": -1, "host_kv_ratio": 1.0,
                                   "host_kv_load": "deferred"})
-    with pytest.raises(SimError, match="prefetch_steps"):
-        EngineConfig(num_gpu_blocks=10, host_tier=TIER, prefetch_steps=2)
+    with pytest.raises(ConfigError, match="host_kv_prefetch_steps"):
+        EngineConfig.of(10, host_tier=TIER, host_kv_prefetch_steps=2)
+    deferred = EngineSettings(host_kv_ratio=1.0, host_kv_load="deferred")
+    with pytest.raises(SimError, match="host_tier must be given exactly when"):
+        EngineConfig(10, deferred)  # the settings ask for a tier that was not sized
+    with pytest.raises(SimError, match="host_tier must be given exactly when"):
+        EngineConfig(10, EngineSettings(), host_tier=TIER)
 
 
 def test_prewarm_without_pin_is_cached_but_not_pinned() -> None:
@@ -168,7 +172,7 @@ def test_prewarm_without_pin_is_cached_but_not_pinned() -> None:
     from sim.engine import SimEngine
 
     env = simpy.Environment()
-    eng = SimEngine(env, EngineConfig(num_gpu_blocks=20, pin_mode="none"),
+    eng = SimEngine(env, EngineConfig.of(20, prewarm_pin="none"),
                     ConstantCost(step_s=0.1), SyntheticTokenizer(), lambda r: None)
     eng.prewarm(tuple(range(64)))
     env.run()
@@ -185,8 +189,8 @@ def test_idle_engine_sleeps_until_the_load_ends() -> None:
     from sim.engine import SimEngine
 
     env = simpy.Environment()
-    eng = SimEngine(env, EngineConfig(num_gpu_blocks=13, pin_mode="none", host_tier=TIER,
-                                      host_load="deferred"),
+    eng = SimEngine(env, EngineConfig.of(13, prewarm_pin="none", host_tier=TIER,
+                                      host_kv_load="deferred"),
                     ConstantCost(step_s=0.1), SyntheticTokenizer(), lambda r: None)
     a = tuple(range(64))
     eng.prewarm(a)
@@ -220,9 +224,9 @@ def test_prefetch_issued_early_enough_hides_the_transfer() -> None:
     for prefetch in (False, True):
         env = simpy.Environment()
         done: list[CallResult] = []
-        eng = SimEngine(env, EngineConfig(num_gpu_blocks=13, pin_mode="none",
-                                          host_tier=TIER, host_load="deferred",
-                                          prefetch_steps=2),
+        eng = SimEngine(env, EngineConfig.of(13, prewarm_pin="none",
+                                          host_tier=TIER, host_kv_load="deferred",
+                                          host_kv_prefetch_steps=2),
                         ConstantCost(step_s=0.1), SyntheticTokenizer(), done.append)
         system = tuple(range(64))
         eng.prewarm(system)
@@ -258,8 +262,8 @@ def test_prefetch_during_a_decode_run_waits_for_the_step_boundary() -> None:
 
     env = simpy.Environment()
     done: list[CallResult] = []
-    eng = SimEngine(env, EngineConfig(num_gpu_blocks=13, pin_mode="none", host_tier=TIER,
-                                      host_load="deferred", prefetch_steps=2),
+    eng = SimEngine(env, EngineConfig.of(13, prewarm_pin="none", host_tier=TIER,
+                                      host_kv_load="deferred", host_kv_prefetch_steps=2),
                     ConstantCost(step_s=0.1), SyntheticTokenizer(), done.append)
     system = tuple(range(160))  # 10 blocks
     eng.prewarm(system)

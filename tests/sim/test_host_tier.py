@@ -32,11 +32,11 @@ def req(rid: int, prompt: range | list[int], out: int = 1) -> SimRequest:
 
 
 def engine(num_gpu_blocks: int, tier: HostTierConfig = TIER) -> tuple[Scheduler, HostTier]:
-    cfg = EngineConfig(num_gpu_blocks=num_gpu_blocks, block_size=BS, host_tier=tier)
+    knobs = EngineSettings(block_size=BS, host_kv_ratio=1.0)
     kv = KVCacheManager(num_gpu_blocks, BS)
     host = HostTier(tier, BS)
     kv.attach_host(host)
-    return Scheduler(cfg, kv, make_queue("fcfs")), host
+    return Scheduler(knobs, kv, make_queue("fcfs")), host
 
 
 def run(sched: Scheduler, r: SimRequest) -> dict[int, tuple[int, int]]:
@@ -92,7 +92,7 @@ def test_host_hit_in_engine_time_and_stats() -> None:
                           output_tokens=5)
     tier = HostTierConfig(num_blocks=64, kv_bytes_per_token=1000, link_bytes_per_s=1.6e6,
                           num_layers=1)
-    res = simulate(proc, [EngineConfig(num_gpu_blocks=14, host_tier=tier)],
+    res = simulate(proc, [EngineConfig.of(14, host_tier=tier)],
                    ConstantCost(step_s=0.1))
     st = res.stats[0]
     assert st["gpu_hit_tokens"] + st["host_hit_tokens"] + st["miss_tokens"] == \
@@ -108,7 +108,7 @@ def test_host_hit_in_engine_time_and_stats() -> None:
 
 
 def test_tier_off_adds_nothing_to_stats_or_samples() -> None:
-    res = simulate(ChainProcessor(), [EngineConfig(num_gpu_blocks=100)], ConstantCost())
+    res = simulate(ChainProcessor(), [EngineConfig.of(100)], ConstantCost())
     assert "host_hit_tokens" not in res.stats[0]
     assert all(s.host_load_s is None for s in res.timeseries[0])
 
@@ -175,7 +175,7 @@ def test_default_size_is_hicache_ratio_times_the_gpu_pool() -> None:
     sim = open_session(model, eng, 1, orchestration=Orchestration(), sim=SimSettings())
     cfg = sim.engines[0].config
     assert cfg.host_tier is not None
-    assert cfg.host_tier.num_blocks == 2 * cfg.resolved_num_gpu_blocks
+    assert cfg.host_tier.num_blocks == 2 * cfg.num_gpu_blocks
     assert cfg.host_tier.link_bytes_per_s == pytest.approx(64e9 * 0.8)
 
 
@@ -191,7 +191,7 @@ def test_bad_input_names_the_key() -> None:
     with pytest.raises(ConfigError, match=r"engine\.host_kv_tokens.*host memory"):
         model, eng = _settings(host_kv_tokens=10**8)
         open_session(model, eng, 1, orchestration=Orchestration(), sim=SimSettings())
-    with pytest.raises(SimError, match="enable_prefix_caching"):
-        EngineConfig(num_gpu_blocks=10, enable_prefix_caching=False, host_tier=TIER)
+    with pytest.raises(ConfigError, match="enable_prefix_caching"):
+        EngineConfig.of(10, enable_prefix_caching=False, host_tier=TIER)
     with pytest.raises(SimError, match="write_policy"):
         HostTierConfig(num_blocks=1, write_policy="nope", link_bytes_per_s=1.0)

@@ -27,7 +27,7 @@ def _run(system: SystemConfig, kv_tokens: int) -> tuple[SimResult, Simulation, Q
     bound = make_workload("debate", batch_size=24, seed=1, agents=3, rounds=2)
     planned = plan_batch(bound, system, PlannerSettings(), 1, tok)
     proc = QueryProcessor(planned.plan, planned.schedule, tok, system.processor("qwen3-8b"))
-    sim = Simulation([EngineConfig(kv_capacity_tokens=kv_tokens, queue_order="priority")],
+    sim = Simulation([EngineConfig.of(kv_tokens // 16, queue_order="priority")],
                      RooflineCost(get_model("qwen3-8b"), get_hardware("h100-nvl")),
                      tokenizer=tok)
     return sim.run(proc), sim, proc

@@ -62,7 +62,7 @@ def test_decode_latency_matches_public_measurements() -> None:
 
 def test_large_batch_throughput_matches_public_measurement() -> None:
     llama = get_model("llama-3.1-8b")
-    cfg = EngineConfig(kv_capacity_tokens=kv_capacity_tokens(llama, SXM), max_num_seqs=256,
+    cfg = EngineConfig.of(kv_capacity_tokens(llama, SXM) // 16, max_num_seqs=256,
                        max_num_batched_tokens=8192)
     res = simulate(BurstProcessor(1000, 256, 256), [cfg], RooflineCost(llama, SXM))
     tokens_per_s = 1000 * (256 + 256) / res.makespan
@@ -126,7 +126,7 @@ def test_shapes_and_datasheets_are_the_run_config() -> None:
         cfg = compose_once(["+experiment=debate", *overrides])
         run = RunSettings.from_cfg(cfg)
         sim = SimSettings.from_dict(cfg["sim"], cfg["hardware"])
-        return engine_config(run.model, run.engine, sim.hardware).resolved_num_gpu_blocks
+        return engine_config(run.model, run.engine, sim.hardware).num_gpu_blocks
 
     base = capacity()
     assert base * 16 == kv_capacity_tokens(QWEN8, NVL)

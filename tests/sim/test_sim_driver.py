@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 import pytest
 import simpy
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from helium_lab.backend import Engine
+from helium_lab.config import EngineSettings, ModelSettings
+from helium_lab.errors import ConfigError
 from helium_lab.processor.calls import CallRecord, CallResult, LLMCall, synthetic_output
 from helium_lab.tokenizer import SyntheticTokenizer, synthetic_text
 from sim.config import EngineConfig
@@ -17,9 +17,11 @@ from sim.cost_model import ConstantCost
 from sim.driver import Simulation, simulate
 from sim.engine import SimEngine
 from sim.errors import SimError
+from sim.hardware import get_hardware
+from sim.session import engine_config
 from tests.sim.fakes import BurstProcessor, ChainProcessor
 
-BIG = EngineConfig(num_gpu_blocks=1000)
+BIG = EngineConfig.of(1000)
 STEP = ConstantCost(step_s=0.25)
 
 
@@ -80,7 +82,7 @@ def test_runs_are_deterministic() -> None:
     def once() -> tuple[object, ...]:
         proc = ChainProcessor(queries=5, length=3, workers=2, output_tokens=9,
                               priorities={0: 3, 2: 1})
-        cfg = EngineConfig(num_gpu_blocks=12, max_num_batched_tokens=64, max_num_seqs=3,
+        cfg = EngineConfig.of(12, max_num_batched_tokens=64, max_num_seqs=3,
                            queue_order="priority")
         res = simulate(proc, [cfg, cfg], ConstantCost(0.01, 1e-4))
         return res.records, res.timeseries, res.stats, proc.log
@@ -89,18 +91,18 @@ def test_runs_are_deterministic() -> None:
 
 
 def test_errors_name_the_call_and_sizes() -> None:
-    tiny = EngineConfig(num_gpu_blocks=3, block_size=16)  # 2 usable blocks = 32 tokens
+    tiny = EngineConfig.of(3, block_size=16)  # 2 usable blocks = 32 tokens
     with pytest.raises(SimError, match=r"call 0 \(op 'step0', query 0\).*need 4 KV blocks"):
         simulate(ChainProcessor(queries=1, length=1), [tiny], STEP)
-    short = EngineConfig(num_gpu_blocks=100, max_model_len=52)
+    short = EngineConfig.of(100, max_model_len=52)
     with pytest.raises(SimError, match=r"call 0 .*50 \+ max_tokens 5 = 55.*max_model_len 52"):
         simulate(ChainProcessor(queries=1, length=1), [short], STEP)
     with pytest.raises(SimError, match="targets worker 1, but only 1 engines"):
         simulate(ChainProcessor(queries=2, length=1, workers=2), [BIG], STEP)
-    with pytest.raises(SimError, match="exactly one of num_gpu_blocks and kv_capacity"):
-        EngineConfig()
-    with pytest.raises(SimError, match="unknown queue_order 'sjf'"):
-        EngineConfig(num_gpu_blocks=10, queue_order="sjf")
+    with pytest.raises(SimError, match="KV cache of 1 blocks is too small"):
+        EngineConfig.of(1)
+    with pytest.raises(ConfigError, match=r"engine\.queue_order: unknown 'sjf'"):
+        EngineConfig.of(10, queue_order="sjf")
 
 
 def test_processor_that_never_finishes_is_reported() -> None:
@@ -124,7 +126,7 @@ def test_every_call_completes_once_and_kv_drains(
         seqs: int, order: str, caching: bool, prewarm: bool, prio: dict[int, int]) -> None:
     proc = ChainProcessor(queries=queries, length=length, workers=workers, system_tokens=20,
                           query_tokens=6, output_tokens=out, priorities=prio, prewarm=prewarm)
-    cfg = EngineConfig(num_gpu_blocks=blocks, block_size=8, max_num_batched_tokens=budget,
+    cfg = EngineConfig.of(blocks, block_size=8, max_num_batched_tokens=budget,
                        max_num_seqs=seqs, queue_order=order, enable_prefix_caching=caching)
     res = simulate(proc, [cfg] * workers, ConstantCost(0.01))
     ids = sorted(r.call_id for r in res.records)
@@ -139,9 +141,12 @@ def test_every_call_completes_once_and_kv_drains(
 
 
 def test_engine_config_capacity_in_tokens() -> None:
-    cfg = EngineConfig(kv_capacity_tokens=478_560)
-    assert cfg.resolved_num_gpu_blocks == 29_910
-    assert dataclasses.replace(cfg, block_size=32).resolved_num_gpu_blocks == 14_955
+    model, hw = ModelSettings("qwen3-8b"), get_hardware("h100-nvl")
+    for block_size, blocks in ((16, 29_910), (32, 14_955)):
+        settings = EngineSettings(kv_capacity_tokens=478_560, block_size=block_size)
+        cfg = engine_config(model, settings, hw)
+        assert cfg.num_gpu_blocks == blocks and cfg.settings is settings
+        assert cfg.max_model_len == 40_960  # Qwen3-8B's max_position_embeddings
 
 
 def test_simulation_keeps_caches_across_runs_and_rewarms_evicted_pins() -> None:
@@ -154,7 +159,7 @@ def test_simulation_keeps_caches_across_runs_and_rewarms_evicted_pins() -> None:
     assert (sim.engines[0].num_prewarms, sim.engines[0].num_prewarms_skipped) == (1, 1)
     assert sum(s.steps for s in day2.timeseries[0]) == 5
 
-    small = Simulation([EngineConfig(num_gpu_blocks=7, block_size=16)], STEP)
+    small = Simulation([EngineConfig.of(7, block_size=16)], STEP)
     small.run(ChainProcessor(queries=1, length=1, prewarm=True))  # pins 2 system blocks
     small.run(BurstProcessor(1, 90, 5))  # needs all 6 usable blocks: evicts the pinned ones
     assert small.engines[0].kv.pool.num_pinned_evicted == 2

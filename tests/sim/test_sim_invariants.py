@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sim.config import EngineConfig
+from helium_lab.config import EngineSettings
 from sim.kv_cache import KVCacheManager
 from sim.queue_policy import make_queue
 from sim.request import SimRequest
@@ -31,13 +31,12 @@ def test_random_streams_keep_cache_consistent(
         todo.append((arrival, SimRequest(i, prompt, tuple(range(7, 7 + n_out)), prio)))
     need = max(-(-(len(r.prompt_ids) + r.max_tokens - 1) // block_size) for _, r in todo)
     num_gpu_blocks = max(blocks, need + 1)
-    cfg = EngineConfig(num_gpu_blocks=num_gpu_blocks, block_size=block_size,
-                       max_num_batched_tokens=budget, max_num_seqs=seqs, queue_order=order,
-                       enable_prefix_caching=caching)
+    knobs = EngineSettings(block_size=block_size, max_num_batched_tokens=budget,
+                           max_num_seqs=seqs, queue_order=order, enable_prefix_caching=caching)
     kv = KVCacheManager(num_gpu_blocks, block_size, caching)
     for p in sorted(pins):
         kv.pin_prefix(PREFIXES[p])
-    sched = Scheduler(cfg, kv, make_queue(order))
+    sched = Scheduler(knobs, kv, make_queue(order))
     finished: list[int] = []
     step = 0
     while step < 26 or sched.has_work():

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sim.config import EngineConfig
+from helium_lab.config import EngineSettings
 from sim.kv_cache import KVCacheManager
 from sim.queue_policy import make_queue
 from sim.request import SimRequest
@@ -13,9 +13,9 @@ Log = list[tuple[int, list[tuple[str, int, int]], list[str]]]
 
 def make(num_gpu_blocks: int, budget: int, max_seqs: int, order: str = "fcfs",
          block_size: int = 4) -> Scheduler:
-    cfg = EngineConfig(num_gpu_blocks=num_gpu_blocks, block_size=block_size,
-                       max_num_batched_tokens=budget, max_num_seqs=max_seqs, queue_order=order)
-    return Scheduler(cfg, KVCacheManager(num_gpu_blocks, block_size), make_queue(order))
+    settings = EngineSettings(block_size=block_size, max_num_batched_tokens=budget,
+                              max_num_seqs=max_seqs, queue_order=order)
+    return Scheduler(settings, KVCacheManager(num_gpu_blocks, block_size), make_queue(order))
 
 
 def req(rid: int, prompt_len: int, out: int, priority: int = 0, base: int = 0) -> SimRequest:
