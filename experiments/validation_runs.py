@@ -103,9 +103,9 @@ def real_runs(make_proc: Any, system: SystemConfig, model: ModelSettings,
                           seed=seed, max_output_tokens=cap,
                           log_path=log_dir / "engines.log") as session:
             eng = session.engines[0]
-            if engine.enable_prefix_caching and eng.pins is None:
+            if engine.enable_prefix_caching and not eng.pins_installed:
                 raise ConfigError(
-                    f"validate_sim: vLLM {eng.vllm.__version__} is not one runtime/pins.py "
+                    f"validate_sim: vLLM {eng.vllm_version} is not one runtime/pins.py "
                     f"supports (pins.TESTED_VLLM): the real engines would ignore "
                     f"engine.prewarm_pin={engine.prewarm_pin} and the retain/release "
                     "hints the simulator honours")

@@ -216,7 +216,12 @@ class EngineSettings:
     static prefix is kept: `soft` (Helium's proactive KV cache: evicted last, still free
     capacity), `hard` (vLLM with an extra reference: never evicted, at most half the
     blocks; kept to compare) or `none` (cached like any prefix). Retained dynamic
-    prefixes (`retain_prefixes`) are soft-pinned in every mode."""
+    prefixes (`retain_prefixes`) are soft-pinned in every mode.
+
+    `engine_processes` (vLLM backend only, runtime/session.py): each worker's engine in a
+    child process of its own, so that the workers' steps overlap (`true`), or all in the
+    session's process, stepped one after another (`false`); null picks processes when
+    there are several workers and a GPU (or, on CPU, a core) for each."""
 
     block_size: int = field(default=16, metadata={"min": 1})
     max_num_seqs: int = field(default=1024, metadata={"min": 1})
@@ -232,6 +237,7 @@ class EngineSettings:
     host_kv_load: HostLoad = "inline"
     host_kv_prefetch_steps: int | None = field(default=None, metadata={"min": 0})
     prewarm_pin: PrewarmPin = "soft"
+    engine_processes: bool | None = None
 
     def __post_init__(self) -> None:
         where = "engine"

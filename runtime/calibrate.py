@@ -121,7 +121,7 @@ def calibrate(model: ModelSettings, out: Path, hardware: str = "cpu", block_size
     settings = EngineSettings(block_size=block_size, max_model_len=max_model_len,
                               kv_capacity_tokens=max(65_536, 2 * max_model_len))
     with VllmSession(model, settings, 1, seed=seed) as session:
-        engine = session.engines[0]
+        engine = session.local_engine(0)
         prof = Profiler(engine, len(session.tokenizer.hf), seed)
         prof.run([(prof.ids(64), 4)])  # warm-up, not fitted
         first = len(engine.steps)

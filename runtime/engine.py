@@ -150,6 +150,7 @@ class VllmEngine:
                                       self.num_gpu_blocks, vllm.__version__,
                                       core.vllm_config.cache_config.prefix_caching_hash_algo)
                      if settings.enable_prefix_caching else None)
+        self.pins_installed, self.vllm_version = self.pins is not None, vllm.__version__
         self.index = PrefixIndex(settings.block_size)
         self.live: dict[str, _Live] = {}
         self.steps: list[StepShape] = []
@@ -279,6 +280,9 @@ class VllmEngine:
         return any(r.prewarm for r in self.live.values())
 
     # -- stepping ------------------------------------------------------------------------
+    def start_step(self) -> None:  # in process, `step()` runs the whole step
+        pass
+
     def step(self) -> list[CallResult]:
         """One engine step; returns the calls that finished in it."""
         self._shape = None

@@ -10,19 +10,23 @@ The driver mirrors `sim.driver.Simulation` with the wall clock for SimPy time:
    `retain` / `release` hints soft-pin and release prefixes as in the simulator.
 2. A call the processor emits reaches its engine `submit_overhead_s` later; its `submit_t`
    is the emission time.
-3. The loop steps every engine that has work, one `step()` each in worker order, hands
-   each finished call to `proc.on_finished` at the step's end time and dispatches what
-   it returns. It ends when no engine has work and nothing is in transit; the processor
-   must then be `done`.
+3. The loop starts one step on every engine that has work, then collects them in worker
+   order, hands each finished call to `proc.on_finished` at the step's end time and
+   dispatches what it returns. It ends when no engine has work and nothing is in
+   transit; the processor must then be `done`.
 
-All engines live in this process and are stepped from this one loop: on a CPU machine
-they share its cores, so with several workers their steps interleave rather than overlap
-(a GPU build with one engine per GPU would overlap them). Times are seconds since the
-session opened; engines, prefix caches and pins persist across `run`s until `close()`.
+Where the engines live (`engine.engine_processes`): in this process (`false`), where
+their steps run one after another (vLLM's forward context is a process global, so
+threads cannot overlap them), or one child process each (`true`,
+runtime/engine_process.py), where the steps of different workers overlap: one GPU per
+worker, or a core per engine on a CPU machine. `null` (the default) picks child
+processes when there are several workers and the hardware has a device or core for each
+(`overlap_possible`). Times are seconds since the session opened; engines, prefix caches
+and pins persist across `run`s until `close()`.
 
 Ctrl-C (or any error) inside `run` aborts the requests in flight and re-raises; `close()`
-(or leaving the `with` block) shuts the engines down. In-process engines start no child
-processes, so nothing can be orphaned.
+(or leaving the `with` block) shuts the engines down and ends any engine process (each
+also ends by itself when this process dies: its pipe closes).
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import heapq
+import logging
 import os
 import time
 from pathlib import Path
@@ -40,8 +45,9 @@ from helium_lab.config import EngineSettings, ModelSettings, Orchestration
 from helium_lab.errors import ConfigError
 from helium_lab.processor.calls import CallResult, LLMCall
 from helium_lab.processor.capping import capped
-from runtime.engine import VllmEngine, now_clock
+from runtime.engine import VllmEngine, engine_args, now_clock
 from runtime.engine_log import EngineLog
+from runtime.engine_process import RemoteEngine
 from runtime.errors import RuntimeBackendError, VllmMissingError
 from runtime.model import resolve_model
 from runtime.tokenizer import HFTokenizer
@@ -75,6 +81,31 @@ def prepare_vllm_env() -> None:
                                f"torchcodec and triton (see scripts/test.sh) ({e})") from None
 
 
+def cuda_devices() -> list[str]:
+    """The CUDA devices this process may use, by the ids child processes take in
+    `CUDA_VISIBLE_DEVICES`; empty without CUDA."""
+    import torch
+
+    if not torch.cuda.is_available():
+        return []
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    ids = ([d.strip() for d in visible.split(",") if d.strip()] if visible
+           else [str(i) for i in range(torch.cuda.device_count())])
+    return ids[:torch.cuda.device_count()]
+
+
+def overlap_possible(num_workers: int) -> bool:
+    """Whether engine processes would overlap: several workers, and a CUDA device each or
+    (without CUDA) a core for each engine's OpenMP threads."""
+    if num_workers < 2:
+        return False
+    devices = cuda_devices()
+    if devices:
+        return len(devices) >= num_workers
+    threads = int(os.environ.get("OMP_NUM_THREADS") or 1)
+    return len(os.sched_getaffinity(0)) >= num_workers * threads
+
+
 class VllmSession:
     """Real engines whose caches persist across runs (see the module docstring)."""
 
@@ -89,7 +120,7 @@ class VllmSession:
         self.max_output_tokens = max_output_tokens
         self.info = resolve_model(model)
         self.log = EngineLog(log_path)
-        self.engines: list[VllmEngine] = []
+        self.engines: list[VllmEngine | RemoteEngine] = []
         self.log.open()
         try:
             with self.log.quiet():
@@ -97,14 +128,48 @@ class VllmSession:
                 self._tok = HFTokenizer.from_dir(self.info.path)
                 self.origin = time.perf_counter()
                 self.clock = now_clock(self.origin)
-                for w in range(num_workers):
-                    self.engines.append(VllmEngine(w, self.info, engine, seed, self._tok,
-                                                   self.clock))
+                self.engine_processes = (overlap_possible(num_workers)
+                                         if engine.engine_processes is None
+                                         else engine.engine_processes)
+                if self.engine_processes:
+                    self._start_processes(engine, num_workers, seed, log_path)
+                else:
+                    for w in range(num_workers):
+                        self.engines.append(VllmEngine(w, self.info, engine, seed, self._tok,
+                                                       self.clock))
         except BaseException:
             self.close()
             raise
         self.startup_s = self.clock()
         self._closed = False
+        logging.getLogger(__name__).info(
+            "%d vLLM engine(s) %s, started in %.1f s", num_workers,
+            "in child processes" if self.engine_processes else "in this process",
+            self.startup_s)
+
+    def _start_processes(self, engine: EngineSettings, num_workers: int, seed: int,
+                         log_path: Path | None) -> None:
+        """One child per worker, all starting at once; on CUDA worker w gets the w-th
+        visible device."""
+        engine_args(self.info, engine, seed)  # bad settings fail here, before any child
+        devices = cuda_devices()
+        for w in range(num_workers):
+            self.engines.append(RemoteEngine(
+                w, self.info, engine, seed, self.origin, log_path=log_path,
+                device=devices[w] if len(devices) >= num_workers else None))
+        for e in self.engines:
+            assert isinstance(e, RemoteEngine)
+            e.wait_started()
+
+    def local_engine(self, worker: int) -> VllmEngine:
+        """Worker `worker`'s engine object, for callers that read vLLM's internals
+        (calibration, validation); refused for engines in child processes."""
+        engine = self.engines[worker]
+        if not isinstance(engine, VllmEngine):
+            raise ConfigError(f"worker {worker}'s engine runs in a child process "
+                              "(engine.engine_processes); this needs it in process: set "
+                              "engine.engine_processes=false")
+        return engine
 
     # -- Session protocol ----------------------------------------------------------------
     @property
@@ -175,19 +240,22 @@ class _Run:
             for prefix in prefixes:
                 engine.prewarm(tuple(prefix))
         while any(e.prewarms_pending for e in self.engines):
-            for e in self.engines:
-                if e.has_work:
-                    self._finished(e.step())
+            self._step_busy()
+
+    def _step_busy(self) -> bool:
+        """One step on every engine with work, started together (they overlap in engine
+        processes), collected in worker order; False if none had work."""
+        busy = [e for e in self.engines if e.has_work]
+        for e in busy:
+            e.start_step()
+        for e in busy:
+            self._finished(e.step())
+        return bool(busy)
 
     def _loop(self) -> None:
         while True:
             self._deliver()
-            stepped = False
-            for e in self.engines:
-                if e.has_work:
-                    stepped = True
-                    self._finished(e.step())
-            if stepped:
+            if self._step_busy():
                 continue
             if not self.transit:
                 return

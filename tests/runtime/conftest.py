@@ -56,3 +56,18 @@ def processor(workflow: str, system_name: str, tok: Any, *, batch_size: int = 2,
     planned = plan_batch(bound, sysc, PlannerSettings(), num_workers, tok, namespace="tiny",
                          seed=0)
     return QueryProcessor(planned.plan, planned.schedule, tok, sysc.processor("tiny"))
+
+
+def live_children() -> list[Any]:
+    """This process's live descendants, less multiprocessing's resource tracker (started
+    by the first spawn, e.g. of engine processes; it exits with this process)."""
+    import psutil
+
+    def tracker(p: psutil.Process) -> bool:
+        try:
+            return any("resource_tracker" in part for part in p.cmdline())
+        except psutil.Error:
+            return False
+
+    return [p for p in psutil.Process().children(recursive=True)
+            if p.status() != psutil.STATUS_ZOMBIE and not tracker(p)]

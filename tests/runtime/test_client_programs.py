@@ -10,11 +10,12 @@ import itertools
 import json
 from pathlib import Path
 
-import psutil
 import pytest
 
 from experiments.cli import run_task
 from tests.experiments.test_experiments import config
+
+from .conftest import live_children
 
 
 def test_langgraph_program_runs_against_two_servers(tmp_path: Path) -> None:
@@ -46,8 +47,7 @@ def test_langgraph_program_runs_against_two_servers(tmp_path: Path) -> None:
         c["cached_tokens"] for c in calls)
     logs = sorted((tmp_path / "lg" / "servers").glob("server_*/vllm_server.log"))
     assert len(logs) == 2
-    left = [p for p in psutil.Process().children(recursive=True)
-            if p.status() != psutil.STATUS_ZOMBIE]
+    left = live_children()
     assert not left, left  # every server process tree is gone
     run_task(config("debate", *overrides, "system=helium"), tmp_path / "helium")
     assert ((tmp_path / "lg" / "outputs.jsonl").read_bytes()
@@ -113,6 +113,5 @@ def test_timeouts_and_a_dead_server_fail_the_run_and_leave_no_process(tmp_path: 
             session.run(proc)
         killer.join()
         assert 0 < len(proc.records) < 240  # the run stopped part way
-    left = [p for p in psutil.Process().children(recursive=True)
-            if p.status() != psutil.STATUS_ZOMBIE]
+    left = live_children()
     assert not left, left

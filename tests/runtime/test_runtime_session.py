@@ -26,7 +26,8 @@ DEBATE = {"agents": 2, "rounds": 2}
 
 @pytest.fixture(scope="module")
 def session() -> Iterator[VllmSession]:
-    engine = EngineSettings(block_size=32, kv_capacity_tokens=16_384, max_model_len=4096)
+    engine = EngineSettings(block_size=32, kv_capacity_tokens=16_384, max_model_len=4096,
+                            engine_processes=False)  # tests reach into the engines
     with open_session(TINY, engine, 2, orchestration=Orchestration(), seed=0,
                       max_output_tokens=CAP) as s:
         yield s
