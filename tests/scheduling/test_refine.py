@@ -53,9 +53,9 @@ def context(workflow: str, batch: int, workers: int, **params: Any) -> PlanningC
 
 # (workflow, batch, workers, params): refinement improves on Alg. 1 in each
 CASES = [
-    ("debate", 2, 1, {"agents": 2, "rounds": 2}),  # Table 5's debate-2x2, 8 calls
+    ("parallel", 2, 1, {"experts": 2, "chunks": 2}),  # Table 5's parallel-amazon, 14 calls
     ("debate", 2, 2, {"agents": 3, "rounds": 2}),  # 12 calls, two workers
-    ("debate", 10, 2, {"agents": 3, "rounds": 2}),  # 60 calls: the budget binds
+    ("parallel", 4, 2, {"experts": 2, "chunks": 2}),  # 28 calls: the budget binds
 ]
 
 
@@ -142,7 +142,7 @@ def test_refine_never_reads_the_clock(monkeypatch: pytest.MonkeyPatch) -> None:
         def __getattr__(self, name: str) -> Any:
             raise AssertionError(f"refine read the clock (time.{name})")
 
-    ctx = context("debate", 2, 1, agents=3, rounds=2)
+    ctx = context("parallel", 2, 1, experts=2, chunks=2)
     sched = get_policy("helium_alg1")(ctx)
     inst = CallInstance.from_plan(ctx.plan, TOK)
     base = evaluate_schedule(sched, inst, ctx.cost)
@@ -155,7 +155,7 @@ def test_refine_never_reads_the_clock(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_budget_bounds_the_work_and_more_work_never_hurts() -> None:
-    ctx = context("debate", 5, 1, agents=3, rounds=2)  # 30 calls
+    ctx = context("parallel", 3, 1, experts=2, chunks=2)  # 21 calls
     sched = get_policy("helium_alg1")(ctx)
     inst = CallInstance.from_plan(ctx.plan, TOK)
     start = evaluate_schedule(sched, inst, ctx.cost).orders
@@ -238,7 +238,7 @@ def test_planner_key_default_and_validation() -> None:
 
 
 def test_refinement_uses_the_contexts_bound() -> None:
-    ctx = context("debate", 2, 1, agents=3, rounds=2)
+    ctx = context("parallel", 2, 1, experts=2, chunks=2)
     assert ctx.refine_max_evaluations == DEFAULT_MAX_EVALUATIONS
     sched = get_policy("helium")(dataclasses.replace(ctx, refine_max_evaluations=5))
     assert sched.stats["refine_max_evaluations"] == 5
