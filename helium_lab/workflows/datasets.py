@@ -148,9 +148,18 @@ def _reviews_by_item(file: Path) -> dict[str, list[str]]:
 def load_amazon(path: str | Path, n: int, chunks: int, per_chunk: int,
                 shuffle_seed: int = 42) -> list[tuple[str, ...]]:
     """`n` items, each `chunks` chunks of `per_chunk` reviews (one JSON object a line)."""
+    return [item_chunks for _, item_chunks in
+            load_amazon_items(path, n, chunks, per_chunk, shuffle_seed)]
+
+
+def load_amazon_items(path: str | Path, n: int, chunks: int, per_chunk: int,
+                      shuffle_seed: int = 42) -> list[tuple[str, tuple[str, ...]]]:
+    """As `load_amazon`, each item with its product id (`parent_asin`)."""
     file = Path(path)
     need = chunks * per_chunk
-    items = [revs[:need] for revs in _reviews_by_item(file).values() if len(revs) >= need]
+    items = [(asin, revs[:need]) for asin, revs in _reviews_by_item(file).items()
+             if len(revs) >= need]
     picked = _take(items, n, shuffle_seed, file, f"items with >= {need} reviews")
-    return [tuple("\n".join(revs[c * per_chunk:(c + 1) * per_chunk]) for c in range(chunks))
-            for revs in picked]
+    return [(asin, tuple("\n".join(revs[c * per_chunk:(c + 1) * per_chunk])
+                         for c in range(chunks)))
+            for asin, revs in picked]

@@ -51,3 +51,24 @@ def amazon_chunks(workflow: str, batch_size: int, seed: int, chunks: int, per_ch
         items = [tuple(gen.review_chunk(i, c, per_chunk) for c in range(chunks))
                  for i in range(batch_size)]
     return {f"chunk{c + 1}": [item[c] for item in items] for c in range(chunks)}
+
+
+def amazon_items(workflow: str, batch_size: int, seed: int, chunks: int, per_chunk: int,
+                 dataset_path: str | None) -> dict[str, list[str]]:
+    """`amazon_chunks` plus input ``item``: each item's product description in the
+    reference's template. A reviews file carries no product metadata, so for a dataset the
+    description names the product id and prints its other fields as N/A (as the reference
+    prints a missing field)."""
+    if dataset_path is None:
+        gen = QueryText(workflow, seed)
+        out = {"item": [gen.product_description(i) for i in range(batch_size)]}
+        return {**out, **amazon_chunks(workflow, batch_size, seed, chunks, per_chunk, None)}
+    items = datasets.load_amazon_items(dataset_path, batch_size, chunks, per_chunk,
+                                       SHUFFLE_SEED + seed)
+    na = ("Category", "Average Rating", "Rating Number", "Features", "Description", "Price",
+          "Store", "Categories", "Details")
+    out = {"item": ["\n".join([f"- Title: {asin}", *(f"- {k}: N/A" for k in na)])
+                    for asin, _ in items]}
+    for c in range(chunks):
+        out[f"chunk{c + 1}"] = [item_chunks[c] for _, item_chunks in items]
+    return out

@@ -79,6 +79,23 @@ class QueryText:
     def tatqa_question(self, query: int, k: int) -> str:
         return self.sized(query, f"question{k}", 18, 8, 35)
 
+    def product_description(self, query: int) -> str:
+        """A product description in the reference's template (helium_demo
+        `parallel/base.py` `_get_item_description`, Amazon Reviews 2023 item metadata),
+        ~170 tokens; the field sizes are our choice (the reference's are not measured)."""
+        rng = self.rng(query, "item.meta")
+        return "\n".join([
+            f"- Category: {self.words(query, 'item.category', 2)}",
+            f"- Title: {self.sized(query, 'item.title', 12, 4, 30)}",
+            f"- Average Rating: {rng.randint(10, 50) / 10}",
+            f"- Rating Number: {rng.randint(5, 5000)}",
+            f"- Features: {self.sized(query, 'item.features', 50, 0, 150)}",
+            f"- Description: {self.sized(query, 'item.description', 50, 0, 200)}",
+            f"- Price: {rng.randint(5, 300)}.99",
+            f"- Store: {self.words(query, 'item.store', 2)}",
+            f"- Categories: {self.sized(query, 'item.categories', 6, 2, 12)}",
+            "- Details: N/A"])
+
     def review_chunk(self, query: int, chunk: int, reviews: int) -> str:
         """`reviews` product reviews as JSON lines (~87 tokens each)."""
         lines = []

@@ -108,6 +108,10 @@ def test_amazon_loader_and_workloads(tmp_path: Path) -> None:
     assert last == {"X review 59", "Z review 59"}  # Y has too few reviews; Z is cut at 60
     bound = make_workload("parallel", batch_size=2, dataset_path=str(path))
     assert len(bound.batch["chunk6"]) == 2
+    # the product description: the reference's template, the id and N/A (no metadata file)
+    for item, chunk in zip(bound.batch["item"], bound.batch["chunk6"], strict=True):
+        asin = json.loads(chunk.splitlines()[-1])["text"].split()[0]
+        assert item.startswith(f"- Title: {asin}\n") and "- Price: N/A" in item
     small = make_workload("iterative", batch_size=3, chunks=2, reviews_per_chunk=5,
                           dataset_path=str(path))
     assert small.size == 3
