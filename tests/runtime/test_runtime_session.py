@@ -22,6 +22,7 @@ from .conftest import processor
 TINY = ModelSettings("tiny")
 CAP = 16
 DEBATE = {"agents": 2, "rounds": 2}
+ITERATIVE = {"chunks": 2, "reviews_per_chunk": 2}  # static prompts of ~460 tokens each
 
 
 @pytest.fixture(scope="module")
@@ -43,9 +44,11 @@ def test_outputs_identical_across_systems(session: VllmSession) -> None:
             outputs[name, wf] = proc.outputs()
     for (name, wf), out in outputs.items():
         assert out == outputs["helium", wf], (name, wf)
-    # different questions, different answers (the agents of one query may agree: the tiny
-    # model reads at most 160 tokens back, and the roles differ only before the question)
-    per_query = [tuple(q.values()) for q in outputs["helium", "debate"]]
+    # different questions, different answers. Checked on MapRed: the tiny model reads at
+    # most 160 tokens back, and a debate's question lies further back than that (the
+    # reference's layout puts the instructions and the role after it), so its two queries'
+    # answers agree; a MapRed expert's role suffix is short
+    per_query = [tuple(q.values()) for q in outputs["helium", "mapred_mmlu"]]
     assert len(set(per_query)) == len(per_query)
     assert all(a not in per_query[1] for a in per_query[0])
 
@@ -119,19 +122,25 @@ def test_queue_orders_keep_outputs() -> None:
 @pytest.mark.parametrize("mode", ["soft", "hard"])
 def test_prewarmed_prefixes_stay_pinned_across_runs(mode: str) -> None:
     """KV for 4096 tokens; between two runs, unrelated prompts fill it twice over. The
-    prewarmed (pinned) system prompts still hit in run 2 (soft pins: the fill fits in the
+    prewarmed (pinned) static prompts still hit in run 2 (soft pins: the fill fits in the
     unpinned blocks, so none is evicted); an unpinned prefix is gone."""
     engine = EngineSettings(block_size=32, kv_capacity_tokens=4096, max_model_len=2048,
                             prewarm_pin=mode)  # type: ignore[arg-type]
     with open_session(TINY, engine, 1, max_output_tokens=CAP) as s:
         eng = s.engines[0]
-        proc = processor("debate", "helium", s.tokenizer, batch_size=1, **DEBATE)
-        prefixes = proc.prewarm_prompts()[0]
+        proc = processor("iterative", "helium", s.tokenizer, batch_size=1, **ITERATIVE)
+        prefixes = proc.prewarm_prompts()[0]  # its two static prompts
         full = {p: len(p) // 32 * 32 for p in prefixes}
         assert full and all(n >= 192 for n in full.values())
         s.run(proc)
         assert eng.stats()["num_prewarms"] == len(prefixes)
-        assert eng.stats()["pinned_blocks"] == sum(full.values()) // 32
+        # the two prompts share their leading blocks (a block is its whole prefix): soft
+        # pins count each block once; a hard pin holds a reference per prefix, so a shared
+        # block counts once per prefix (as sim/kv_cache.py counts its hard pins)
+        blocks = {p[:k] for p in prefixes for k in range(32, full[p] + 1, 32)}
+        references = sum(full.values()) // 32
+        assert len(blocks) < references
+        assert eng.stats()["pinned_blocks"] == (len(blocks) if mode == "soft" else references)
         rng = random.Random(1)
         unpinned = tuple(rng.randrange(16, 2000) for _ in range(320))
         eng.add_raw(unpinned, 1)
@@ -139,12 +148,13 @@ def test_prewarmed_prefixes_stay_pinned_across_runs(mode: str) -> None:
         for _ in range(16):  # 16 x 512 tokens = twice the cache
             eng.add_raw(tuple(rng.randrange(16, 2000) for _ in range(512)), 1)
             _drain(eng)
-        proc2 = Recording(processor("debate", "helium", s.tokenizer, batch_size=1, **DEBATE))
+        proc2 = Recording(processor("iterative", "helium", s.tokenizer, batch_size=1,
+                                    **ITERATIVE))
         res = s.run(proc2)
         assert eng.stats()["num_prewarms_skipped"] == len(prefixes)
         assert eng.stats()["evicted_pinned_blocks"] == 0
-        first_round = [r for r in res.records if r.op.startswith("r1/")]
-        hits = {r.op: r.cached_tokens for r in first_round}
+        hits = {r.op: r.cached_tokens for r in res.records}
+        assert len(hits) == 2
         calls = {c.op: c.prompt_ids for c in proc2.calls}
         for op, cached in hits.items():
             prefix = next(p for p in prefixes if calls[op][:len(p)] == p)
