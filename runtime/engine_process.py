@@ -70,7 +70,7 @@ class RemoteEngine:
         self._proc.start()
         child.close()
         self._outbox: list[Op] = []
-        self._stepping = False
+        self._pending = 1  # replies owed: the start-up report, then one per request
         self._has_work = self._prewarms = False
         self.steps: list[StepShape] = []
         self.kv_capacity_tokens = self.max_model_len = self.num_gpu_blocks = 0
@@ -107,15 +107,13 @@ class RemoteEngine:
 
     def start_step(self) -> None:
         """Send what is queued and one step request; `step()` collects the step."""
-        if not self._stepping:
+        if not self._pending:
             self._send("step", self._outbox)
             self._outbox = []
-            self._stepping = True
 
     def step(self) -> list[CallResult]:
         """The calls finished by the step `start_step` began (started now if it wasn't)."""
         self.start_step()
-        self._stepping = False
         done: list[CallResult] = self._reply(None)
         return done
 
@@ -151,10 +149,10 @@ class RemoteEngine:
 
     # -- the pipe ------------------------------------------------------------------------
     def _drain(self) -> None:
-        """Collect a step still in flight (after an error elsewhere), dropping its result."""
-        if self._stepping:
-            self._stepping = False
-            with contextlib.suppress(errors.RuntimeBackendError):
+        """Read a reply still owed (a step in flight when an error or Ctrl-C came), dropping
+        it, so that the next request's reply is its own."""
+        while self._pending:
+            with contextlib.suppress(HeliumError):
                 self._reply(CLOSE_TIMEOUT_S)
 
     def _send(self, cmd: str, arg: Any) -> None:
@@ -162,13 +160,17 @@ class RemoteEngine:
             self._conn.send((cmd, arg))
         except (OSError, ValueError) as e:
             raise self._died(f"could not send {cmd!r}: {e}") from None
+        self._pending += 1
 
     def _reply(self, timeout_s: float | None, *, starting: bool = False) -> Any:
         try:
             if timeout_s is not None and not self._conn.poll(timeout_s):
+                self._pending = 0  # given up on: the session fails and close() kills it
                 raise self._died(f"no answer within {timeout_s:.0f} s")
             kind, value, state = self._conn.recv()
+            self._pending -= 1
         except (EOFError, OSError) as e:
+            self._pending = 0  # nothing more will come
             if starting:
                 raise errors.EngineStartError(
                     f"worker {self.worker}: the engine process exited while starting "

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import signal
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -84,6 +85,26 @@ def test_timeseries_stats_and_overlapping_steps(remote: VllmSession) -> None:
     overlaps = sum(1 for a0, a1 in spans[0] for b0, b1 in spans[1] if a0 < b1 and b0 < a1)
     if overlap_possible(2):
         assert overlaps > 0
+
+
+def test_interrupt_aborts_and_the_session_stays_usable(remote: VllmSession) -> None:
+    """Ctrl-C while worker 1's step is in flight: its reply is read and dropped, so the
+    next run's replies are its own."""
+    proc = processor("debate", "helium", remote.tokenizer, num_workers=2, **DEBATE)
+
+    class Interrupting:
+        def __getattr__(self, name: str) -> Any:
+            return getattr(proc, name)
+
+        def on_finished(self, result: Any) -> Any:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        remote.run(Interrupting())
+    assert not any(e.has_work for e in remote.engines)
+    proc2 = processor("debate", "helium", remote.tokenizer, num_workers=2, **DEBATE)
+    res = remote.run(proc2)
+    assert proc2.done and len(res.records) == 8
 
 
 def test_bad_settings_fail_before_any_process() -> None:
