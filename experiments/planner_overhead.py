@@ -26,11 +26,13 @@ from helium_lab.tokenizer import SyntheticTokenizer
 from helium_lab.workflows import make_workload
 
 
-def _once(bound, opt_cfg, tok, cost, seed, max_evals) -> tuple[float, float, float, float, int]:
+def _once(bound, opt_cfg, tok, cost, seed, settings) -> tuple[float, float, float, float, int]:
     t0 = time.perf_counter()
     plan = optimize(bound, opt_cfg, cache=PromptCache(), tokenizer=tok)
     t1 = time.perf_counter()
-    sched = helium_schedule(PlanningContext(plan, tok, cost, seed, max_evals))
+    sched = helium_schedule(PlanningContext(plan, tok, cost, seed,
+                                            settings.refine_max_evaluations,
+                                            settings.partition))
     t2 = time.perf_counter()
     meta = int(sched.stats["trt_bytes"] + sched.stats["scheduler_bytes"])
     return ((t1 - t0) * 1e3, sched.stats["trt_ms"], sched.stats["cas_ms"], (t2 - t0) * 1e3,
@@ -48,8 +50,7 @@ def measure(branches: int, batches: tuple[int, int], workers: int, repeats: int,
     samples: list[list[tuple[float, float, float, float, int]]] = [[], []]
     for _ in range(repeats):
         for i, bound in enumerate(bounds):
-            samples[i].append(_once(bound, opt_cfg, tok, cost, seed,
-                                    settings.refine_max_evaluations))
+            samples[i].append(_once(bound, opt_cfg, tok, cost, seed, settings))
     out = []
     for bound, rows in zip(bounds, samples, strict=True):
         plan_ops = len(bound.graph.llm_ops)

@@ -57,7 +57,8 @@ def solve_instance(spec: dict[str, Any], methods: list[str], settings: PlannerSe
                           **spec.get("params", {}))
     plan = optimize(bound, NO_PASSES, tokenizer=tok)
     cost = TokenStepCost.uniform(1, settings.token_step_capacity, settings.alpha)
-    ctx = PlanningContext(plan, tok, cost, seed, settings.refine_max_evaluations)
+    ctx = PlanningContext(plan, tok, cost, seed, settings.refine_max_evaluations,
+                          settings.partition)
     inst = CallInstance.from_plan(plan, tok)
     steps: dict[str, float] = {}
     orders: dict[str, list[list[int]]] = {}

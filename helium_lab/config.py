@@ -136,7 +136,9 @@ class SystemConfig:
 class PlannerSettings:
     """The run's `planner:` block. `refine_max_evaluations` bounds the Helium policy's
     call-level refinement of small batches by work (evaluations of Eq. 5's T(σ)), not by
-    time, so that a plan does not depend on the machine's speed."""
+    time, so that a plan does not depend on the machine's speed. `partition`: how
+    PartitionWorkflow splits the batch across workers (`even`: the reference's contiguous
+    slices; `lpt`: by each query's estimated usage, our extension; scheduling/partition.py)."""
 
     static_prefix_min_tokens: int = field(default=200, metadata={"min": 1})
     prompt_cache_capacity: int = field(default=100_000, metadata={"min": 1})
@@ -146,6 +148,7 @@ class PlannerSettings:
     # a number of T(σ) evaluations
     refine_max_evaluations: int = field(default=DEFAULT_REFINE_MAX_EVALUATIONS,
                                         metadata={"min": 1})
+    partition: Literal["even", "lpt"] = "even"
 
     def __post_init__(self) -> None:
         check_types(self, "planner")

@@ -35,7 +35,8 @@ def plan_batch(bound: BoundGraph, system: SystemConfig, settings: PlannerSetting
                     namespace=namespace, tokenizer=tokenizer)
     t1 = time.perf_counter()
     cost = TokenStepCost.uniform(num_workers, settings.token_step_capacity, settings.alpha)
-    ctx = PlanningContext(plan, tokenizer, cost, seed, settings.refine_max_evaluations)
+    ctx = PlanningContext(plan, tokenizer, cost, seed, settings.refine_max_evaluations,
+                          settings.partition)
     schedule = get_policy(system.policy)(ctx)
     t2 = time.perf_counter()
     return Planned(plan, schedule, t1 - t0, t2 - t1)

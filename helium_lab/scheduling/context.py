@@ -13,14 +13,17 @@ from helium_lab.tokenizer import Tokenizer
 @dataclass(frozen=True)
 class PlanningContext:
     """The optimized plan, the tokenizer that renders its prompts, the token-step cost
-    model (one KV capacity per worker), a seed for randomized policies, and the work bound
-    of Helium's call-level refinement (`planner.refine_max_evaluations`)."""
+    model (one KV capacity per worker), a seed for randomized policies, the work bound
+    of Helium's call-level refinement (`planner.refine_max_evaluations`), and how
+    PartitionWorkflow splits the batch (`planner.partition`: `even`, the reference's
+    contiguous slices, or `lpt`, by estimated per-query usage; scheduling/partition.py)."""
 
     plan: Plan
     tokenizer: Tokenizer
     cost: TokenStepCost
     seed: int = 0
     refine_max_evaluations: int = DEFAULT_MAX_EVALUATIONS
+    partition: str = "even"
 
     @property
     def num_workers(self) -> int:

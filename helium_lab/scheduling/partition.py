@@ -1,15 +1,21 @@
-"""PartitionWorkflow (Alg. 1, line 2): place op copies on workers, by cost.
+"""PartitionWorkflow (Alg. 1, line 2): place op copies on workers.
 
-Two candidates are costed and the cheaper kept:
+`planner.partition: even` (the default) is the reference's split: every op gets one copy
+per worker over a contiguous, equal slice of the batch. It reads nothing per query, so
+planning time does not grow with the batch.
+
+`planner.partition: lpt` (our extension) costs two candidates and keeps the cheaper:
 
 * query split: every op gets one copy per worker over a slice of the batch. Queries are
   assigned longest-first to the least-loaded worker (LPT) by an estimate of their token
-  usage, so long queries do not pile up on one worker (the reference code cut even slices);
+  usage, so long queries do not pile up on one worker;
 * group placement: whole inner groups (ops sharing a per-query prefix) go to workers, LPT by
   their load; this only wins when the batch is too small to split well.
 
-Estimates use text length as a proxy for token count (cheap and proportional), so the cost
-of partitioning grows with the batch only by a few operations per query.
+Estimates use text length as a proxy for token count, but reading every query's input
+lengths is O(batch): at 1,024 Trading queries on 2 workers it made Alg. 1's TRT+CAS time
+1.55x that at 16, against 1.03x with even slices (docs/decisions.md). Batches of fewer than
+2 queries per worker are placed as `lpt` places them in both modes.
 """
 
 from __future__ import annotations
@@ -80,6 +86,8 @@ def partition_workflow(ctx: PlanningContext) -> Partition:
     size = plan.size
     if workers == 1:
         return Partition(1, (0,) * size)
+    if ctx.partition == "even" and size >= 2 * workers:
+        return Partition.even(workers, size)  # the reference's split: no per-query reads
     speeds = [1.0 / ctx.cost.a(w) / ctx.cost.capacities[w] for w in range(workers)]
     fixed, inputs = _op_static_and_inputs(ctx)
     outs = {op.id: min(op.profile.mean, op.sampling.max_tokens) for op in plan.llm_ops}
