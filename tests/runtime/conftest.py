@@ -58,6 +58,27 @@ def processor(workflow: str, system_name: str, tok: Any, *, batch_size: int = 2,
     return QueryProcessor(planned.plan, planned.schedule, tok, sysc.processor("tiny"))
 
 
+def run_interrupted_then_again(session: Any, num_workers: int, **params: Any) -> Any:
+    """Run a debate whose first finished call raises KeyboardInterrupt (as Ctrl-C would),
+    check nothing is left in flight, then run it again and return that result."""
+    proc = processor("debate", "helium", session.tokenizer, num_workers=num_workers, **params)
+
+    class Interrupting:
+        def __getattr__(self, name: str) -> Any:
+            return getattr(proc, name)
+
+        def on_finished(self, result: Any) -> Any:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        session.run(Interrupting())
+    assert not any(e.has_work for e in session.engines)
+    again = processor("debate", "helium", session.tokenizer, num_workers=num_workers, **params)
+    result = session.run(again)
+    assert again.done
+    return result
+
+
 def live_children() -> list[Any]:
     """This process's live descendants, less multiprocessing's resource tracker (started
     by the first spawn, e.g. of engine processes; it exits with this process)."""

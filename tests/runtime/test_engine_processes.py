@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import signal
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 
@@ -17,7 +16,7 @@ from runtime import EngineDiedError, open_session
 from runtime.engine_process import RemoteEngine
 from runtime.session import VllmSession, overlap_possible
 
-from .conftest import processor
+from .conftest import processor, run_interrupted_then_again
 
 TINY = ModelSettings("tiny")
 CAP = 16
@@ -90,21 +89,7 @@ def test_timeseries_stats_and_overlapping_steps(remote: VllmSession) -> None:
 def test_interrupt_aborts_and_the_session_stays_usable(remote: VllmSession) -> None:
     """Ctrl-C while worker 1's step is in flight: its reply is read and dropped, so the
     next run's replies are its own."""
-    proc = processor("debate", "helium", remote.tokenizer, num_workers=2, **DEBATE)
-
-    class Interrupting:
-        def __getattr__(self, name: str) -> Any:
-            return getattr(proc, name)
-
-        def on_finished(self, result: Any) -> Any:
-            raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        remote.run(Interrupting())
-    assert not any(e.has_work for e in remote.engines)
-    proc2 = processor("debate", "helium", remote.tokenizer, num_workers=2, **DEBATE)
-    res = remote.run(proc2)
-    assert proc2.done and len(res.records) == 8
+    assert len(run_interrupted_then_again(remote, 2, **DEBATE).records) == 8
 
 
 def test_bad_settings_fail_before_any_process() -> None:

@@ -17,7 +17,7 @@ from helium_lab.errors import ConfigError, HeliumError
 from runtime import EngineDiedError, ModelPathError, open_session
 from runtime.session import VllmSession
 
-from .conftest import processor
+from .conftest import processor, run_interrupted_then_again
 
 TINY = ModelSettings("tiny")
 CAP = 16
@@ -175,20 +175,7 @@ def _cached_of_last(eng: Any) -> int:
 
 
 def test_interrupt_aborts_and_session_stays_usable(session: VllmSession) -> None:
-    proc = processor("debate", "helium", session.tokenizer, num_workers=2, **DEBATE)
-
-    class Interrupting:
-        def __getattr__(self, name: str) -> Any:
-            return getattr(proc, name)
-
-        def on_finished(self, result: Any) -> Any:
-            raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        session.run(Interrupting())
-    assert not any(e.has_work for e in session.engines)
-    proc2 = processor("debate", "helium", session.tokenizer, num_workers=2, **DEBATE)
-    assert len(session.run(proc2).records) == 8
+    assert len(run_interrupted_then_again(session, 2, **DEBATE).records) == 8
 
 
 def test_engine_failure_mid_run_is_reported(session: VllmSession,
