@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 from helium_lab.cost import TokenStepCost
 from helium_lab.plan import Plan
@@ -23,7 +24,7 @@ class PlanningContext:
     cost: TokenStepCost
     seed: int = 0
     refine_max_evaluations: int = DEFAULT_MAX_EVALUATIONS
-    partition: str = "even"
+    partition: Literal["even", "lpt"] = "even"
 
     @property
     def num_workers(self) -> int:
