@@ -16,7 +16,7 @@ from helium_lab.pipeline import Planned
 
 # Engine counters summed over workers into the summary (names of SimEngine.stats()).
 SUMMED_STATS = ("num_preemptions", "evicted_blocks", "evicted_pinned_blocks", "num_prewarms",
-                "num_prewarms_skipped", "num_steps")
+                "num_prewarms_skipped", "num_steps", "evicted_held_blocks")
 # Host KV tier counters (sim/host_tier.py), present only when the engines have the tier.
 HOST_STATS = ("gpu_hit_tokens", "host_hit_tokens", "miss_tokens", "host_written_blocks",
               "host_write_skipped_blocks", "host_written_back_blocks", "host_loaded_blocks",

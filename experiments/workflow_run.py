@@ -103,6 +103,14 @@ class RunSettings:
 
     def __post_init__(self) -> None:
         check_types(self, "")  # top-level keys: batch_size, seed, ...
+        if not self.system.step_graph:
+            e = self.engine
+            for key, on in (("kv_eviction", e.kv_eviction == "steps_to_execution"),
+                            ("host_kv_prefetch_steps", e.host_kv_prefetch_steps is not None)):
+                if on:
+                    raise ConfigError(f"engine.{key}={getattr(e, key)} follows the agent step "
+                                      f"graph, which system {self.system.name!r} does not "
+                                      "keep: set system.step_graph=true")
 
 
 def open_session(s: RunSettings, cfg: dict[str, Any], run_dir: Path | None = None) -> Session:

@@ -187,8 +187,10 @@ QUEUE_ORDERS = ("fcfs", "priority", "lspf")
 WRITE_POLICIES = ("write_through", "write_through_selective", "write_back")
 HostLoad = Literal["inline", "deferred"]
 PrewarmPin = Literal["soft", "hard", "none"]
+KvEviction = Literal["lru", "steps_to_execution"]
 HOST_LOADS: tuple[str, ...] = get_args(HostLoad)
 PREWARM_PINS: tuple[str, ...] = get_args(PrewarmPin)
+KV_EVICTIONS: tuple[str, ...] = get_args(KvEviction)
 
 
 @dataclass(frozen=True)
@@ -215,6 +217,12 @@ class EngineSettings:
     update, load back the host-only prefixes of agents at most this many steps from
     running (needs `host_kv_load: deferred` and a system with `step_graph: true`).
 
+    `kv_eviction` (simulator only): which cached GPU blocks go first when blocks are
+    needed: `lru` (vLLM's and SGLang's order) or `steps_to_execution` (KVFlow's fork with
+    `--enable-holding`, sim/kv_holding.py: blocks of agents about to run are kept, by
+    the step graph of a system with `step_graph: true`); `kv_hold_steps` is the fork's
+    `evict_pri_level` (default 4): agents this many steps away or more are not held.
+
     `prewarm_pin` (both backends: sim/engine.py, runtime/pins.py on vLLM): how a prewarmed
     static prefix is kept: `soft` (Helium's proactive KV cache: evicted last, still free
     capacity), `hard` (vLLM with an extra reference: never evicted, at most half the
@@ -240,6 +248,8 @@ class EngineSettings:
     host_kv_load: HostLoad = "inline"
     host_kv_prefetch_steps: int | None = field(default=None, metadata={"min": 0})
     prewarm_pin: PrewarmPin = "soft"
+    kv_eviction: KvEviction = "lru"
+    kv_hold_steps: int = field(default=4, metadata={"min": 1})
     engine_processes: bool | None = None
 
     def __post_init__(self) -> None:
@@ -273,6 +283,17 @@ class EngineSettings:
             key = "host_kv_tokens" if self.host_kv_tokens is not None else "host_kv_ratio"
             raise ConfigError(f"{where}.{key}: a host KV tier needs prefix caching, but "
                               f"{where}.enable_prefix_caching is false")
+
+        if self.kv_eviction != "lru" and not self.enable_prefix_caching:
+            raise ConfigError(f"{where}.kv_eviction={self.kv_eviction} orders the eviction of "
+                              f"cached blocks, but {where}.enable_prefix_caching is false")
+
+    def simulated_only(self) -> list[str]:
+        """The keys set here that only the simulator implements (the host KV tier and
+        workflow-aware eviction), in declaration order."""
+        return [k for k, on in (("host_kv_tokens", self.host_kv_tokens is not None),
+                                ("host_kv_ratio", self.host_kv_ratio is not None),
+                                ("kv_eviction", self.kv_eviction != "lru")) if on]
 
     @property
     def host_tier(self) -> bool:

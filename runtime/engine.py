@@ -87,10 +87,9 @@ def engine_args(info: ModelInfo, settings: EngineSettings, seed: int) -> dict[st
     if settings.block_size % 32:
         raise ConfigError(f"engine.block_size={settings.block_size}: vLLM's CPU attention "
                           "needs a multiple of 32 (e.g. engine.block_size=32)")
-    if settings.host_tier:
-        key = "host_kv_tokens" if settings.host_kv_tokens is not None else "host_kv_ratio"
-        raise ConfigError(f"engine.{key}: the host KV tier is simulated only (backend=sim); "
-                          "set it to null for backend=vllm")
+    if keys := settings.simulated_only():
+        raise ConfigError(f"engine.{keys[0]}: simulated only (backend=sim); for backend=vllm "
+                          "leave it at its default (the host KV tier off, lru eviction)")
     max_len = settings.max_model_len or min(info.max_position_embeddings, 2048)
     tokens = settings.kv_capacity_tokens or DEFAULT_KV_TOKENS
     if tokens < max_len:

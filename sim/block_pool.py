@@ -32,6 +32,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
 
 from sim.block_hash import BlockHashT
+from sim.kv_holding import StepHolding
 
 CacheListener = Callable[[list[BlockHashT]], None]
 EvictListener = Callable[[BlockHashT], None]
@@ -110,6 +111,8 @@ class BlockPool:
         # last GPU copy is evicted; None (no tier) costs nothing else
         self.on_cached: CacheListener | None = None
         self.on_evicted: EvictListener | None = None
+        # steps-to-execution eviction (sim/kv_holding.py); None: LRU, vLLM's order
+        self.holding: StepHolding | None = None
 
     # -- queries -------------------------------------------------------------------------
 
@@ -168,6 +171,8 @@ class BlockPool:
         if n > self.get_num_free_blocks():
             raise ValueError(f"Cannot get {n} free blocks from the pool")
         ordinary = min(n, len(self.free_queue))
+        if self.holding is not None:
+            return self._get_new_blocks_held(n, ordinary)
         popitem = self.free_queue._q.popitem
         out = [popitem(False)[0] for _ in range(ordinary)]
         cached, dups = self.cached, self._dups
@@ -183,12 +188,32 @@ class BlockPool:
                 else:
                     self._evict(blk)
             blk.ref_cnt = 1
-        for _ in range(n - ordinary):
-            blk = self.pinned_queue.popleft()
+        out.extend(self._take_pinned(n - ordinary))
+        return out
+
+    def _get_new_blocks_held(self, n: int, ordinary: int) -> list[Block]:
+        """`get_new_blocks` under steps-to-execution eviction: the ordinary queue's blocks
+        in `holding`'s order, then the pinned queue's head."""
+        assert self.holding is not None
+        out = self.holding.eviction_order(self.free_queue, ordinary)
+        forget = self.holding.forget
+        for blk in out:
+            self.free_queue.remove(blk)
+            self._evict(blk)
+            forget(blk)
+            blk.ref_cnt = 1
+        out.extend(self._take_pinned(n - ordinary))
+        return out
+
+    def _take_pinned(self, n: int) -> list[Block]:
+        """`n` blocks from the pinned queue's head (soft pins are evicted last)."""
+        out = [self.pinned_queue.popleft() for _ in range(n)]
+        for blk in out:
             self.num_pinned_evicted += blk.block_hash is not None
             self._evict(blk)
+            if self.holding is not None:
+                self.holding.forget(blk)
             blk.ref_cnt = 1
-            out.append(blk)
         return out
 
     def touch(self, blocks: Iterable[Block]) -> None:
@@ -295,5 +320,8 @@ class BlockPool:
             assert self._dups.get(h, True), f"empty duplicate list for hash {h.hex()}"
             for blk in self.blocks_cached_under(h):
                 assert blk.block_hash == h, f"{blk}: map says hash {h.hex()}"
+        if self.holding is not None:
+            for bid in self.holding.tags:
+                assert self.blocks[bid].block_hash is not None, f"block {bid}: tagged, uncached"
         used = self.num_usable_blocks - self.get_num_free_blocks()
         assert 0 <= used <= self.num_usable_blocks, f"{used} blocks in use"

@@ -26,6 +26,7 @@ from sim.cost_model import CostModel, decode_run_times
 from sim.errors import SimError
 from sim.host_tier import HostTier
 from sim.kv_cache import KVCacheManager
+from sim.kv_holding import StepHolding
 from sim.queue_policy import make_queue
 from sim.request import SimRequest
 from sim.scheduler import Scheduler
@@ -64,6 +65,8 @@ class SimEngine:
         if config.host_tier is not None:
             self.host = HostTier(config.host_tier, config.block_size)
             self.kv.attach_host(self.host, deferred=self.settings.host_kv_load == "deferred")
+        if self.settings.kv_eviction == "steps_to_execution":
+            self.kv.pool.holding = StepHolding(self.settings.kv_hold_steps)
         self.scheduler = Scheduler(self.settings, self.kv, make_queue(self.settings.queue_order))
         self.timeseries: list[IterationSample] = []
         self.num_finished = 0
@@ -103,21 +106,26 @@ class SimEngine:
         self._wake()
 
     def update_step_graph(self, steps: Mapping[str, int]) -> None:
-        """KVFlow's prefetch on an `/update` (`DispatchLoadTasks`): at the engine's next
-        step boundary (the fork's scheduler handles received requests between iterations),
-        for d = 0 .. `prefetch_steps`, the agents d steps from running (by name), each
-        prefix their requests matched: its host-only blocks load back beside the forward
-        passes. The first load that does not fit ends the round. Ignored without
-        `prefetch_steps`."""
-        if self.settings.host_kv_prefetch_steps is None or self.kv.loads is None:
+        """KVFlow's `/update`, handled at the engine's next step boundary (the fork's
+        scheduler handles received requests between iterations): the distances become the
+        hold priorities of steps-to-execution eviction, and prefetch (`DispatchLoadTasks`)
+        runs: for d = 0 .. `prefetch_steps`, the agents d steps from running (by name),
+        each prefix their requests matched: its host-only blocks load back beside the
+        forward passes; the first load that does not fit ends the round. Ignored unless
+        the engine holds or prefetches."""
+        prefetch = self.settings.host_kv_prefetch_steps is not None and self.kv.loads is not None
+        if not prefetch and self.kv.pool.holding is None:
             return
         self._step_updates.append(steps)
         self._wake()  # cuts a decode run at the step in progress, as step by step
 
     def _handle_step_updates(self) -> None:
-        ahead, loads = self.settings.host_kv_prefetch_steps, self.kv.loads
-        assert ahead is not None and loads is not None
         updates, self._step_updates = self._step_updates, []
+        if self.kv.pool.holding is not None:
+            self.kv.pool.holding.update(updates[-1])
+        ahead, loads = self.settings.host_kv_prefetch_steps, self.kv.loads
+        if ahead is None or loads is None:
+            return
         loads.complete(self.env.now)
         for steps in updates:
             self._prefetch(ahead, steps)
@@ -210,6 +218,8 @@ class SimEngine:
                 **self.host.stats(),
                 **(self.kv.loads.stats() if self.kv.loads is not None else {}),
             })
+        if kv.pool.holding is not None:  # blocks of running agents (the fork's last pass)
+            st["evicted_held_blocks"] = float(kv.pool.holding.num_held_evictions)
         return st
 
     # -- simulation -----------------------------------------------------------------------

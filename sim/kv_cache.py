@@ -15,6 +15,8 @@ models simulated here):
 - `free(req)` releases the request's blocks in reverse order (tail evicted first). Blocks
   stay cached until evicted.
 - With prefix caching off nothing is ever hashed or hit.
+- Under steps-to-execution eviction (`pool.holding`, sim/kv_holding.py) a request's
+  agent (its call's op) tags the blocks it hits and the blocks it caches.
 - With a host tier (`attach_host`, sim/host_tier.py) the lookup continues past the GPU's
   cached blocks into the host's: `CacheHit.host_hashes` are loaded into fresh blocks by
   `allocate_slots` (the same blocks a recompute would take), then cached as computed. In
@@ -179,6 +181,8 @@ class KVCacheManager:
             self.pool.touch(hit.blocks)
             req_blocks.extend(hit.blocks)
             self._num_cached[req.request_id] = len(req_blocks)
+            if self.pool.holding is not None and req.call is not None:
+                self.pool.holding.tag_hit(hit.blocks, req.call.op)
             if self.host is not None:
                 self.host.on_gpu_hit([b.block_hash for b in hit.blocks
                                       if b.block_hash is not None])
@@ -351,7 +355,10 @@ class KVCacheManager:
         if start >= end:
             return
         hashes = req.block_hashes if req.block_hashes is not None else self.hashes_of(req)
-        self.pool.cache_full_blocks(self._blocks[req.request_id], hashes, start, end)
+        blocks = self._blocks[req.request_id]
+        self.pool.cache_full_blocks(blocks, hashes, start, end)
+        if self.pool.holding is not None and req.call is not None:
+            self.pool.holding.tag_new(blocks, start, end, req.call.op)
         self._num_cached[req.request_id] = end
         req.kv_cache_next = (end + 1) * self.block_size
 

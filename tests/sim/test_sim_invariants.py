@@ -6,7 +6,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from helium_lab.config import EngineSettings
+from helium_lab.dsl.ops import SamplingParams
+from helium_lab.processor.calls import LLMCall
 from sim.kv_cache import KVCacheManager
+from sim.kv_holding import StepHolding
 from sim.queue_policy import make_queue
 from sim.request import SimRequest
 from sim.scheduler import Scheduler
@@ -21,14 +24,18 @@ request = st.tuples(st.integers(0, 2), st.integers(0, 40), st.integers(1, 12),
 @given(reqs=st.lists(request, min_size=1, max_size=14), blocks=st.integers(4, 24),
        block_size=st.sampled_from([2, 4, 8]), budget=st.integers(1, 48),
        seqs=st.integers(1, 5), order=st.sampled_from(["fcfs", "priority", "lspf"]),
-       caching=st.booleans(), pins=st.sets(st.integers(0, 2)))
+       caching=st.booleans(), pins=st.sets(st.integers(0, 2)), holding=st.booleans())
 def test_random_streams_keep_cache_consistent(
         reqs: list[tuple[int, int, int, int, int, int]], blocks: int, block_size: int,
-        budget: int, seqs: int, order: str, caching: bool, pins: set[int]) -> None:
+        budget: int, seqs: int, order: str, caching: bool, pins: set[int],
+        holding: bool) -> None:
+    """`holding`: steps-to-execution eviction, each request an agent of its prefix's."""
     todo = []
     for i, (p, plen, slen, n_out, arrival, prio) in enumerate(reqs):
         prompt = PREFIXES[p][:plen] + tuple(range(50_000 + 100 * i, 50_000 + 100 * i + slen))
-        todo.append((arrival, SimRequest(i, prompt, tuple(range(7, 7 + n_out)), prio)))
+        call = LLMCall(i, i, f"agent{p}", 0, prompt, ((len(prompt), False),), n_out,
+                       SamplingParams()) if holding else None
+        todo.append((arrival, SimRequest(i, prompt, tuple(range(7, 7 + n_out)), prio, call)))
     need = max(-(-(len(r.prompt_ids) + r.max_tokens - 1) // block_size) for _, r in todo)
     num_gpu_blocks = max(blocks, need + 1)
     knobs = EngineSettings(block_size=block_size, max_num_batched_tokens=budget,
@@ -36,6 +43,9 @@ def test_random_streams_keep_cache_consistent(
     kv = KVCacheManager(num_gpu_blocks, block_size, caching)
     for p in sorted(pins):
         kv.pin_prefix(PREFIXES[p])
+    if holding and caching:
+        kv.pool.holding = StepHolding(2)
+        kv.pool.holding.update({"agent0": 0, "agent1": 1})
     sched = Scheduler(knobs, kv, make_queue(order))
     finished: list[int] = []
     step = 0

@@ -1,0 +1,138 @@
+"""Steps-to-execution eviction (sim/kv_holding.py, KVFlow's `--enable-holding`): blocks
+of agents about to run are evicted last; priorities follow the fork's AgentManager."""
+
+from __future__ import annotations
+
+import pytest
+import simpy
+
+from experiments.compose import compose_once
+from experiments.workflow_run import RunSettings
+from helium_lab.config import EngineSettings
+from helium_lab.dsl.ops import SamplingParams
+from helium_lab.errors import ConfigError
+from helium_lab.processor.calls import CallResult, LLMCall
+from helium_lab.processor.step_graph import FAR_FUTURE
+from helium_lab.tokenizer import SyntheticTokenizer
+from sim.block_pool import Block
+from sim.config import EngineConfig
+from sim.cost_model import ConstantCost
+from sim.engine import SimEngine
+from sim.kv_holding import StepHolding
+
+BS = 16
+
+
+def _call(cid: int, op: str, prompt: tuple[int, ...]) -> LLMCall:
+    return LLMCall(call_id=cid, query=cid, op=op, worker=0, prompt_ids=prompt,
+                   pieces=((len(prompt), False),), output_tokens=1, sampling=SamplingParams())
+
+
+def test_priorities_follow_the_forks_agent_manager() -> None:
+    """hold_steps 4: a block's priority is the smallest over its agents of
+    min(5, steps to execution); an agent the update does not name counts 5, a block
+    without agents 6 (`get_agent_hold_priority`, `get_node_hold_priority`)."""
+    h = StepHolding(4)
+    blocks = [Block(i) for i in range(5)]
+    h.update({"A": 0, "B": 2, "C": FAR_FUTURE})
+    h.tag_hit(blocks[:1], "A")
+    h.tag_hit(blocks[1:2], "B")
+    h.tag_hit(blocks[2:3], "C")
+    h.tag_hit(blocks[3:4], "Z")  # not in the update
+    assert [h.priority(b) for b in blocks] == [0, 2, 5, 5, 6]
+    h.tag_hit(blocks[2:3], "B")  # C's and B's: the nearer agent decides
+    assert h.priority(blocks[2]) == 2
+
+
+def test_new_blocks_inherit_the_agents_of_the_block_before_them() -> None:
+    """A new radix node copies its parent's agents (`insert`): blocks cached after a
+    block of agent A's carry A as well as their own request's agent."""
+    h = StepHolding(4)
+    blocks = [Block(i) for i in range(4)]
+    h.tag_new(blocks, 0, 2, "A")
+    h.tag_new(blocks, 2, 4, "B")
+    assert [sorted(h.tags[b.block_id]) for b in blocks] == [["A"], ["A"], ["A", "B"],
+                                                             ["A", "B"]]
+    h.forget(blocks[3])
+    assert blocks[3].block_id not in h.tags
+
+
+def test_eviction_passes_take_far_agents_first_and_running_ones_last() -> None:
+    """Passes s = 3, 2, 1 evict priority >= s, in queue order; the last pass ignores
+    priorities (and is counted)."""
+    h = StepHolding(4)
+    queue = [Block(i) for i in range(6)]
+    h.update({"run": 0, "next": 1, "soon": 2, "far": FAR_FUTURE})
+    for blk, agent in zip(queue, ["run", "next", "soon", "far", "run", None], strict=True):
+        if agent is not None:
+            h.tag_hit([blk], agent)
+    order = [b.block_id for b in h.eviction_order(queue, 6)]
+    assert order == [3, 5, 2, 1, 0, 4]
+    assert h.num_held_evictions == 2
+    assert [b.block_id for b in h.eviction_order(queue, 2)] == [3, 5]
+
+
+def _engine(holding: bool) -> tuple[SimEngine, simpy.Environment, list[CallResult]]:
+    env = simpy.Environment()
+    done: list[CallResult] = []
+    knobs = dict(prewarm_pin="none", kv_eviction="steps_to_execution") if holding else \
+        dict(prewarm_pin="none")
+    eng = SimEngine(env, EngineConfig.of(13, **knobs), ConstantCost(step_s=0.1),
+                    SyntheticTokenizer(), done.append)
+    return eng, env, done
+
+
+@pytest.mark.parametrize("holding", [False, True])
+def test_the_prefix_of_the_next_agent_survives_a_burst(holding: bool) -> None:
+    """12 usable blocks of 16 tokens. X's call, then Y's (each 4 prefix blocks plus 20
+    tokens: 5 cached blocks and a partial one), then an untagged 80-token prefill that
+    takes 5 blocks. Free queue head first: Y's partial, X's partial, X's blocks tail
+    first, then Y's. LRU takes the two partials and X's blocks 4..2: X keeps two blocks
+    (32 tokens hit). With X one step from running and Y done, holding's first pass
+    takes the partials and Y's blocks instead: X's next call hits its whole prefix."""
+    eng, env, done = _engine(holding)
+    px, py = tuple(range(64)), tuple(range(5000, 5064))
+    eng.submit(_call(1, "X", px + tuple(range(100, 120))))
+    env.run()
+    eng.submit(_call(2, "Y", py + tuple(range(200, 220))))
+    env.run()
+    eng.update_step_graph({"X": 1, "Y": FAR_FUTURE})
+    eng.prewarm(tuple(range(9000, 9080)))
+    env.run()
+    eng.submit(_call(3, "X", px + tuple(range(300, 320))))
+    env.run()
+    third = next(r for r in done if r.call_id == 3)
+    assert third.cached_tokens == (64 if holding else 32)
+    eng.kv.check_integrity()
+    st = eng.stats()
+    assert ("evicted_held_blocks" in st) == holding
+    if holding:
+        assert st["evicted_held_blocks"] == 0
+
+
+def test_without_a_step_graph_holding_degrades_to_untagged_first() -> None:
+    """No update: every tagged block counts hold_steps + 1, so blocks caching nothing go
+    first and tagged ones in LRU order; the engine ignores nothing it needs."""
+    eng, env, _ = _engine(True)
+    eng.submit(_call(1, "X", tuple(range(64)) + tuple(range(100, 120))))
+    env.run()
+    assert eng.kv.pool.holding is not None
+    assert eng.kv.pool.holding.distances == {}
+    assert all(eng.kv.pool.holding.priority(b) == 5 for b in eng.kv.pool.blocks[1:6])
+
+
+def test_bad_settings_are_named() -> None:
+    with pytest.raises(ConfigError, match="engine.kv_eviction"):
+        EngineSettings(kv_eviction="belady")  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="engine.kv_eviction=steps_to_execution.*prefix"):
+        EngineSettings(kv_eviction="steps_to_execution", enable_prefix_caching=False)
+    with pytest.raises(ConfigError, match="engine.kv_hold_steps"):
+        EngineSettings(kv_hold_steps=0)
+    cfg = compose_once(["+experiment=debate", "system=langgraph",
+                        "engine.kv_eviction=steps_to_execution"])
+    with pytest.raises(ConfigError, match="engine.kv_eviction.*step_graph"):
+        RunSettings.from_cfg(cfg)
+    cfg = compose_once(["+experiment=debate", "system=kvflow",
+                        "engine.kv_eviction=steps_to_execution"])
+    assert RunSettings.from_cfg(cfg).engine.kv_eviction == "steps_to_execution"
+    assert EngineSettings(kv_eviction="steps_to_execution").simulated_only() == ["kv_eviction"]
