@@ -70,6 +70,7 @@ def test_eviction_passes_take_far_agents_first_and_running_ones_last() -> None:
     assert order == [3, 5, 2, 1, 0, 4]
     assert h.num_held_evictions == 2
     assert [b.block_id for b in h.eviction_order(queue, 2)] == [3, 5]
+    assert h.eviction_order(queue, 0) == []
 
 
 def _engine(holding: bool) -> tuple[SimEngine, simpy.Environment, list[CallResult]]:
