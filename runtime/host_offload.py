@@ -15,12 +15,15 @@ its out-of-tree hook (`kv_connector_extra_config.spec_name` / `spec_module_path`
 `offload_transfer_config`. Only the copies are ours; what is stored, kept, evicted and hit
 is vLLM's. One offloaded block per engine block (vLLM's default `block_size`).
 
-Used by `tests/runtime/test_host_offload.py`, which replays a trace through vLLM with
-this tier and through the simulator's (sim/host_tier.py) and compares the hits per tier.
+`replay` runs a trace of prompts one at a time through an in-process vLLM engine with
+this tier and reports each prompt's hits per tier; `tests/runtime/test_host_offload.py`
+compares them with the simulator's (sim/host_tier.py) on the same trace.
 """
 
 from __future__ import annotations
 
+import os
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -105,3 +108,37 @@ class HostOffloadingSpec(CPUOffloadingSpec):
                                           self.num_chunks)
         assert self._worker is not None
         return self._worker
+
+
+def replay(model: str, prompts: Sequence[Sequence[int]], *, block_size: int,
+           output_tokens: int, kv_cache_bytes: int, host_bytes: int
+           ) -> tuple[list[tuple[int, int]], int]:
+    """Run `prompts` one after another (greedy, `output_tokens` each) through an
+    in-process vLLM engine of `kv_cache_bytes` with a host tier of `host_bytes`; return
+    each prompt's (engine-tier, host-tier) hit tokens (deltas of vLLM's
+    `prefix_cache_hits` and `external_prefix_cache_hits`) and the engine's KV blocks.
+    Sets VLLM_ENABLE_V1_MULTIPROCESSING=0: run it in a process of its own."""
+    os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"
+    from vllm import LLM, SamplingParams
+    from vllm.inputs import TokensPrompt
+
+    llm = LLM(model=model, dtype="bfloat16", max_model_len=512, enable_prefix_caching=True,
+              enforce_eager=True, seed=0, block_size=block_size,
+              kv_cache_memory_bytes=kv_cache_bytes, disable_log_stats=False, max_num_seqs=4,
+              kv_transfer_config=offload_transfer_config(host_bytes))
+    blocks = llm.llm_engine.vllm_config.cache_config.num_gpu_blocks
+    assert blocks is not None, "vLLM reported no KV block count"
+
+    def counters() -> tuple[int, int]:
+        got = {m.name: getattr(m, "value", 0) for m in llm.get_metrics()}
+        return (int(got.get("vllm:prefix_cache_hits", 0)),
+                int(got.get("vllm:external_prefix_cache_hits", 0)))
+
+    greedy = SamplingParams(temperature=0, max_tokens=output_tokens, ignore_eos=True)
+    hits, before = [], counters()
+    for p in prompts:
+        llm.generate([TokensPrompt(prompt_token_ids=list(p))], greedy, use_tqdm=False)
+        now = counters()
+        hits.append((now[0] - before[0], now[1] - before[1]))
+        before = now
+    return hits, blocks

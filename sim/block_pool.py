@@ -30,9 +30,12 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
+from typing import TYPE_CHECKING
 
 from sim.block_hash import BlockHashT
-from sim.kv_holding import StepHolding
+
+if TYPE_CHECKING:
+    from sim.kv_holding import StepHolding
 
 CacheListener = Callable[[list[BlockHashT]], None]
 EvictListener = Callable[[BlockHashT], None]
@@ -111,7 +114,7 @@ class BlockPool:
         # last GPU copy is evicted; None (no tier) costs nothing else
         self.on_cached: CacheListener | None = None
         self.on_evicted: EvictListener | None = None
-        # steps-to-execution eviction (sim/kv_holding.py); None: LRU, vLLM's order
+        # steps-to-execution eviction (sim/kv_holding.py, `set_holding`); None: LRU
         self.holding: StepHolding | None = None
 
     # -- queries -------------------------------------------------------------------------
@@ -191,14 +194,21 @@ class BlockPool:
         out.extend(self._take_pinned(n - ordinary))
         return out
 
+    def set_holding(self, holding: StepHolding) -> None:
+        """Evict by steps to execution from now on (sim/kv_holding.py): the free queue
+        becomes a `HeldFreeQueue` in the same order."""
+        from sim.kv_holding import HeldFreeQueue
+
+        self.holding = holding
+        self.free_queue = holding.queue = HeldFreeQueue(holding, list(self.free_queue))
+
     def _get_new_blocks_held(self, n: int, ordinary: int) -> list[Block]:
         """`get_new_blocks` under steps-to-execution eviction: the ordinary queue's blocks
         in `holding`'s order, then the pinned queue's head."""
-        assert self.holding is not None
-        out = self.holding.eviction_order(self.free_queue, ordinary)
+        assert self.holding is not None and self.holding.queue is self.free_queue
+        out = self.holding.queue.take(ordinary)
         forget = self.holding.forget
         for blk in out:
-            self.free_queue.remove(blk)
             self._evict(blk)
             forget(blk)
             blk.ref_cnt = 1
@@ -260,7 +270,7 @@ class BlockPool:
                 continue
             for b in (blk, *dups[h]) if h in dups else (blk,):  # blocks_cached_under(h)
                 if b.ref_cnt == 0 and b in free:
-                    del free[b]
+                    self.free_queue.remove(b)
                     pinned[b] = b  # append to the pinned queue
 
     def unpin(self, hashes: Iterable[BlockHashT]) -> None:
@@ -323,5 +333,13 @@ class BlockPool:
         if self.holding is not None:
             for bid in self.holding.tags:
                 assert self.blocks[bid].block_hash is not None, f"block {bid}: tagged, uncached"
+            held = self.holding.queue
+            assert held is self.free_queue, "holding without its free queue"
+            pos = {b: i for i, b in enumerate(held)}
+            assert sum(map(len, held.classes)) == len(pos), "classes do not cover the queue"
+            for k, sub in enumerate(held.classes):
+                at = [pos[b] for b in sub]
+                assert at == sorted(at), f"class {k} out of the queue's order"
+                assert all(self.holding.klass(b) == k for b in sub), f"class {k}: stale"
         used = self.num_usable_blocks - self.get_num_free_blocks()
         assert 0 <= used <= self.num_usable_blocks, f"{used} blocks in use"

@@ -66,7 +66,7 @@ class SimEngine:
             self.host = HostTier(config.host_tier, config.block_size)
             self.kv.attach_host(self.host, deferred=self.settings.host_kv_load == "deferred")
         if self.settings.kv_eviction == "steps_to_execution":
-            self.kv.pool.holding = StepHolding(self.settings.kv_hold_steps)
+            self.kv.pool.set_holding(StepHolding(self.settings.kv_hold_steps))
         self.scheduler = Scheduler(self.settings, self.kv, make_queue(self.settings.queue_order))
         self.timeseries: list[IterationSample] = []
         self.num_finished = 0

@@ -26,102 +26,148 @@ helium_demo's KVFlow runner does not pass `--enable-holding` (default False).
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from sim.block_pool import Block
+from sim.block_pool import Block, FreeBlockQueue
 
 HOLD_STEPS = 4  # the fork's `evict_pri_level` default (server_args.py)
 
 
 class StepHolding:
-    """Agent tags per cached block and their hold priorities; the eviction order.
-
-    Priorities are cached per block until the next update or a change of the block's
-    tags (tags change only while a request holds the block, never while it is free)."""
+    """Agent tags per cached block, their hold priorities, and the pool's free queue kept
+    split by priority class (`HeldFreeQueue`), which the latest update reorders."""
 
     def __init__(self, hold_steps: int = HOLD_STEPS) -> None:
         if hold_steps < 1:
             raise ValueError(f"hold_steps must be >= 1, got {hold_steps}")
         self.hold_steps = hold_steps
-        self.tags: dict[int, set[str]] = {}  # block id -> agents (cached blocks only)
+        # block id -> its agents (cached blocks only); equal sets are one object, so a
+        # priority is worked out once per distinct set and update (`_memo`)
+        self.tags: dict[int, frozenset[str]] = {}
+        self._sets: dict[frozenset[str], frozenset[str]] = {}
+        self._memo: dict[frozenset[str], int] = {}
         self.distances: Mapping[str, int] = {}
         self.num_held_evictions = 0  # blocks evicted only by the final, ignoring pass
-        self._priority: dict[int, int] = {}
+        self.queue: HeldFreeQueue | None = None  # set by `BlockPool.set_holding`
 
     def update(self, distances: Mapping[str, int]) -> None:
-        """The latest step graph (agent -> steps to execution), as an `/update` sets it."""
+        """The latest step graph (agent -> steps to execution), as an `/update` sets it.
+        Free blocks are re-sorted only if some agent's priority changed."""
+        cap = self.hold_steps + 1
+        before = {a: min(cap, d) for a, d in self.distances.items()}
         self.distances = dict(distances)
-        self._priority.clear()
+        if {a: min(cap, d) for a, d in self.distances.items()} == before:
+            return
+        self._memo.clear()
+        if self.queue is not None:
+            self.queue.reclassify()
+
+    def _add(self, block_id: int, agents: Iterable[str]) -> None:
+        old = self.tags.get(block_id, frozenset())
+        new = old.union(agents)
+        if new != old:
+            self.tags[block_id] = self._sets.setdefault(new, new)
 
     def tag_hit(self, blocks: Iterable[Block], agent: str) -> None:
-        """`agent`'s request reuses these cached blocks (its prefix hit)."""
-        tags, cached = self.tags, self._priority
+        """`agent`'s request reuses these cached blocks (its prefix hit; held by it)."""
+        one = (agent,)
         for blk in blocks:
-            tags.setdefault(blk.block_id, set()).add(agent)
-            cached.pop(blk.block_id, None)
+            self._add(blk.block_id, one)
 
     def tag_new(self, blocks: Sequence[Block], start: int, end: int, agent: str) -> None:
         """blocks[start:end] of `agent`'s request were just cached: each gets the agents
         of the block before it (a new radix node copies its parent's) and `agent`."""
-        tags, cached = self.tags, self._priority
-        inherited = tags.get(blocks[start - 1].block_id, ()) if start > 0 else ()
+        inherited = self.tags.get(blocks[start - 1].block_id, frozenset()) if start else \
+            frozenset()
+        agents = inherited | {agent}
         for blk in blocks[start:end]:
-            own = tags.setdefault(blk.block_id, set())
-            own.update(inherited)
-            own.add(agent)
-            cached.pop(blk.block_id, None)
+            self._add(blk.block_id, agents)
 
     def forget(self, block: Block) -> None:
         """`block` was evicted or reused: its node is gone, and its tags with it."""
         self.tags.pop(block.block_id, None)
-        self._priority.pop(block.block_id, None)
 
     def priority(self, block: Block) -> int:
-        bid = block.block_id
-        p = self._priority.get(bid)
+        agents = self.tags.get(block.block_id)
+        if not agents:
+            return self.hold_steps + 2
+        p = self._memo.get(agents)
         if p is None:
-            agents = self.tags.get(bid)
-            if not agents:
-                p = self.hold_steps + 2
-            else:
-                cap = self.hold_steps + 1
-                get = self.distances.get
-                p = min(min(cap, get(a, cap)) for a in agents)
-            self._priority[bid] = p
+            cap = self.hold_steps + 1
+            get = self.distances.get
+            p = self._memo[agents] = min(min(cap, get(a, cap)) for a in agents)
         return p
 
-    def eviction_order(self, queue: Iterable[Block], n: int) -> list[Block]:
-        """The `n` free blocks to take, in order, from `queue` (head first): the fork's
-        holding passes, then the ignoring pass. Blocks caching nothing carry no agents, so
-        the first pass takes them first (the queue holds them at its head): free memory
-        goes before any eviction, as in the fork.
+    def klass(self, block: Block) -> int:
+        """The first pass that may evict `block`'s priority: min(priority, hold_steps - 1)
+        (passes run from hold_steps - 1 down to 1, then 0 ignores priorities)."""
+        return min(self.priority(block), self.hold_steps - 1)
 
-        One scan: pass s (s = hold_steps - 1 .. 1) takes blocks of priority >= s that
-        earlier passes left, so it takes class s = min(priority, hold_steps - 1) in queue
-        order once the classes above are exhausted; the scan stops as soon as the first
-        pass alone has `n` blocks."""
-        if n <= 0:
-            return []
-        top = self.hold_steps - 1
-        classes: list[list[Block]] = [[] for _ in range(top + 1)]
-        first = classes[top]
-        priority = self.priority
-        for b in queue:
-            k = priority(b)
-            if k >= top:
-                first.append(b)
-                if len(first) == n:
-                    return first
-            else:
-                classes[k].append(b)
-        chosen = first
-        for k in range(top - 1, -1, -1):
-            more = classes[k][:n - len(chosen)]
-            if k == 0:
-                self.num_held_evictions += len(more)
-            chosen += more
-            if len(chosen) >= n:
+
+class HeldFreeQueue(FreeBlockQueue):
+    """The pool's free queue (same order, same operations), also kept as one sub-queue
+    per priority class in the same relative order, so that the fork's passes take their
+    blocks without scanning the queue: pass s takes the blocks of priority >= s that
+    earlier passes left, which, once the classes above are exhausted, is class s in queue
+    order. A free block's tags do not change (only blocks a request holds get tagged),
+    so its class changes only on an update, which re-sorts the whole queue."""
+
+    def __init__(self, holding: StepHolding, blocks: Iterable[Block] = ()) -> None:
+        super().__init__(blocks)
+        self.holding = holding
+        self.classes: list[OrderedDict[Block, None]] = []
+        self._class: dict[Block, int] = {}
+        self.reclassify()
+
+    def reclassify(self) -> None:
+        self.classes = [OrderedDict() for _ in range(self.holding.hold_steps)]
+        self._class = {}
+        klass = self.holding.klass
+        for b in self._q:
+            k = self._class[b] = klass(b)
+            self.classes[k][b] = None
+
+    def popleft(self) -> Block:
+        b = super().popleft()
+        del self.classes[self._class.pop(b)][b]
+        return b
+
+    def remove(self, block: Block) -> None:
+        super().remove(block)
+        del self.classes[self._class.pop(block)][block]
+
+    def append_n(self, blocks: list[Block]) -> None:
+        super().append_n(blocks)
+        klass = self.holding.klass
+        for b in blocks:
+            k = self._class[b] = klass(b)
+            self.classes[k][b] = None
+
+    def prepend_n(self, blocks: list[Block]) -> None:
+        super().prepend_n(blocks)
+        klass = self.holding.klass
+        for b in reversed(blocks):
+            k = self._class[b] = klass(b)
+            sub = self.classes[k]
+            sub[b] = None
+            sub.move_to_end(b, last=False)
+
+    def take(self, n: int) -> list[Block]:
+        """Remove and return the `n` blocks the fork's passes free first (head first):
+        classes hold_steps - 1 .. 1, then class 0, counted as held evictions. Blocks
+        caching nothing carry no agents: they sit at the head of the top class, so free
+        memory goes before any eviction, as in the fork."""
+        out: list[Block] = []
+        for k in range(len(self.classes) - 1, -1, -1):
+            sub = self.classes[k]
+            while sub and len(out) < n:
+                b = sub.popitem(last=False)[0]
+                del self._class[b]
+                del self._q[b]
+                out.append(b)
+                if k == 0 and len(self.classes) > 1:
+                    self.holding.num_held_evictions += 1
+            if len(out) >= n:
                 break
-        return chosen
+        return out

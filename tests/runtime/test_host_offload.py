@@ -10,8 +10,8 @@ chunks, fewer blocks than that in the trace), so what comes back comes from the 
 
 from __future__ import annotations
 
-import os
-import pytest
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
 
 BS = 32
 PROMPT = 300
@@ -32,39 +32,14 @@ def trace() -> list[tuple[str, list[int]]]:
 
 
 def replay_vllm(prompts: list[list[int]]) -> tuple[list[tuple[int, int]], int]:
-    """(engine-tier hit tokens, host-tier hit tokens) per prompt, and the engine's KV
-    blocks."""
-    os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"
-    from vllm import LLM, SamplingParams
-    from vllm.inputs import TokensPrompt
-
-    from runtime.host_offload import offload_transfer_config
+    """vLLM's side, in a spawned process (an in-process engine with its own settings)."""
+    from runtime.host_offload import replay
     from runtime.tiny_model import tiny_model_dir
 
-    llm = LLM(model=str(tiny_model_dir()), dtype="bfloat16", max_model_len=512,
-              enable_prefix_caching=True, enforce_eager=True, seed=0, block_size=BS,
-              kv_cache_memory_bytes=512 * 1024, disable_log_stats=False, max_num_seqs=4,
-              kv_transfer_config=offload_transfer_config(8 << 20))
-    core = llm.llm_engine.engine_core.engine_core
-    blocks = core.vllm_config.cache_config.num_gpu_blocks
-
-    def counters() -> tuple[int, int]:
-        got = {m.name: getattr(m, "value", 0) for m in llm.get_metrics()}
-        return (int(got.get("vllm:prefix_cache_hits", 0)),
-                int(got.get("vllm:external_prefix_cache_hits", 0)))
-
-    sp = SamplingParams(temperature=0, max_tokens=OUT, ignore_eos=True)
-    hits = []
-    try:
-        before = counters()
-        for p in prompts:
-            llm.generate([TokensPrompt(prompt_token_ids=p)], sp, use_tqdm=False)
-            now = counters()
-            hits.append((now[0] - before[0], now[1] - before[1]))
-            before = now
-        return hits, blocks
-    finally:
-        del llm
+    model = str(tiny_model_dir())
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return pool.submit(replay, model, prompts, block_size=BS, output_tokens=OUT,
+                           kv_cache_bytes=512 * 1024, host_bytes=8 << 20).result(timeout=600)
 
 
 def replay_sim(prompts: list[list[int]], num_gpu_blocks: int) -> list[tuple[int, int]]:

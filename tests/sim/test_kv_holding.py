@@ -14,11 +14,11 @@ from helium_lab.errors import ConfigError
 from helium_lab.processor.calls import CallResult, LLMCall
 from helium_lab.processor.step_graph import FAR_FUTURE
 from helium_lab.tokenizer import SyntheticTokenizer
-from sim.block_pool import Block
+from sim.block_pool import Block, BlockPool
 from sim.config import EngineConfig
 from sim.cost_model import ConstantCost
 from sim.engine import SimEngine
-from sim.kv_holding import StepHolding
+from sim.kv_holding import HeldFreeQueue, StepHolding
 
 BS = 16
 
@@ -59,27 +59,63 @@ def test_new_blocks_inherit_the_agents_of_the_block_before_them() -> None:
 
 def test_eviction_passes_take_far_agents_first_and_running_ones_last() -> None:
     """Passes s = 3, 2, 1 evict priority >= s, in queue order; the last pass ignores
-    priorities (and is counted)."""
+    priorities (and is counted). An update re-sorts the free blocks."""
     h = StepHolding(4)
-    queue = [Block(i) for i in range(6)]
+    blocks = [Block(i) for i in range(6)]
     h.update({"run": 0, "next": 1, "soon": 2, "far": FAR_FUTURE})
-    for blk, agent in zip(queue, ["run", "next", "soon", "far", "run", None], strict=True):
+    for blk, agent in zip(blocks, ["run", "next", "soon", "far", "run", None], strict=True):
         if agent is not None:
             h.tag_hit([blk], agent)
-    order = [b.block_id for b in h.eviction_order(queue, 6)]
-    assert order == [3, 5, 2, 1, 0, 4]
+
+    def order(n: int, distances: dict[str, int] | None = None) -> list[int]:
+        q = h.queue = HeldFreeQueue(h, blocks)
+        if distances is not None:
+            h.update(distances)
+        out = [b.block_id for b in q.take(n)]
+        assert len(q) == len(blocks) - len(out) and sum(map(len, q.classes)) == len(q)
+        return out
+
+    assert order(6) == [3, 5, 2, 1, 0, 4]
     assert h.num_held_evictions == 2
-    assert [b.block_id for b in h.eviction_order(queue, 2)] == [3, 5]
-    assert h.eviction_order(queue, 0) == []
+    assert order(2) == [3, 5]
+    assert order(0) == []
+    assert order(6, {"run": FAR_FUTURE, "next": 0}) == [0, 2, 3, 4, 5, 1]
+
+
+def test_the_free_queue_keeps_its_order_and_classes_through_every_operation() -> None:
+    """A pool under holding: frees (tails appended, unhashed blocks prepended), hits,
+    pins and updates keep the class sub-queues a partition of the free queue, each in
+    the queue's order (`check_integrity`)."""
+    pool = BlockPool(12)
+    h = StepHolding(3)
+    pool.set_holding(h)
+    a = pool.get_new_blocks(4)
+    hashes = [bytes([i]) * 8 for i in range(4)]
+    pool.cache_full_blocks(a, hashes, 0, 3)
+    h.tag_new(a, 0, 3, "A")
+    pool.free_blocks(reversed(a))
+    pool.check_integrity()
+    assert [b.block_id for b in pool.free_queue][:1] == [a[3].block_id]  # unhashed first
+    h.update({"A": 0})
+    pool.check_integrity()
+    pool.touch(a[:2])
+    pool.pin(hashes[2:3])
+    pool.check_integrity()
+    pool.free_blocks(reversed(a[:2]))
+    pool.unpin(hashes[2:3])
+    h.update({"A": 2})
+    pool.check_integrity()
+    taken = pool.get_new_blocks(pool.get_num_free_blocks())
+    assert [b.block_id for b in taken][-3:] == [a[1].block_id, a[0].block_id, a[2].block_id]
+    pool.check_integrity()
 
 
 def _engine(holding: bool) -> tuple[SimEngine, simpy.Environment, list[CallResult]]:
     env = simpy.Environment()
     done: list[CallResult] = []
-    knobs = dict(prewarm_pin="none", kv_eviction="steps_to_execution") if holding else \
-        dict(prewarm_pin="none")
-    eng = SimEngine(env, EngineConfig.of(13, **knobs), ConstantCost(step_s=0.1),
-                    SyntheticTokenizer(), done.append)
+    eviction = "steps_to_execution" if holding else "lru"
+    eng = SimEngine(env, EngineConfig.of(13, prewarm_pin="none", kv_eviction=eviction),
+                    ConstantCost(step_s=0.1), SyntheticTokenizer(), done.append)
     return eng, env, done
 
 
@@ -123,15 +159,15 @@ def test_without_a_step_graph_holding_degrades_to_untagged_first() -> None:
 
 
 def test_bad_settings_are_named() -> None:
-    with pytest.raises(ConfigError, match="engine.kv_eviction"):
+    with pytest.raises(ConfigError, match=r"engine\.kv_eviction"):
         EngineSettings(kv_eviction="belady")  # type: ignore[arg-type]
-    with pytest.raises(ConfigError, match="engine.kv_eviction=steps_to_execution.*prefix"):
+    with pytest.raises(ConfigError, match=r"engine\.kv_eviction=steps_to_execution.*prefix"):
         EngineSettings(kv_eviction="steps_to_execution", enable_prefix_caching=False)
-    with pytest.raises(ConfigError, match="engine.kv_hold_steps"):
+    with pytest.raises(ConfigError, match=r"engine\.kv_hold_steps"):
         EngineSettings(kv_hold_steps=0)
     cfg = compose_once(["+experiment=debate", "system=langgraph",
                         "engine.kv_eviction=steps_to_execution"])
-    with pytest.raises(ConfigError, match="engine.kv_eviction.*step_graph"):
+    with pytest.raises(ConfigError, match=r"engine\.kv_eviction.*step_graph"):
         RunSettings.from_cfg(cfg)
     cfg = compose_once(["+experiment=debate", "system=kvflow",
                         "engine.kv_eviction=steps_to_execution"])

@@ -44,7 +44,8 @@ def test_random_streams_keep_cache_consistent(
     for p in sorted(pins):
         kv.pin_prefix(PREFIXES[p])
     if holding and caching:
-        kv.pool.holding = StepHolding(2)
+        kv.pool.set_holding(StepHolding(2))
+        assert kv.pool.holding is not None
         kv.pool.holding.update({"agent0": 0, "agent1": 1})
     sched = Scheduler(knobs, kv, make_queue(order))
     finished: list[int] = []
