@@ -46,26 +46,16 @@ def replay_sim(prompts: list[list[int]], num_gpu_blocks: int) -> list[tuple[int,
     from sim.host_tier import HostTier, HostTierConfig
     from sim.kv_cache import KVCacheManager
     from sim.request import SimRequest
+    from tests.sim.fakes import serve_alone
 
     kv = KVCacheManager(num_gpu_blocks, BS)
     host = HostTier(HostTierConfig(num_blocks=512, link_bytes_per_s=1e9), BS)
     kv.attach_host(host)
     hits = []
     for i, p in enumerate(prompts):
-        req = SimRequest(i, tuple(p), tuple(range(7, 7 + OUT)))
-        hit = kv.find_cached_prefix(req)
+        hit = serve_alone(kv, SimRequest(i, tuple(p), tuple(range(7, 7 + OUT))),
+                          on_admit=lambda: host.step_time(0.0))
         hits.append((len(hit.blocks) * BS, len(hit.host_hashes) * BS))
-        assert kv.allocate_slots(req, req.num_tokens - hit.num_tokens, hit)
-        host.step_time(0.0)
-        req.num_computed_tokens = req.num_tokens
-        while True:
-            req.sample()
-            if req.finished:
-                break
-            assert kv.allocate_slots(req, 1)
-            req.num_computed_tokens += 1
-        kv.free(req)
-        kv.check_integrity()
     return hits
 
 

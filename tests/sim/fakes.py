@@ -1,4 +1,6 @@
-"""A tiny query processor for driver tests: chains of calls, each prompt extending the last.
+"""Shared simulator test helpers: `serve_alone` (one request through a KV cache manager,
+start to end) and a tiny query processor for driver tests: chains of calls, each prompt
+extending the last.
 
 Query q has `length` calls; call k's prompt is a shared system prefix, the query's own
 text, and the outputs of calls 0..k-1 (a conversation that grows), so later calls hit the
@@ -7,11 +9,36 @@ prefix cache on earlier calls' prompt and output blocks.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from helium_lab.dsl.ops import SamplingParams
 from helium_lab.processor.calls import CallResult, LLMCall
 from helium_lab.tokenizer import SyntheticTokenizer, synthetic_text
+from sim.kv_cache import CacheHit, KVCacheManager
+from sim.request import SimRequest
+
+
+def serve_alone(kv: KVCacheManager, r: SimRequest,
+                on_admit: Callable[[], object] | None = None) -> CacheHit:
+    """Admit `r` with its prefix hit, prefill and decode it to the end, free it, checking
+    the manager's invariants at each step; return the hit. `on_admit` runs right after
+    admission (e.g. a host tier's end of step)."""
+    hit = kv.find_cached_prefix(r)
+    assert kv.allocate_slots(r, r.num_tokens - hit.num_tokens, hit)
+    if on_admit is not None:
+        on_admit()
+    r.num_computed_tokens = r.num_tokens
+    while True:
+        r.sample()
+        if r.finished:
+            break
+        assert kv.allocate_slots(r, 1)
+        r.num_computed_tokens += 1
+        kv.check_integrity()
+    kv.free(r)
+    kv.check_integrity()
+    return hit
 
 
 @dataclass

@@ -10,6 +10,7 @@ from sim.block_hash import BlockHasher
 from sim.block_pool import BlockPool
 from sim.kv_cache import KVCacheManager
 from sim.request import SimRequest
+from tests.sim.fakes import serve_alone
 
 
 def req(rid: int, prompt: list[int] | range, out: int = 1) -> SimRequest:
@@ -18,19 +19,7 @@ def req(rid: int, prompt: list[int] | range, out: int = 1) -> SimRequest:
 
 def run_alone(kv: KVCacheManager, r: SimRequest) -> int:
     """Admit `r`, prefill and decode it to the end, free it; return its prefix hit."""
-    hit = kv.find_cached_prefix(r)
-    assert kv.allocate_slots(r, r.num_tokens - hit.num_tokens, hit)
-    r.num_computed_tokens = r.num_tokens
-    while True:
-        r.sample()
-        if r.finished:
-            break
-        assert kv.allocate_slots(r, 1)
-        r.num_computed_tokens += 1
-        kv.check_integrity()
-    kv.free(r)
-    kv.check_integrity()
-    return hit.num_tokens
+    return serve_alone(kv, r).num_tokens
 
 
 def test_hashes_cover_full_blocks_only_and_identify_the_prefix() -> None:
