@@ -147,15 +147,19 @@ def test_the_prefix_of_the_next_agent_survives_a_burst(holding: bool) -> None:
         assert st["evicted_held_blocks"] == 0
 
 
-def test_without_a_step_graph_holding_degrades_to_untagged_first() -> None:
-    """No update: every tagged block counts hold_steps + 1, so blocks caching nothing go
-    first and tagged ones in LRU order; the engine ignores nothing it needs."""
+def test_without_a_step_graph_holding_is_lru() -> None:
+    """No update: every tagged block counts hold_steps + 1, at or above the first pass's
+    bar, so all free blocks share the first class and go in the free queue's order."""
     eng, env, _ = _engine(True)
     eng.submit(_call(1, "X", tuple(range(64)) + tuple(range(100, 120))))
     env.run()
-    assert eng.kv.pool.holding is not None
-    assert eng.kv.pool.holding.distances == {}
-    assert all(eng.kv.pool.holding.priority(b) == 5 for b in eng.kv.pool.blocks[1:6])
+    holding, pool = eng.kv.pool.holding, eng.kv.pool
+    assert holding is not None and holding.queue is not None
+    assert holding.distances == {}
+    assert [holding.priority(b) for b in pool.blocks[1:7]] == [5, 5, 5, 5, 5, 6]
+    lru = [b.block_id for b in pool.free_queue]
+    assert [b.block_id for b in holding.queue.take(len(lru))] == lru
+    assert holding.num_held_evictions == 0
 
 
 def test_bad_settings_are_named() -> None:
