@@ -45,6 +45,9 @@ from runtime.model import ModelInfo
 
 START_TIMEOUT_S = 600.0  # first vLLM import and engine start; minutes on a busy CPU host
 CLOSE_TIMEOUT_S = 60.0
+# a step not answered in this long is a hung engine (a watchdog, not a model parameter: a
+# step is at most max_num_batched_tokens tokens; the tiny model's take < 1 s on this host)
+STEP_TIMEOUT_S = 1800.0
 
 Op = tuple[str, tuple[Any, ...]]  # ("submit", (call, t)) | ("prewarm", (ids,))
 # errors a child re-raises here by name; any other exception is an EngineDiedError
@@ -76,6 +79,7 @@ class RemoteEngine:
         self.kv_capacity_tokens = self.max_model_len = self.num_gpu_blocks = 0
         self.pins_installed, self.vllm_version = False, ""
         self._started = False
+        self._hung = False  # a reply was given up on: close() ends the child at once
 
     def wait_started(self) -> None:
         """Block until the child's engine is up (start several children, then wait)."""
@@ -114,7 +118,7 @@ class RemoteEngine:
     def step(self) -> list[CallResult]:
         """The calls finished by the step `start_step` began (started now if it wasn't)."""
         self.start_step()
-        done: list[CallResult] = self._reply(None)
+        done: list[CallResult] = self._reply(STEP_TIMEOUT_S)
         return done
 
     def abort_all(self) -> None:
@@ -132,7 +136,7 @@ class RemoteEngine:
     def close(self) -> None:
         """Shut the child's engine down and end the child; kill it if it does not go."""
         try:
-            if not self._started:  # interrupted while starting: nothing to shut down
+            if not self._started or self._hung:  # nothing to shut down, or nobody to ask
                 self._proc.kill()
             elif self._proc.is_alive():
                 self._drain()
@@ -165,8 +169,8 @@ class RemoteEngine:
     def _reply(self, timeout_s: float | None, *, starting: bool = False) -> Any:
         try:
             if timeout_s is not None and not self._conn.poll(timeout_s):
-                self._pending = 0  # given up on: the session fails and close() kills it
-                raise self._died(f"no answer within {timeout_s:.0f} s")
+                self._pending, self._hung = 0, True  # the session fails; close() kills it
+                raise self._died(f"no answer within {timeout_s:g} s")
             kind, value, state = self._conn.recv()
             self._pending -= 1
         except (EOFError, OSError) as e:

@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 from collections.abc import Iterator
 
 import pytest
 
 from helium_lab.config import EngineSettings, ModelSettings, Orchestration
 from helium_lab.errors import ConfigError
-from runtime import EngineDiedError, open_session
+from runtime import EngineDiedError, engine_process, open_session
 from runtime.engine_process import RemoteEngine
 from runtime.session import VllmSession, overlap_possible
 
@@ -112,6 +113,28 @@ def test_a_dead_engine_process_is_reported_and_nothing_is_left() -> None:
     finally:
         s.close()
     assert not any(_alive(p) for p in pids if p is not None)
+
+
+def test_a_hung_engine_process_times_out_and_nothing_is_left(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A child that stops answering (SIGSTOP) fails the run once its step is overdue,
+    naming the worker, and closing the session kills it without waiting on it."""
+    monkeypatch.setattr(engine_process, "STEP_TIMEOUT_S", 2.0)
+    s = open_session(TINY, _settings(True), 2, seed=0, max_output_tokens=CAP)
+    pids = [e._proc.pid for e in s.engines if isinstance(e, RemoteEngine)
+            and e._proc.pid is not None]
+    try:
+        assert len(pids) == 2 and all(_alive(p) for p in pids)
+        os.kill(pids[1], signal.SIGSTOP)
+        proc = processor("debate", "querywise", s.tokenizer, num_workers=2, **DEBATE)
+        with pytest.raises(EngineDiedError, match=r"worker 1: .* no answer within 2 s"):
+            s.run(proc)
+    finally:
+        t0 = time.monotonic()
+        s.close()
+        closed_in = time.monotonic() - t0
+    assert not any(_alive(p) for p in pids)
+    assert closed_in < engine_process.CLOSE_TIMEOUT_S  # the stopped child was not waited on
 
 
 def test_in_process_internals_are_refused_for_engine_processes(remote: VllmSession) -> None:
