@@ -123,11 +123,15 @@ class RemoteEngine:
 
     def abort_all(self) -> None:
         self._outbox = []
+        if self._hung:  # it answers nothing; close() kills it
+            return
         self._drain()
         self._send("abort", [])
         self._reply(CLOSE_TIMEOUT_S)
 
     def stats(self) -> dict[str, float]:
+        if self._hung:
+            raise self._died("gave up on it earlier (it stopped answering)")
         self._drain()
         self._send("stats", [])
         stats: dict[str, float] = self._reply(CLOSE_TIMEOUT_S)

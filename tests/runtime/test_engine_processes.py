@@ -118,7 +118,8 @@ def test_a_dead_engine_process_is_reported_and_nothing_is_left() -> None:
 def test_a_hung_engine_process_times_out_and_nothing_is_left(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """A child that stops answering (SIGSTOP) fails the run once its step is overdue,
-    naming the worker, and closing the session kills it without waiting on it."""
+    naming the worker; neither the run's abort nor closing the session waits on it, and
+    closing kills it."""
     monkeypatch.setattr(engine_process, "STEP_TIMEOUT_S", 2.0)
     s = open_session(TINY, _settings(True), 2, seed=0, max_output_tokens=CAP)
     pids = [e._proc.pid for e in s.engines if isinstance(e, RemoteEngine)
@@ -127,8 +128,11 @@ def test_a_hung_engine_process_times_out_and_nothing_is_left(
         assert len(pids) == 2 and all(_alive(p) for p in pids)
         os.kill(pids[1], signal.SIGSTOP)
         proc = processor("debate", "querywise", s.tokenizer, num_workers=2, **DEBATE)
+        t0 = time.monotonic()
         with pytest.raises(EngineDiedError, match=r"worker 1: .* no answer within 2 s"):
             s.run(proc)
+        # the run's own abort does not wait on the child it gave up on either
+        assert time.monotonic() - t0 < engine_process.CLOSE_TIMEOUT_S
     finally:
         t0 = time.monotonic()
         s.close()
