@@ -14,6 +14,7 @@ from helium_lab.errors import ConfigError
 from helium_lab.optimizer import OptimizerConfig
 from helium_lab.processor.config import ProcessorConfig
 from helium_lab.scheduling import POLICIES
+from helium_lab.scheduling.context import PartitionMode
 from helium_lab.scheduling.refine import DEFAULT_MAX_EVALUATIONS as DEFAULT_REFINE_MAX_EVALUATIONS
 
 
@@ -148,7 +149,7 @@ class PlannerSettings:
     # a number of T(σ) evaluations
     refine_max_evaluations: int = field(default=DEFAULT_REFINE_MAX_EVALUATIONS,
                                         metadata={"min": 1})
-    partition: Literal["even", "lpt"] = "even"
+    partition: PartitionMode = "even"
 
     def __post_init__(self) -> None:
         check_types(self, "planner")

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, get_args
 
 from helium_lab.cost import TokenStepCost
 from helium_lab.plan import Plan
 from helium_lab.scheduling.refine import DEFAULT_MAX_EVALUATIONS
 from helium_lab.tokenizer import Tokenizer
+
+PartitionMode = Literal["even", "lpt"]
+PARTITION_MODES: tuple[str, ...] = get_args(PartitionMode)
 
 
 @dataclass(frozen=True)
@@ -24,7 +27,12 @@ class PlanningContext:
     cost: TokenStepCost
     seed: int = 0
     refine_max_evaluations: int = DEFAULT_MAX_EVALUATIONS
-    partition: Literal["even", "lpt"] = "even"
+    partition: PartitionMode = "even"
+
+    def __post_init__(self) -> None:
+        if self.partition not in PARTITION_MODES:
+            raise ValueError(f"planner.partition: unknown {self.partition!r}; known: "
+                             f"{list(PARTITION_MODES)}")
 
     @property
     def num_workers(self) -> int:

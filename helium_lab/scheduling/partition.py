@@ -86,8 +86,6 @@ def partition_workflow(ctx: PlanningContext) -> Partition:
     size = plan.size
     if workers == 1:
         return Partition(1, (0,) * size)
-    if ctx.partition not in ("even", "lpt"):
-        raise ValueError(f"planner.partition: unknown {ctx.partition!r}; known: even, lpt")
     if ctx.partition == "even" and size >= 2 * workers:
         return Partition.even(workers, size)  # the reference's split: no per-query reads
     speeds = [1.0 / ctx.cost.a(w) / ctx.cost.capacities[w] for w in range(workers)]

@@ -47,3 +47,8 @@ def test_the_setting_is_checked() -> None:
     with pytest.raises(ConfigError, match=r"planner\.partition must be one of"):
         PlannerSettings.from_dict({"partition": "balanced"})
     assert dataclasses.replace(PlannerSettings(), partition="lpt").partition == "lpt"
+
+
+def test_a_context_built_in_code_refuses_an_unknown_partition() -> None:
+    with pytest.raises(ValueError, match=r"planner\.partition: unknown 'balanced'"):
+        _ctx(4, 2, "balanced")
