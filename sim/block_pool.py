@@ -191,7 +191,8 @@ class BlockPool:
                 else:
                     self._evict(blk)
             blk.ref_cnt = 1
-        out.extend(self._take_pinned(n - ordinary))
+        if n > ordinary:
+            out.extend(self._take_pinned(n - ordinary))
         return out
 
     def set_holding(self, holding: StepHolding) -> None:

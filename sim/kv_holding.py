@@ -111,45 +111,41 @@ class HeldFreeQueue(FreeBlockQueue):
     blocks without scanning the queue: pass s takes the blocks of priority >= s that
     earlier passes left, which, once the classes above are exhausted, is class s in queue
     order. A free block's tags do not change (only blocks a request holds get tagged),
-    so its class changes only on an update, which re-sorts the whole queue."""
+    so its class, worked out again wherever it is needed, changes only on an update,
+    which re-sorts the whole queue."""
 
     def __init__(self, holding: StepHolding, blocks: Iterable[Block] = ()) -> None:
         super().__init__(blocks)
         self.holding = holding
         self.classes: list[OrderedDict[Block, None]] = []
-        self._class: dict[Block, int] = {}
         self.reclassify()
 
     def reclassify(self) -> None:
         self.classes = [OrderedDict() for _ in range(self.holding.hold_steps)]
-        self._class = {}
         klass = self.holding.klass
         for b in self._q:
-            k = self._class[b] = klass(b)
-            self.classes[k][b] = None
+            self.classes[klass(b)][b] = None
 
     def popleft(self) -> Block:
         b = super().popleft()
-        del self.classes[self._class.pop(b)][b]
+        del self.classes[self.holding.klass(b)][b]
         return b
 
     def remove(self, block: Block) -> None:
         super().remove(block)
-        del self.classes[self._class.pop(block)][block]
+        del self.classes[self.holding.klass(block)][block]
 
     def append_n(self, blocks: list[Block]) -> None:
         super().append_n(blocks)
         klass = self.holding.klass
         for b in blocks:
-            k = self._class[b] = klass(b)
-            self.classes[k][b] = None
+            self.classes[klass(b)][b] = None
 
     def prepend_n(self, blocks: list[Block]) -> None:
         super().prepend_n(blocks)
         klass = self.holding.klass
         for b in reversed(blocks):
-            k = self._class[b] = klass(b)
-            sub = self.classes[k]
+            sub = self.classes[klass(b)]
             sub[b] = None
             sub.move_to_end(b, last=False)
 
@@ -163,7 +159,6 @@ class HeldFreeQueue(FreeBlockQueue):
             sub = self.classes[k]
             while sub and len(out) < n:
                 b = sub.popitem(last=False)[0]
-                del self._class[b]
                 del self._q[b]
                 out.append(b)
                 if k == 0 and len(self.classes) > 1:
