@@ -41,11 +41,8 @@ SYSTEMS = ("kvflow", "langgraph", "helium")
 OFF = ("engine.host_kv_ratio=null", "engine.host_kv_tokens=null", "engine.host_kv_load=inline",
        "engine.host_kv_prefetch_steps=null")
 TIER = ("engine.host_kv_ratio=1.001", "engine.host_kv_write_policy=write_through")
-VARIANTS: dict[str, tuple[str, ...]] = {
-    "off": OFF,
-    "tier": TIER,
-    "tier+hold": (*TIER, "engine.kv_eviction=steps_to_execution"),
-}
+HOLD = ("engine.kv_eviction=steps_to_execution",)
+VARIANTS: dict[str, tuple[str, ...]] = {"off": OFF, "tier": TIER, "tier+hold": (*TIER, *HOLD)}
 PRESETS = {"Trading": ("trading", None),
            **{name: (preset, batch) for name, (preset, batch) in WORKLOADS.items()}}
 COLUMNS = ("workload", "system", "variant", "makespan_s", "prefix_hit_rate", "gpu_hit_rate",
@@ -63,7 +60,7 @@ def overrides(workload: str, system: str, variant: str, scale: float) -> list[st
         out.append(f"batch_size={max(1, round(batch * scale))}")
     if system == "kvflow" and variant != "off":
         # KVFlow's config already selects the tier with deferred loads and prefetch
-        return out + list(VARIANTS[variant][len(TIER):])
+        return out + list(HOLD if variant == "tier+hold" else ())
     return out + list(VARIANTS[variant])
 
 
