@@ -31,6 +31,10 @@ import torch
 from vllm.v1.kv_offload.base import OffloadingWorker, TransferResult
 from vllm.v1.kv_offload.cpu.spec import CPUOffloadingSpec
 
+from helium_lab.config import EngineSettings, ModelSettings
+from runtime.engine import engine_args
+from runtime.model import resolve_model
+
 
 def offload_transfer_config(host_bytes: int) -> dict[str, Any]:
     """`LLM(kv_transfer_config=...)` for a host tier of `host_bytes` through this spec."""
@@ -110,21 +114,19 @@ class HostOffloadingSpec(CPUOffloadingSpec):
         return self._worker
 
 
-def replay(model: str, prompts: Sequence[Sequence[int]], *, block_size: int,
-           output_tokens: int, kv_cache_bytes: int, host_bytes: int
-           ) -> tuple[list[tuple[int, int]], int]:
+def replay(model: ModelSettings, prompts: Sequence[Sequence[int]], settings: EngineSettings,
+           *, output_tokens: int, host_bytes: int) -> tuple[list[tuple[int, int]], int]:
     """Run `prompts` one after another (greedy, `output_tokens` each) through an
-    in-process vLLM engine of `kv_cache_bytes` with a host tier of `host_bytes`; return
-    each prompt's (engine-tier, host-tier) hit tokens (deltas of vLLM's
-    `prefix_cache_hits` and `external_prefix_cache_hits`) and the engine's KV blocks.
-    Sets VLLM_ENABLE_V1_MULTIPROCESSING=0: run it in a process of its own."""
+    in-process vLLM engine built as the runtime builds one (`engine_args`) with a host
+    tier of `host_bytes`; return each prompt's (engine-tier, host-tier) hit tokens
+    (deltas of vLLM's `prefix_cache_hits` and `external_prefix_cache_hits`) and the
+    engine's KV blocks. Sets VLLM_ENABLE_V1_MULTIPROCESSING=0: run it in a process of its
+    own."""
     os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"
     from vllm import LLM, SamplingParams
     from vllm.inputs import TokensPrompt
 
-    llm = LLM(model=model, dtype="bfloat16", max_model_len=512, enable_prefix_caching=True,
-              enforce_eager=True, seed=0, block_size=block_size,
-              kv_cache_memory_bytes=kv_cache_bytes, disable_log_stats=False, max_num_seqs=4,
+    llm = LLM(**engine_args(resolve_model(model), settings, seed=0),
               kv_transfer_config=offload_transfer_config(host_bytes))
     blocks = llm.llm_engine.vllm_config.cache_config.num_gpu_blocks
     assert blocks is not None, "vLLM reported no KV block count"

@@ -32,14 +32,16 @@ def trace() -> list[tuple[str, list[int]]]:
 
 
 def replay_vllm(prompts: list[list[int]]) -> tuple[list[tuple[int, int]], int]:
-    """vLLM's side, in a spawned process (an in-process engine with its own settings)."""
+    """vLLM's side, in a spawned process (an in-process engine with its own settings):
+    32 blocks of 32 tokens, a host tier of 8 MiB (512 of the tiny model's blocks)."""
+    from helium_lab.config import EngineSettings, ModelSettings
     from runtime.host_offload import replay
-    from runtime.tiny_model import tiny_model_dir
 
-    model = str(tiny_model_dir())
+    engine = EngineSettings(block_size=BS, kv_capacity_tokens=32 * BS, max_model_len=512,
+                            max_num_seqs=4)
     with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
-        return pool.submit(replay, model, prompts, block_size=BS, output_tokens=OUT,
-                           kv_cache_bytes=512 * 1024, host_bytes=8 << 20).result(timeout=600)
+        return pool.submit(replay, ModelSettings("tiny"), prompts, engine, output_tokens=OUT,
+                           host_bytes=8 << 20).result(timeout=600)
 
 
 def replay_sim(prompts: list[list[int]], num_gpu_blocks: int) -> list[tuple[int, int]]:
