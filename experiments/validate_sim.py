@@ -35,10 +35,13 @@ from typing import Any
 
 from experiments.compose import system_settings
 from experiments.validation_runs import (
+    RealRun,
     mean_batch,
+    median_run,
     real_runs,
     simulate,
     spread,
+    step_cost_ratio,
     totals,
 )
 from helium_lab.config import EngineSettings, ModelSettings, PlannerSettings, SystemConfig
@@ -95,10 +98,12 @@ def _systems(cfg: dict[str, Any], engine: EngineSettings
     return out
 
 
-def _row(name: str, params: dict[str, Any], runs: list[Any], simulated: Any, replayed: Any,
-         sim_client_cpu_s: float) -> dict[str, Any]:
-    makespans = [x.makespan for x, _ in runs]
-    real, _ = sorted(runs, key=lambda x: x[0].makespan)[(len(runs) - 1) // 2]
+def _row(name: str, params: dict[str, Any], runs: list[RealRun], simulated: Any,
+         replayed: Any, sim_client_cpu_s: float, cost: Any) -> dict[str, Any]:
+    makespans = [x.result.makespan for x in runs]
+    median = median_run(runs)
+    real = median.result
+    ratio = step_cost_ratio(median.steps, cost)
     r, s, rp = totals(real.records), totals(simulated.records), totals(replayed.records)
     real_batch, sim_batch = mean_batch(real), mean_batch(simulated)
     return {
@@ -112,12 +117,15 @@ def _row(name: str, params: dict[str, Any], runs: list[Any], simulated: Any, rep
         "real_mean_batch": round(real_batch, 3), "sim_mean_batch": round(sim_batch, 3),
         "mean_batch_rel_err": round(_rel(sim_batch, real_batch), 4),
         "real": r, "sim": s,
-        "real_cached_tokens_runs": [totals(x.records)["cached_tokens"] for x, _ in runs],
+        "real_cached_tokens_runs": [totals(x.result.records)["cached_tokens"] for x in runs],
         "sim_real_outputs": {**rp, "makespan_s": round(replayed.makespan, 4)},
         "cached_tokens_rel_err_real_outputs": round(
             _rel(rp["cached_tokens"], r["cached_tokens"]), 4),
         "real_steps": int(sum(st.get("num_steps", 0) for st in real.stats.values())),
         "sim_steps": int(sum(st["num_steps"] for st in simulated.stats.values())),
+        # the cost table over the real run's own steps: its time for them / theirs (in-process
+        # engines only; an API server's steps are not visible)
+        "step_cost_ratio": None if ratio is None else round(ratio, 4),
         # the client program's CPU per call (the real one: its process's, in every server's
         # stats; absent for in-process engines)
         "real_client_cpu_ms_per_call": _per_call_ms(
@@ -174,25 +182,28 @@ def run(cfg: dict[str, Any], run_dir: Path) -> dict[str, Any]:
             runs, geometry = real_runs(make, system, model, sys_engine, workers,
                                        seed=int(cfg["seed"]), cap=cap, repeats=repeats,
                                        log_dir=run_dir / sys_name / name)
-            cached = {totals(x.records)["cached_tokens"] for x, _ in runs}
+            cached = {totals(x.result.records)["cached_tokens"] for x in runs}
             # in-process runs are deterministic (fixed dispatch order, greedy); a real
             # client program's order follows HTTP timing, so its hits vary (reported)
             if len(cached) > 1 and system.program is None:
                 raise RuntimeError(f"validate_sim: {sys_name} {name}: real cached tokens "
                                    f"differ across repeats ({sorted(cached)}): the engines "
                                    "are not deterministic")
-            _, recorder = sorted(runs, key=lambda x: x[0].makespan)[(len(runs) - 1) // 2]
-            tok = runs[0][1].tokenizer
+            recorder = median_run(runs).recorder
+            tok = runs[0].recorder.tokenizer
             simulated, replayed, client_cpu_s = simulate(
                 make, system, sys_engine, geometry, workers, cost, tok, cap=cap,
                 recorder=recorder, fast_decode=bool(v.get("sim_fast_decode", False)))
-            row = rows[name] = _row(name, params, runs, simulated, replayed, client_cpu_s)
+            row = rows[name] = _row(name, params, runs, simulated, replayed, client_cpu_s,
+                                    cost)
             print(f"{sys_name:<10} {name:<12} makespan real {row['real_makespan_s']:7.3f}s "
                   f"(spread {row['real_makespan_spread']:.3f}) sim "
                   f"{row['sim_makespan_s']:7.3f}s (err {row['makespan_rel_err']:.3f})  "
                   f"cached err {row['cached_tokens_rel_err']:.3f} (real outputs "
                   f"{row['cached_tokens_rel_err_real_outputs']:.3f})  batch real "
                   f"{row['real_mean_batch']:.1f} sim {row['sim_mean_batch']:.1f}"
+                  + ("" if row["step_cost_ratio"] is None else
+                     f"  step cost/real {row['step_cost_ratio']:.3f}")
                   + ("" if row["real_client_cpu_ms_per_call"] is None else
                      f"  client ms/call real {row['real_client_cpu_ms_per_call']:.2f} sim "
                      f"{row['sim_client_cpu_ms_per_call'] or 0.0:.2f}"))

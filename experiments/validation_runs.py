@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import statistics
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from helium_lab.backend import BackendResult
 from helium_lab.config import EngineSettings, ModelSettings, Orchestration, SystemConfig
@@ -55,6 +55,33 @@ class OutputRecorder(ProcessorProxy):
                                f"query {call.query}: the runs issued different calls") from None
 
 
+class RealRun(NamedTuple):
+    """One real run: its result, the outputs it recorded, and its engines' steps (each
+    batch and how long vLLM took over it; empty for API servers, whose steps stay in the
+    server process)."""
+
+    result: BackendResult
+    recorder: OutputRecorder
+    steps: tuple[Any, ...]  # runtime.engine.StepShape
+
+
+def median_run(runs: list[RealRun]) -> RealRun:
+    """The run of median makespan (the lower middle of an even count)."""
+    return sorted(runs, key=lambda r: r.result.makespan)[(len(runs) - 1) // 2]
+
+
+def step_cost_ratio(steps: tuple[Any, ...], cost: Any) -> float | None:
+    """The cost model's time for a real run's engine steps over the time they took: the
+    engine model's share of a makespan error, apart from the schedule's (the simulated
+    run batches differently). None without steps."""
+    from sim import BatchShape
+
+    real = sum(s.dt for s in steps)
+    if not steps or real <= 0:
+        return None
+    return sum(cost.step_time(BatchShape(s.prefills, s.decodes)) for s in steps) / real
+
+
 def totals(records: Any) -> dict[str, int]:
     return {"calls": len(records), "prompt_tokens": sum(r.prompt_tokens for r in records),
             "cached_tokens": sum(r.cached_tokens for r in records),
@@ -77,14 +104,13 @@ def spread(values: list[float]) -> float:
 
 def real_runs(make_proc: Any, system: SystemConfig, model: ModelSettings,
               engine: EngineSettings, num_workers: int, *, seed: int, cap: int | None,
-              repeats: int, log_dir: Path) -> tuple[list[tuple[BackendResult, OutputRecorder]],
-                                                    dict[str, int]]:
+              repeats: int, log_dir: Path) -> tuple[list[RealRun], dict[str, int]]:
     """`repeats` real runs of `make_proc(tokenizer)` (fresh engines or servers each) and
     the KV geometry the simulation must copy (`kv_capacity_tokens`, `max_model_len`)."""
     from runtime import open_session
     from runtime.server_session import ServerSession
 
-    runs: list[tuple[BackendResult, OutputRecorder]] = []
+    runs: list[RealRun] = []
     geometry: dict[str, int] = {}
     for i in range(repeats):
         if system.program is not None:
@@ -95,7 +121,7 @@ def real_runs(make_proc: Any, system: SystemConfig, model: ModelSettings,
                                log_dir=log_dir / f"servers_{i}", seed=seed,
                                max_output_tokens=cap) as srv:
                 recorder = OutputRecorder(make_proc(srv.tokenizer, program_runs=True))
-                runs.append((srv.run(recorder), recorder))
+                runs.append(RealRun(srv.run(recorder), recorder, ()))
             geometry = {"kv_capacity_tokens": engine.kv_capacity_tokens,
                         "max_model_len": engine.max_model_len}
             continue
@@ -110,7 +136,11 @@ def real_runs(make_proc: Any, system: SystemConfig, model: ModelSettings,
                     f"engine.prewarm_pin={engine.prewarm_pin} and the retain/release "
                     "hints the simulator honours")
             recorder = OutputRecorder(make_proc(session.tokenizer))
-            runs.append((session.run(recorder), recorder))
+            first = [len(e.steps) for e in session.engines]
+            result = session.run(recorder)
+            steps = tuple(s for e, k in zip(session.engines, first, strict=True)
+                          for s in e.steps[k:])
+            runs.append(RealRun(result, recorder, steps))
             geometry = {"kv_capacity_tokens": eng.kv_capacity_tokens,
                         "max_model_len": eng.max_model_len}
     return runs, geometry

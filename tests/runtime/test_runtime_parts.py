@@ -98,3 +98,47 @@ def test_quick_calibration_of_the_tiny_engine(tmp_path: Path) -> None:
     cost = sim.FittedStepCost.load(out, "tiny", "cpu")
     one = cost.step_time(sim.BatchShape(prefills=((512, 0),)))
     assert 1e-4 < one < 1.0
+
+
+class _CountingEngine:
+    """Records what the calibration plan adds and when; every request is live until the
+    next step, which finishes everything (a step's batch = the requests then live)."""
+
+    def __init__(self) -> None:
+        self.live: list[tuple[int, ...]] = []
+        self.batches: list[list[tuple[int, ...]]] = []  # requests live at each step
+
+    def add_raw(self, ids: tuple[int, ...], max_tokens: int) -> None:
+        assert max_tokens >= 1
+        self.live.append(ids)
+
+    @property
+    def has_work(self) -> bool:
+        return bool(self.live)
+
+    def step(self) -> None:
+        self.batches.append(self.live)
+        self.live = []
+
+
+def test_calibration_plan_reaches_the_workflows_batches() -> None:
+    """The full plan measures what the workflows run (batches of 35-185 requests in
+    validation): up to 256 sequences at once and many prompts in one step; each wide batch
+    fits half the KV, and its sequences share at most a short head."""
+    from runtime.calibrate import KV_TOKENS, Profiler
+
+    eng = _CountingEngine()
+    Profiler(eng, 2048).plan(max_len=8192, kv_tokens=KV_TOKENS)  # type: ignore[arg-type]
+    widths = [len(b) for b in eng.batches]
+    assert max(widths) == 256 and sum(w >= 64 for w in widths) >= 8
+    for batch in eng.batches:
+        assert sum(len(ids) for ids in batch) <= KV_TOKENS // 2 + 64
+        if len(batch) >= 64:  # a short shared head, then the sequence's own tokens
+            common = len(batch[0])
+            for ids in batch[1:]:
+                common = next((i for i, (a, b) in enumerate(zip(batch[0], ids, strict=False))
+                               if a != b), min(common, len(ids)))
+            assert common <= 64 and min(len(ids) for ids in batch) - common >= 56
+    quick = _CountingEngine()
+    Profiler(quick, 2048).plan(max_len=8192, quick=True)  # type: ignore[arg-type]
+    assert max(len(b) for b in quick.batches) <= 8  # the tests' quick plan stays small

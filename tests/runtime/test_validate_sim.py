@@ -37,6 +37,8 @@ def test_validate_sim_reports_errors_per_workflow(tmp_path: Path) -> None:
     assert row["real_makespan_s"] == min(row["real_makespans_s"])
     assert json.loads((tmp_path / "validation.json").read_text())["workflows"]["debate"]
     assert (tmp_path / "cost_table.json").is_file()
+    # the cost table over the real run's own steps (in-process engines: visible)
+    assert 0.2 < row["step_cost_ratio"] < 5
 
 
 def test_validate_sim_per_system_with_the_real_langgraph_program(tmp_path: Path) -> None:
@@ -56,6 +58,7 @@ def test_validate_sim_per_system_with_the_real_langgraph_program(tmp_path: Path)
     assert row["real_mean_batch"] >= 0 and row["sim_mean_batch"] > 0
     # the engine steps, though, are counted exactly (vLLM's tokens-per-step histogram)
     assert row["real_steps"] > 0 and row["sim_steps"] > 0
+    assert row["step_cost_ratio"] is None  # an API server's steps stay in its process
     # the client program's CPU per call, real (its process) and modelled (>= the one-call
     # cost of conf/system/client/langgraph.yaml, 5.84 ms); helium has no client program
     assert row["real_client_cpu_ms_per_call"] > 0
