@@ -29,8 +29,8 @@ def draw_sim_vs_real(ctx: DrawContext) -> None:
             "makespan_rel_err",
             "real_cached_tokens", "sim_cached_tokens", "cached_tokens_rel_err",
             "cached_tokens_rel_err_real_outputs", "real_mean_batch", "sim_mean_batch",
-            "mean_batch_rel_err", "real_steps", "sim_steps", "real_client_cpu_ms_per_call",
-            "sim_client_cpu_ms_per_call"]
+            "mean_batch_rel_err", "real_steps", "sim_steps", "step_cost_ratio",
+            "real_client_cpu_ms_per_call", "sim_client_cpu_ms_per_call"]
     if not summary or not summary.get("workflows"):
         fig, ax = plt.subplots(figsize=(6, 2.5))
         ax.axis("off")
@@ -90,6 +90,12 @@ def draw_sim_vs_real(ctx: DrawContext) -> None:
                                                f"steps on {', '.join(more)} (its requests "
                                                "arrived spread out: smaller batches)"
                                                if more else ""))
+    ratios = [r["step_cost_ratio"] for r in rows if r["step_cost_ratio"] is not None]
+    if ratios:  # the cost table alone, on the real runs' own batches
+        ctx.section.notes.append(
+            f"cost table over the real runs' own engine steps (in-process engines; the "
+            f"table's time / the measured time): {min(ratios):.3f}-{max(ratios):.3f} on "
+            f"{len(ratios)} workflows")
     for workflow, o in (summary.get("orderings") or {}).items():
         ctx.section.verdicts.append(verdict_claim(
             f"{workflow}: systems in the same makespan order in simulation and reality",
@@ -123,5 +129,6 @@ def _row(system: str, workflow: str, r: dict[str, Any]) -> dict[str, Any]:
             "real_mean_batch": r.get("real_mean_batch"), "sim_mean_batch": r.get("sim_mean_batch"),
             "mean_batch_rel_err": r.get("mean_batch_rel_err"),
             "real_steps": r.get("real_steps"), "sim_steps": r.get("sim_steps"),
+            "step_cost_ratio": r.get("step_cost_ratio"),
             "real_client_cpu_ms_per_call": r.get("real_client_cpu_ms_per_call"),
             "sim_client_cpu_ms_per_call": r.get("sim_client_cpu_ms_per_call")}

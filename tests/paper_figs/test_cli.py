@@ -77,8 +77,9 @@ def test_sim_vs_real_from_validation_folder(tmp_path: Path) -> None:
     rows = {name: {"real_makespan_s": 10.0, "sim_makespan_s": 10.0 * (1 + err),
                    "makespan_rel_err": err, "cached_tokens_rel_err": 0.01,
                    "real": {"cached_tokens": 100}, "sim": {"cached_tokens": 101},
-                   "real_steps": steps, "sim_steps": 100}
-            for name, err, steps in (("debate", 0.05, 105), ("trading", 0.3, 400))}
+                   "real_steps": steps, "sim_steps": 100, "step_cost_ratio": ratio}
+            for name, err, steps, ratio in (("debate", 0.05, 105, 1.04),
+                                            ("trading", 0.3, 400, None))}
     (val / "summary.json").write_text(json.dumps({
         "status": "ok", "model": "tiny", "hardware": "cpu", "workflows": rows,
         "targets": {"makespan_rel_err": 0.15, "cached_tokens_rel_err": 0.05}}))
@@ -92,3 +93,5 @@ def test_sim_vs_real_from_validation_folder(tmp_path: Path) -> None:
     assert "REPRODUCED: cached_tokens_rel_err within the 5% target — 2/2" in report
     assert "within 10% on 1/2 workflows" in report
     assert "1.5x the steps on ? trading 4.0x" in report
+    assert "own engine steps (in-process engines; the table's time / the measured time): " \
+        "1.040-1.040 on 1 workflows" in report
