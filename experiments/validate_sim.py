@@ -159,6 +159,17 @@ def run(cfg: dict[str, Any], run_dir: Path) -> dict[str, Any]:
     engine = EngineSettings.from_dict(cfg.get("engine") or {})
     cap = v.get("max_output_tokens")
     hardware = str(v.get("hardware", "cpu"))
+    # the settings first, so that bad ones fail before a calibration's half minute; a
+    # workflow set to null is left out (a config that extends validate_sim.yaml drops one
+    # of its workflows that way: Hydra merges the dict)
+    workflows = {name: params for name, params in
+                 (v.get("workflows") or DEFAULT_WORKFLOWS).items() if params is not None}
+    if not workflows:
+        raise ConfigError("validate_sim.workflows: every workflow is null; name at least one")
+    batch_sizes = dict(v.get("batch_sizes") or {})
+    repeats = int(v.get("real_repeats", 3))
+    if repeats < 1:
+        raise ConfigError(f"validate_sim.real_repeats must be >= 1, got {repeats}")
     table = v.get("cost_table")
     calibration = None
     if table is None:
@@ -167,11 +178,6 @@ def run(cfg: dict[str, Any], run_dir: Path) -> dict[str, Any]:
         calibration = calibrate(model, Path(table), hardware, engine.block_size, max_len,
                                 quick=bool(v.get("calibrate_quick", False)))
     cost = sim.FittedStepCost.load(table, model.name, hardware)
-    workflows = v.get("workflows") or DEFAULT_WORKFLOWS
-    batch_sizes = dict(v.get("batch_sizes") or {})
-    repeats = int(v.get("real_repeats", 3))
-    if repeats < 1:
-        raise ConfigError(f"validate_sim.real_repeats must be >= 1, got {repeats}")
     workers = int(cfg["num_workers"])
     per_system: dict[str, Any] = {}
     for sys_name, (system, sys_engine) in _systems(cfg, engine).items():

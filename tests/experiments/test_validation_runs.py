@@ -1,15 +1,18 @@
-"""validate_sim's helpers that need no engine: the cost table over a run's own steps and
-the median run."""
+"""validate_sim's parts that need no engine: the cost table over a run's own steps, the
+median run, and settings refused before any engine starts."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
 import sim
+from experiments.validate_sim import run as run_validation
 from experiments.validation_runs import RealRun, median_run, step_cost_ratio
+from helium_lab.errors import ConfigError
 from runtime.engine import StepShape
 
 
@@ -36,3 +39,16 @@ def test_median_run_is_the_lower_middle() -> None:
     runs = [run(3.0), run(1.0), run(2.0), run(4.0)]
     assert median_run(runs).result.makespan == 2.0
     assert median_run(runs[:3]).result.makespan == 2.0
+
+
+@pytest.mark.parametrize(("validate", "match"), [
+    ({"workflows": {"debate": None, "reflect": None}}, "validate_sim.workflows: every"),
+    ({"real_repeats": 0}, "validate_sim.real_repeats must be >= 1"),
+])
+def test_bad_settings_fail_before_calibrating(tmp_path: Path, validate: dict[str, Any],
+                                              match: str) -> None:
+    cfg = {"model": {"name": "tiny"}, "num_workers": 1, "batch_size": 2, "seed": 0,
+           "validate_sim": {"cost_table": None, **validate}}
+    with pytest.raises(ConfigError, match=match):
+        run_validation(cfg, tmp_path)
+    assert not (tmp_path / "cost_table.json").exists()  # no engine ran

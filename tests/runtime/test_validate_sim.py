@@ -46,11 +46,13 @@ def test_validate_sim_per_system_with_the_real_langgraph_program(tmp_path: Path)
     each gets its rows (with the real runs' spread and mean batch), and the summary
     compares their makespan order in simulation and reality."""
     cfg = small_validation(real_repeats=1, systems=["helium", "langgraph"],
-                           batch_sizes={"debate": 4})
+                           batch_sizes={"debate": 4},
+                           workflows={"debate": {"agents": 2, "rounds": 2},
+                                      "reflect": None})  # null: left out
     summary = run(cfg, tmp_path)
     assert set(summary["systems"]) == {"helium", "langgraph"}
     lg = summary["systems"]["langgraph"]
-    assert lg["program"] == "langgraph"
+    assert lg["program"] == "langgraph" and set(lg["workflows"]) == {"debate"}
     row = lg["workflows"]["debate"]
     assert row["real"]["calls"] == row["sim"]["calls"] == 16  # batch_sizes: 4 queries
     assert row["real"]["prompt_tokens"] == row["sim_real_outputs"]["prompt_tokens"]
