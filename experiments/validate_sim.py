@@ -126,6 +126,12 @@ def _row(name: str, params: dict[str, Any], runs: list[RealRun], simulated: Any,
         # the cost table over the real run's own steps: its time for them / theirs (in-process
         # engines only; an API server's steps are not visible)
         "step_cost_ratio": None if ratio is None else round(ratio, 4),
+        # the engines' busy time over the makespan (per worker, averaged): what the rest of
+        # the run was (the in-process runtime's own work between steps, waiting for calls)
+        "real_busy_share": _busy_share(sum(st.dt for st in median.steps), real,
+                                       bool(median.steps)),
+        "sim_busy_share": _busy_share(sum(st["busy_s"] for st in simulated.stats.values()),
+                                      simulated, True),
         # the client program's CPU per call (the real one: its process's, in every server's
         # stats; absent for in-process engines)
         "real_client_cpu_ms_per_call": _per_call_ms(
@@ -133,6 +139,14 @@ def _row(name: str, params: dict[str, Any], runs: list[RealRun], simulated: Any,
                  None), r["calls"]),
         "sim_client_cpu_ms_per_call": _per_call_ms(sim_client_cpu_s or None, s["calls"]),
     }
+
+
+def _busy_share(busy_s: float, result: Any, known: bool) -> float | None:
+    """Engine busy seconds per worker over the makespan; None when not `known`."""
+    workers = max(1, len(result.stats))
+    if not known or result.makespan <= 0:
+        return None
+    return round(busy_s / workers / result.makespan, 4)
 
 
 def _per_call_ms(cpu_s: float | None, calls: int) -> float | None:

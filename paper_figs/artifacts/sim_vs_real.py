@@ -30,7 +30,8 @@ def draw_sim_vs_real(ctx: DrawContext) -> None:
             "real_cached_tokens", "sim_cached_tokens", "cached_tokens_rel_err",
             "cached_tokens_rel_err_real_outputs", "real_mean_batch", "sim_mean_batch",
             "mean_batch_rel_err", "real_steps", "sim_steps", "step_cost_ratio",
-            "real_client_cpu_ms_per_call", "sim_client_cpu_ms_per_call"]
+            "real_busy_share", "sim_busy_share", "real_client_cpu_ms_per_call",
+            "sim_client_cpu_ms_per_call"]
     if not summary or not summary.get("workflows"):
         fig, ax = plt.subplots(figsize=(6, 2.5))
         ax.axis("off")
@@ -130,5 +131,7 @@ def _row(system: str, workflow: str, r: dict[str, Any]) -> dict[str, Any]:
             "mean_batch_rel_err": r.get("mean_batch_rel_err"),
             "real_steps": r.get("real_steps"), "sim_steps": r.get("sim_steps"),
             "step_cost_ratio": r.get("step_cost_ratio"),
+            "real_busy_share": r.get("real_busy_share"),
+            "sim_busy_share": r.get("sim_busy_share"),
             "real_client_cpu_ms_per_call": r.get("real_client_cpu_ms_per_call"),
             "sim_client_cpu_ms_per_call": r.get("sim_client_cpu_ms_per_call")}

@@ -39,6 +39,8 @@ def test_validate_sim_reports_errors_per_workflow(tmp_path: Path) -> None:
     assert (tmp_path / "cost_table.json").is_file()
     # the cost table over the real run's own steps (in-process engines: visible)
     assert 0.2 < row["step_cost_ratio"] < 5
+    # engine busy time over the makespan: a share, on both sides
+    assert 0 < row["real_busy_share"] <= 1 and 0 < row["sim_busy_share"] <= 1
 
 
 def test_validate_sim_per_system_with_the_real_langgraph_program(tmp_path: Path) -> None:
@@ -61,6 +63,7 @@ def test_validate_sim_per_system_with_the_real_langgraph_program(tmp_path: Path)
     # the engine steps, though, are counted exactly (vLLM's tokens-per-step histogram)
     assert row["real_steps"] > 0 and row["sim_steps"] > 0
     assert row["step_cost_ratio"] is None  # an API server's steps stay in its process
+    assert row["real_busy_share"] is None and 0 < row["sim_busy_share"] <= 1
     # the client program's CPU per call, real (its process) and modelled (>= the one-call
     # cost of conf/system/client/langgraph.yaml, 5.84 ms); helium has no client program
     assert row["real_client_cpu_ms_per_call"] > 0
