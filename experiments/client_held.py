@@ -202,6 +202,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--predict-only", action="store_true",
                     help="recompute curves and predictions of the report at --out")
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    ap.add_argument("--waves", type=int, default=None, metavar="CALLS",
+                    help="only compare answers held --hold-ms each with answers released "
+                         "together every --hold-ms (as an engine ends a batch), at CALLS "
+                         "calls; prints, writes nothing")
     return ap.parse_args(argv)
 
 
@@ -225,9 +229,37 @@ def measure(args: argparse.Namespace) -> list[dict[str, Any]]:
     return rows
 
 
+def compare_waves(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """Each client at `args.waves` calls with answers held, then released in waves."""
+    from runtime.client_overhead.mock_server import mock_server
+
+    rows = []
+    with mock_server() as base_url:
+        for rep in range(args.repeats):
+            for kind in args.kinds:
+                for release in ("hold", "wave"):
+                    m = asyncio.run(measure_held(base_url, args.waves, args.hold_ms,
+                                                 args.prompt_tokens, args.output_tokens,
+                                                 args.width, kind, release))
+                    rows.append({**m, "repeat": rep})
+                    log(f"  [{rep + 1}/{args.repeats}] {kind} {release} {args.hold_ms} ms: "
+                        f"{m['cpu_ms_per_call']:.2f} ms/call, {m['pool_passes_per_call']} "
+                        f"passes/call, mean connections {m['pool_mean_connections']}, "
+                        f"idle {m['pool_mean_idle']} (max {m['pool_max_idle']})")
+    for kind in args.kinds:
+        for release in ("hold", "wave"):
+            cpu = [r["cpu_ms_per_call"] for r in rows
+                   if r["kind"] == kind and r["release"] == release]
+            log(f"median {kind:17s} {release}: {statistics.median(cpu):.2f} ms/call")
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     os.environ.setdefault("LANGSMITH_TRACING", "false")
+    if args.waves is not None:
+        compare_waves(args)
+        return 0
     if args.predict_only:
         report = json.loads(args.out.read_text())
     else:

@@ -38,10 +38,13 @@ from runtime.client_overhead.workloads import Tally
 
 async def measure_held(base_url: str, calls: int, hold_ms: int, prompt_tokens: int,
                        output_tokens: int, width: int,
-                       kind: str = "langgraph_mapred") -> dict[str, Any]:
+                       kind: str = "langgraph_mapred", release: str = "hold") -> dict[str, Any]:
     """One timed batch of `calls` on a warm pool (LangGraph: calls // (width + 1) MapRed
-    items in one `abatch`)."""
-    driver = make_driver(kind, base_url.replace("/v1", f"/hold/{hold_ms}/v1"), width)
+    items in one `abatch`). `release`: "hold" answers each call `hold_ms` after it
+    arrives, "wave" answers every call of a `hold_ms` period together at its end."""
+    if release not in ("hold", "wave"):
+        raise ValueError(f"release must be 'hold' or 'wave', got {release!r}")
+    driver = make_driver(kind, base_url.replace("/v1", f"/{release}/{hold_ms}/v1"), width)
     try:
         await driver.run(2 * (width + 1), prompt_tokens, output_tokens, None, Tally())  # warm
         tally = Tally()
@@ -55,7 +58,8 @@ async def measure_held(base_url: str, calls: int, hold_ms: int, prompt_tokens: i
     n = [s[0] for s in seen] or [0]
     idle = [s[1] for s in seen] or [0]
     queued = [s[2] for s in seen] or [0]
-    return {"kind": kind, "calls": tally.calls, "hold_ms": hold_ms, "cpu_s": round(cpu, 3),
+    return {"kind": kind, "release": release, "calls": tally.calls, "hold_ms": hold_ms,
+            "cpu_s": round(cpu, 3),
             "wall_s": round(wall, 3), "cpu_ms_per_call": round(1e3 * cpu / tally.calls, 3),
             "pool_passes_per_call": round(len(seen) / tally.calls, 3),
             "pool_mean_connections": round(sum(n) / len(n), 1),

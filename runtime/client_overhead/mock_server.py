@@ -4,7 +4,10 @@ Contract: `mock_server()` starts ``python -m runtime.client_overhead --serve PID
 package's `__main__`, which calls `serve`) with the repository root as working directory
 and yields its base URL; the server answers ``POST .../chat/completions`` at once with a
 valid ``ChatCompletion`` of ``max_tokens`` / ``max_completion_tokens`` 4-character words
-(``/hold/<ms>/...``: after <ms> ms), and exits when its parent does.
+(``/hold/<ms>/...``: after <ms> ms; ``/wave/<ms>/...``: at the next multiple of <ms> ms
+on the server's clock, so that every call arriving within a period is answered at the
+same moment, as an engine finishes a batch of equal-length outputs in one step), and
+exits when its parent does.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import re
 import select
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 
 from runtime.client_overhead.workloads import CHARS_PER_TOKEN, MODEL, REPO_ROOT
@@ -46,6 +50,20 @@ def completion_payload(n_tokens: int, prompt_bytes: int) -> bytes:
     return json.dumps(obj, separators=(",", ":")).encode()
 
 
+def answer_delay(path: bytes, now: float) -> float:
+    """Seconds to wait before answering a request for `path` that arrived at `now`:
+    ``/hold/<ms>/`` <ms> ms; ``/wave/<ms>/`` until the next multiple of <ms> ms (the pool
+    benchmark's two ways of answering late); 0 otherwise."""
+    parts = path.split(b"/")
+    if len(parts) < 3 or parts[1] not in (b"hold", b"wave"):
+        return 0.0
+    ms = int(parts[2])
+    if parts[1] == b"hold":
+        return ms / 1e3
+    period = ms / 1e3
+    return period - now % period
+
+
 async def _handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
     try:
         while True:
@@ -61,8 +79,9 @@ async def _handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) ->
                 elif key == b"connection" and value.strip().lower() == b"close":
                     close = True
             body = await reader.readexactly(length) if length else b""
-            if path.startswith(b"/hold/"):  # /hold/<ms>/...: answer late (pool benchmark)
-                await asyncio.sleep(int(path.split(b"/")[2]) / 1e3)
+            delay = answer_delay(path, time.monotonic())
+            if delay > 0:
+                await asyncio.sleep(delay)
             if method == b"POST" and path.split(b"?")[0].endswith(b"/chat/completions"):
                 m = _MAX_TOKENS_RE.search(body)
                 payload = completion_payload(int(m.group(1)) if m else 16, len(body))

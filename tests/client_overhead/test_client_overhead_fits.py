@@ -106,3 +106,16 @@ def test_orchestration_keys_match_the_recorded_report() -> None:
     report = Path(__file__).resolve().parents[2] / "conf/orchestration/client_overhead.json"
     data = json.loads(report.read_text())
     assert orchestration_keys(data["size_fits"]) == data["orchestration_keys_this_machine"]
+
+
+def test_mock_server_answer_delays() -> None:
+    """`/hold/<ms>/` answers <ms> ms after arrival; `/wave/<ms>/` answers every call of a
+    period together at its end (as an engine ends a batch); other paths at once."""
+    from runtime.client_overhead.mock_server import answer_delay
+
+    assert answer_delay(b"/hold/2000/v1/chat/completions", 7.25) == 2.0
+    assert answer_delay(b"/wave/2000/v1/chat/completions", 7.25) == pytest.approx(0.75)
+    assert answer_delay(b"/wave/2000/v1/chat/completions", 6.0) == pytest.approx(2.0)
+    arrivals = (10.1, 10.9, 11.95)  # one period: all answered at 12.0
+    assert {round(t + answer_delay(b"/wave/2000/v1", t), 9) for t in arrivals} == {12.0}
+    assert answer_delay(b"/v1/chat/completions", 3.0) == 0.0
