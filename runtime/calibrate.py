@@ -9,10 +9,10 @@ the plan shares it on purpose):
 - prefill alone at several lengths, cold (no cache hit);
 - prefill of a new suffix after a cached prefix (prefix warmed first), several sizes;
 - decode at several batch sizes and context lengths (`max_tokens` 24);
-- wide batches over a shared prefix (64-256 sequences decoding), several prompts prefilled
-  in one step, and decodes running while new prompts are chunked in: the batches the
-  workflows run (a fit over 1-32 sequences alone overpredicted the validation's
-  150-250-sequence steps by 22-29%, docs/decisions.md);
+- wide batches (64-256 sequences decoding, a short shared head and contexts of their
+  own), several prompts prefilled in one step, and decodes running while new prompts are
+  chunked in: the batches the workflows run (a fit over 1-32 sequences alone
+  overpredicted the validation's 129-256-sequence steps by 22-29%, docs/decisions.md);
 
 and every engine step is recorded with its batch, as the simulator sees it (prefill chunks
 as (new tokens, context before), decode contexts) and its wall time around
@@ -41,7 +41,7 @@ from runtime.engine import StepShape, VllmEngine
 
 COEFFS = ("step_s", "per_token_s", "per_seq_s", "per_attn_pair_s", "per_kv_token_s")
 RESERVED_IDS = 16  # keep clear of the special tokens at the start of the vocabulary
-KV_TOKENS = 262_144  # the plan's widest batch holds ~121k tokens of its own (tiny: 64 MiB)
+KV_TOKENS = 262_144  # the plan's widest batch holds ~121k tokens of its own (tiny: 128 MiB)
 
 
 def features(s: StepShape) -> list[float]:
