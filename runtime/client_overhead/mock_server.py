@@ -6,22 +6,32 @@ and yields its base URL; the server answers ``POST .../chat/completions`` at onc
 valid ``ChatCompletion`` of ``max_tokens`` / ``max_completion_tokens`` 4-character words
 (``/hold/<ms>/...``: after <ms> ms; ``/wave/<ms>/...``: at the next multiple of <ms> ms
 on the server's clock, so that every call arriving within a period is answered at the
-same moment, as an engine finishes a batch of equal-length outputs in one step), and
-exits when its parent does.
+same moment, as an engine finishes a batch of equal-length outputs in one step;
+``/batch/<ms>/<k>/...``: calls wait in arrival order and every <ms> ms the first <k> are
+answered, as an engine of bounded throughput serves a backlog), and exits when its parent
+does.
+
+Two servers give those answers: `asyncio` (a bare HTTP/1.1 loop, parts 1-4's) and
+`uvicorn` (an ASGI app under uvicorn, the HTTP server vLLM's OpenAI API server runs on, with
+its keep-alive timeout of 5 s as vLLM sets it). The client's CPU per call differs between
+them (docs/client_overhead.md, "the server"), so a measurement names its server.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import json
 import os
 import re
 import select
+import socket
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from typing import Any
 
 from runtime.client_overhead.workloads import CHARS_PER_TOKEN, MODEL, REPO_ROOT
 
@@ -64,6 +74,35 @@ def answer_delay(path: bytes, now: float) -> float:
     return period - now % period
 
 
+class _Batches:
+    """``/batch/<ms>/<k>/``: one arrival-order queue per (ms, k), each with a ticker that
+    answers its first k waiting calls every ms (started by the first call)."""
+
+    def __init__(self) -> None:
+        self.queues: dict[tuple[int, int], collections.deque[asyncio.Future[None]]] = {}
+        self.tickers: set[asyncio.Task[None]] = set()
+
+    async def wait(self, ms: int, k: int) -> None:
+        key = (ms, k)
+        loop = asyncio.get_running_loop()
+        if key not in self.queues:
+            self.queues[key] = collections.deque()
+            self.tickers.add(loop.create_task(self._tick(ms, k, self.queues[key])))
+        done: asyncio.Future[None] = loop.create_future()
+        self.queues[key].append(done)
+        await done
+
+    @staticmethod
+    async def _tick(ms: int, k: int, queue: collections.deque[asyncio.Future[None]]) -> None:
+        while True:
+            await asyncio.sleep(ms / 1e3)
+            for _ in range(min(k, len(queue))):
+                queue.popleft().set_result(None)
+
+
+_BATCHES = _Batches()
+
+
 async def _handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
     try:
         while True:
@@ -82,6 +121,9 @@ async def _handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) ->
             delay = answer_delay(path, time.monotonic())
             if delay > 0:
                 await asyncio.sleep(delay)
+            elif path.startswith(b"/batch/"):
+                _, _, ms, k = path.split(b"/")[:4]
+                await _BATCHES.wait(int(ms), int(k))
             if method == b"POST" and path.split(b"?")[0].endswith(b"/chat/completions"):
                 m = _MAX_TOKENS_RE.search(body)
                 payload = completion_payload(int(m.group(1)) if m else 16, len(body))
@@ -100,28 +142,84 @@ async def _handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) ->
         writer.close()
 
 
-def serve(parent_pid: int) -> None:
+SERVERS = ("asyncio", "uvicorn")
+UVICORN_KEEP_ALIVE_S = 5  # vLLM's VLLM_HTTP_TIMEOUT_KEEP_ALIVE default (uvicorn's own too)
+
+
+async def _asgi(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """The same answers as `_handle`, as an ASGI app (the `uvicorn` server)."""
+    if scope["type"] != "http":
+        return
+    body = b""
+    while True:
+        message = await receive()
+        body += message.get("body", b"")
+        if not message.get("more_body"):
+            break
+    path = scope["path"].encode()
+    delay = answer_delay(path, time.monotonic())
+    if delay > 0:
+        await asyncio.sleep(delay)
+    elif path.startswith(b"/batch/"):
+        _, _, ms, k = path.split(b"/")[:4]
+        await _BATCHES.wait(int(ms), int(k))
+    if scope["method"] == "POST" and path.endswith(b"/chat/completions"):
+        m = _MAX_TOKENS_RE.search(body)
+        payload, status = completion_payload(int(m.group(1)) if m else 16, len(body)), 200
+    else:
+        payload, status = b'{"error":"not found"}', 404
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"),
+                            (b"content-length", str(len(payload)).encode())]})
+    await send({"type": "http.response.body", "body": payload})
+
+
+def serve(parent_pid: int, server: str = "asyncio") -> None:
     """Server process: serve on a free port of 127.0.0.1, print the port, exit with the parent."""
 
-    async def main() -> None:
-        server = await asyncio.start_server(_handle, "127.0.0.1", 0, backlog=4096)
-        print(server.sockets[0].getsockname()[1], flush=True)
-        async with server:
-            while os.getppid() == parent_pid:  # orphaned (parent killed): stop
-                await asyncio.sleep(0.5)
+    async def watch_parent() -> None:
+        while os.getppid() == parent_pid:  # orphaned (parent killed): stop
+            await asyncio.sleep(0.5)
 
+    async def main_asyncio() -> None:
+        srv = await asyncio.start_server(_handle, "127.0.0.1", 0, backlog=4096)
+        print(srv.sockets[0].getsockname()[1], flush=True)
+        async with srv:
+            await watch_parent()
+
+    async def main_uvicorn() -> None:
+        import uvicorn
+
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", 0))
+        print(sock.getsockname()[1], flush=True)
+        srv = uvicorn.Server(uvicorn.Config(
+            _asgi, log_level="warning", timeout_keep_alive=UVICORN_KEEP_ALIVE_S,
+            backlog=4096, lifespan="off"))
+        serving = asyncio.create_task(srv.serve(sockets=[sock]))
+        await watch_parent()
+        srv.should_exit = True
+        await serving
+
+    if server not in SERVERS:
+        raise ValueError(f"mock server {server!r}: choose one of {', '.join(SERVERS)}")
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(main())
+        asyncio.run(main_asyncio() if server == "asyncio" else main_uvicorn())
 
 
 @contextlib.contextmanager
-def mock_server(timeout_s: float = 60.0) -> Iterator[str]:
-    """Run the mock server in a child process; yields its base URL (``.../v1``).
+def mock_server(timeout_s: float = 60.0, server: str = "asyncio") -> Iterator[str]:
+    """Run the mock server (`server`: one of `SERVERS`) in a child process; yields its base
+    URL (``.../v1``).
 
-    The child is ``python -m runtime.client_overhead --serve`` (a plain subprocess, so this
-    works from any caller); it is terminated, then killed if need be, on every exit path."""
+    The child is ``python -m runtime.client_overhead --serve PID [SERVER]`` (a plain
+    subprocess, so this works from any caller); it is terminated, then killed if need be,
+    on every exit path."""
+    if server not in SERVERS:
+        raise ValueError(f"mock server {server!r}: choose one of {', '.join(SERVERS)}")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "runtime.client_overhead", "--serve", str(os.getpid())],
+        [sys.executable, "-m", "runtime.client_overhead", "--serve", str(os.getpid()), server],
         cwd=REPO_ROOT, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
     try:
         assert proc.stdout is not None

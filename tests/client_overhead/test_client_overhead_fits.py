@@ -119,3 +119,30 @@ def test_mock_server_answer_delays() -> None:
     arrivals = (10.1, 10.9, 11.95)  # one period: all answered at 12.0
     assert {round(t + answer_delay(b"/wave/2000/v1", t), 9) for t in arrivals} == {12.0}
     assert answer_delay(b"/v1/chat/completions", 3.0) == 0.0
+
+
+@pytest.mark.parametrize("server", ["asyncio", "uvicorn"])
+def test_mock_servers_answer_alike(server: str) -> None:
+    """Both mock servers answer a chat completion with `max_tokens` words and 404 elsewhere,
+    bound to 127.0.0.1, and are gone when the context ends."""
+    import json
+
+    import httpx
+
+    from runtime.client_overhead.mock_server import mock_server
+
+    with mock_server(server=server) as url:
+        assert url.startswith("http://127.0.0.1:")
+        with httpx.Client(timeout=30) as http:
+            r = http.post(f"{url}/chat/completions",
+                          json={"model": "m", "max_tokens": 5,
+                                "messages": [{"role": "user", "content": "hi"}]})
+            assert r.status_code == 200
+            words = json.loads(r.content)["choices"][0]["message"]["content"].split()
+            assert len(words) == 5
+            held = http.post(url.replace("/v1", "/hold/50/v1") + "/chat/completions",
+                             json={"model": "m", "max_tokens": 2, "messages": []})
+            assert held.status_code == 200
+            assert http.get(f"{url}/models").status_code == 404
+    with pytest.raises(httpx.ConnectError), httpx.Client(timeout=5) as http:
+        http.get(f"{url}/models")

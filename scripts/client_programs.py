@@ -1,0 +1,117 @@
+"""The baselines' real client programs (runtime/programs, as `ServerSession` runs them)
+against the mock OpenAI server instead of vLLM: their client CPU per call with no model
+behind the server, on either mock server (docs/client_overhead.md, "the server").
+
+    .venv/bin/python scripts/client_programs.py [--systems langgraph,opwise]
+        [--workflows mapred_mmlu,debate] [--batch 256] [--hold-ms 2000]
+        [--servers asyncio,uvicorn] [--repeats 1]
+
+Shapes as `+experiment=validate_sim_systems` runs them (tiny tokenizer, outputs capped at
+32 tokens), so the numbers sit beside that validation's `real_client_cpu_ms_per_call`. The
+mock's answers carry no token ids, so the programs count every reply as an output
+mismatch and later prompts are shorter than on vLLM; the CPU that matters here is the
+client's per call.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import httpx
+
+from experiments.compose import compose_once, system_settings
+from helium_lab.config import PlannerSettings
+from helium_lab.pipeline import plan_batch
+from helium_lab.processor import QueryProcessor
+from helium_lab.processor.capping import capped
+from helium_lab.workflows import make_workload
+from runtime.client_overhead.mock_server import SERVERS, mock_server
+from runtime.programs.balancer import ShortestQueueTransport
+from runtime.programs.broker import CallBroker
+from runtime.server_session import HTTP_LIMITS, HTTP_TIMEOUT, PROGRAMS
+from runtime.tiny_model import tiny_model_dir
+from runtime.tokenizer import HFTokenizer
+
+PARAMS = {"mapred_mmlu": {"experts": 3, "roles": 3}, "debate": {"agents": 2, "rounds": 2},
+          "reflect": {"critics": 2, "questions": 1}}
+CAP = 32  # validate_sim's max_output_tokens
+
+
+def processor(system_name: str, workflow: str, batch: int, tok: HFTokenizer) -> Any:
+    cfg = compose_once(["+experiment=validate_sim", f"system={system_name}"])
+    system, _, _ = system_settings(system_name)
+    if system.program is None:
+        raise SystemExit(f"{system_name} has no client program (system.program)")
+    bound = make_workload(workflow, batch_size=batch, seed=0, **PARAMS[workflow])
+    planned = plan_batch(bound, system, PlannerSettings.from_dict(cfg.get("planner", {})), 1,
+                         tok, namespace="tiny", seed=0)
+    return system, QueryProcessor(planned.plan, planned.schedule, tok,
+                                  system.processor("tiny", program_runs=True))
+
+
+async def one_run(url: str, system_name: str, workflow: str, batch: int,
+                  tok: HFTokenizer) -> dict[str, Any]:
+    system, proc = processor(system_name, workflow, batch, tok)
+    transport = ShortestQueueTransport([url], limits=HTTP_LIMITS)
+    http = httpx.AsyncClient(transport=transport, timeout=HTTP_TIMEOUT)
+    cls, library = PROGRAMS[system.program]
+    if library == "langchain":
+        from langchain_openai import ChatOpenAI
+
+        client: Any = ChatOpenAI(http_async_client=http, model="mock", base_url=url,
+                                 api_key="EMPTY", temperature=0)  # type: ignore[arg-type]
+    else:
+        from openai import AsyncOpenAI
+
+        client = AsyncOpenAI(api_key="EMPTY", base_url=url, http_client=http)
+    program = cls(proc.graph, CallBroker(capped(proc, CAP), lambda: proc.issued), client,
+                  transport, tok, time.perf_counter, model="mock")
+    cpu0, wall0 = time.process_time(), time.perf_counter()
+    ran = await program.run(proc.plan.size)
+    cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
+    await http.aclose()
+    calls = len(ran.records)
+    return {"calls": calls, "cpu_ms_per_call": 1e3 * cpu / calls, "wall_s": wall}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--systems", default="langgraph,opwise")
+    ap.add_argument("--workflows", default="mapred_mmlu,debate")
+    ap.add_argument("--batch", type=int, default=256)
+    ap.add_argument("--hold-ms", type=int, default=2000)
+    ap.add_argument("--servers", default=",".join(SERVERS))
+    ap.add_argument("--repeats", type=int, default=1)
+    args = ap.parse_args()
+    os.environ.setdefault("LANGSMITH_TRACING", "false")
+    tok = HFTokenizer.from_dir(tiny_model_dir())
+    results: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
+    for server in args.servers.split(","):
+        with mock_server(server=server) as base:
+            url = base.replace("/v1", f"/hold/{args.hold_ms}/v1")
+            for _ in range(args.repeats):
+                for system_name in args.systems.split(","):
+                    for workflow in args.workflows.split(","):
+                        r = asyncio.run(one_run(url, system_name, workflow, args.batch, tok))
+                        results.setdefault((server, system_name, workflow), []).append(r)
+                        print(f"{server:8s} {system_name:10s} {workflow:12s} {r['calls']} calls: "
+                              f"{r['cpu_ms_per_call']:6.2f} ms/call, wall {r['wall_s']:.1f} s",
+                              flush=True)
+    print("medians:")
+    for (server, system_name, workflow), runs in results.items():
+        print(f"  {server:8s} {system_name:10s} {workflow:12s} "
+              f"{statistics.median(r['cpu_ms_per_call'] for r in runs):6.2f} ms/call")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
