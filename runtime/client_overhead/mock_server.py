@@ -103,6 +103,21 @@ class _Batches:
 _BATCHES = _Batches()
 
 
+async def _answer(method: bytes, path: bytes, body: bytes) -> tuple[int, bytes]:
+    """(status, JSON payload) for one request, once its path's delay has passed (both
+    servers answer through this)."""
+    delay = answer_delay(path, time.monotonic())
+    if delay > 0:
+        await asyncio.sleep(delay)
+    elif path.startswith(b"/batch/"):
+        _, _, ms, k = path.split(b"/")[:4]
+        await _BATCHES.wait(int(ms), int(k))
+    if method == b"POST" and path.endswith(b"/chat/completions"):
+        m = _MAX_TOKENS_RE.search(body)
+        return 200, completion_payload(int(m.group(1)) if m else 16, len(body))
+    return 404, b'{"error":"not found"}'
+
+
 async def _handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
     try:
         while True:
@@ -118,18 +133,8 @@ async def _handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) ->
                 elif key == b"connection" and value.strip().lower() == b"close":
                     close = True
             body = await reader.readexactly(length) if length else b""
-            delay = answer_delay(path, time.monotonic())
-            if delay > 0:
-                await asyncio.sleep(delay)
-            elif path.startswith(b"/batch/"):
-                _, _, ms, k = path.split(b"/")[:4]
-                await _BATCHES.wait(int(ms), int(k))
-            if method == b"POST" and path.split(b"?")[0].endswith(b"/chat/completions"):
-                m = _MAX_TOKENS_RE.search(body)
-                payload = completion_payload(int(m.group(1)) if m else 16, len(body))
-                status = b"200 OK"
-            else:
-                payload, status = b'{"error":"not found"}', b"404 Not Found"
+            code, payload = await _answer(method, path.split(b"?")[0], body)
+            status = b"200 OK" if code == 200 else b"404 Not Found"
             writer.write(b"HTTP/1.1 " + status + b"\r\ncontent-type: application/json\r\n"
                          b"content-length: " + str(len(payload)).encode() + b"\r\n\r\n"
                          + payload)
@@ -156,18 +161,7 @@ async def _asgi(scope: dict[str, Any], receive: Any, send: Any) -> None:
         body += message.get("body", b"")
         if not message.get("more_body"):
             break
-    path = scope["path"].encode()
-    delay = answer_delay(path, time.monotonic())
-    if delay > 0:
-        await asyncio.sleep(delay)
-    elif path.startswith(b"/batch/"):
-        _, _, ms, k = path.split(b"/")[:4]
-        await _BATCHES.wait(int(ms), int(k))
-    if scope["method"] == "POST" and path.endswith(b"/chat/completions"):
-        m = _MAX_TOKENS_RE.search(body)
-        payload, status = completion_payload(int(m.group(1)) if m else 16, len(body)), 200
-    else:
-        payload, status = b'{"error":"not found"}', 404
+    status, payload = await _answer(scope["method"].encode(), scope["path"].encode(), body)
     await send({"type": "http.response.start", "status": status,
                 "headers": [(b"content-type", b"application/json"),
                             (b"content-length", str(len(payload)).encode())]})
