@@ -174,7 +174,8 @@ class ServerSession:
         model, url = self.servers[0].model_name, self.servers[0].base_url
         bar = tqdm(desc=f"run ({self.program})", unit="call", disable=not progress)
         broker = CallBroker(driven, lambda: proc.issued)
-        program = cls(proc.graph, broker, self._client(library, client, model, url),
+        program = cls(proc.graph, broker,
+                      library_client(library, client, model, url, self.request_timeout_s),
                       transport, self._tok, self.clock, model=model,
                       on_progress=lambda: bar.update(1))
         samples: dict[int, list[EngineSample]] = {w: [] for w in range(len(self.servers))}
@@ -210,22 +211,6 @@ class ServerSession:
         last = max((r.finish_t for r in ran.records), default=start)
         return BackendResult(tuple(ran.records), {w: tuple(x) for w, x in samples.items()},
                              stats, begin, start, last - begin)
-
-    def _client(self, library: str, http: httpx.AsyncClient, model: str, url: str) -> Any:
-        """The program's client library over `http` (helium_demo utils/langgraph.py,
-        utils/openai.py); `request_timeout_s` None keeps each library's reference timeout."""
-        if library == "langchain":
-            from langchain_openai import ChatOpenAI
-
-            return ChatOpenAI(http_async_client=http, model=model, base_url=url,
-                              api_key="EMPTY", temperature=0,  # type: ignore[arg-type]
-                              timeout=self.request_timeout_s)
-        from openai import AsyncOpenAI
-
-        if self.request_timeout_s is None:  # the reference: the http client's 6000 s
-            return AsyncOpenAI(api_key="EMPTY", base_url=url, http_client=http)
-        return AsyncOpenAI(api_key="EMPTY", base_url=url, http_client=http,
-                           timeout=self.request_timeout_s)
 
     async def _prewarm(self, proc: QueryProcessor) -> None:
         prompts = proc.prewarm_prompts()
@@ -276,6 +261,24 @@ class ServerSession:
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
         self.close()
+
+
+def library_client(library: str, http: httpx.AsyncClient, model: str, url: str,
+                   timeout_s: float | None = None) -> Any:
+    """The program's client library over `http` (helium_demo utils/langgraph.py,
+    utils/openai.py): "langchain" a ChatOpenAI, else an AsyncOpenAI; `timeout_s` None keeps
+    each library's reference timeout (ChatOpenAI: none; AsyncOpenAI: the http client's)."""
+    if library == "langchain":
+        from langchain_openai import ChatOpenAI
+
+        return ChatOpenAI(http_async_client=http, model=model, base_url=url,
+                          api_key="EMPTY", temperature=0,  # type: ignore[arg-type]
+                          timeout=timeout_s)
+    from openai import AsyncOpenAI
+
+    if timeout_s is None:  # the reference: the http client's 6000 s
+        return AsyncOpenAI(api_key="EMPTY", base_url=url, http_client=http)
+    return AsyncOpenAI(api_key="EMPTY", base_url=url, http_client=http, timeout=timeout_s)
 
 
 def _cpu_s(server: VllmServer) -> dict[str, float]:

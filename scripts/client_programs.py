@@ -6,11 +6,12 @@ behind the server, on either mock server (docs/client_overhead.md, "the server")
         [--workflows mapred_mmlu,debate] [--batch 256] [--hold-ms 2000]
         [--servers asyncio,uvicorn] [--repeats 1]
 
-Shapes as `+experiment=validate_sim_systems` runs them (tiny tokenizer, outputs capped at
-32 tokens), so the numbers sit beside that validation's `real_client_cpu_ms_per_call`. The
-mock's answers carry no token ids, so the programs count every reply as an output
-mismatch and later prompts are shorter than on vLLM; the CPU that matters here is the
-client's per call.
+Shapes as `+experiment=validate_sim_systems` runs them (validate_sim's planner and
+workflow parameters, tiny tokenizer, its output cap; the client library built as
+`ServerSession` builds it), so the numbers sit beside that validation's
+`real_client_cpu_ms_per_call`. The mock's answers carry no token ids, so the programs
+count every reply as an output mismatch and later prompts are shorter than on vLLM; the
+CPU that matters here is the client's per call.
 """
 
 from __future__ import annotations
@@ -29,52 +30,36 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import httpx
 
 from experiments.compose import compose_once, system_settings
-from helium_lab.config import PlannerSettings
-from helium_lab.pipeline import plan_batch
-from helium_lab.processor import QueryProcessor
+from experiments.validate_sim import DEFAULT_WORKFLOWS, _planner
 from helium_lab.processor.capping import capped
-from helium_lab.workflows import make_workload
 from runtime.client_overhead.mock_server import SERVERS, mock_server
 from runtime.programs.balancer import ShortestQueueTransport
 from runtime.programs.broker import CallBroker
-from runtime.server_session import HTTP_LIMITS, HTTP_TIMEOUT, PROGRAMS
+from runtime.server_session import HTTP_LIMITS, HTTP_TIMEOUT, PROGRAMS, library_client
 from runtime.tiny_model import tiny_model_dir
 from runtime.tokenizer import HFTokenizer
 
-PARAMS = {"mapred_mmlu": {"experts": 3, "roles": 3}, "debate": {"agents": 2, "rounds": 2},
-          "reflect": {"critics": 2, "questions": 1}}
-CAP = 32  # validate_sim's max_output_tokens
 
-
-def processor(system_name: str, workflow: str, batch: int, tok: HFTokenizer) -> Any:
+def processor(system_name: str, workflow: str, batch: int, tok: HFTokenizer
+              ) -> tuple[Any, Any, int]:
+    """(system, processor, output cap) as validate_sim plans the workflow for the system."""
     cfg = compose_once(["+experiment=validate_sim", f"system={system_name}"])
     system, _, _ = system_settings(system_name)
     if system.program is None:
         raise SystemExit(f"{system_name} has no client program (system.program)")
-    bound = make_workload(workflow, batch_size=batch, seed=0, **PARAMS[workflow])
-    planned = plan_batch(bound, system, PlannerSettings.from_dict(cfg.get("planner", {})), 1,
-                         tok, namespace="tiny", seed=0)
-    return system, QueryProcessor(planned.plan, planned.schedule, tok,
-                                  system.processor("tiny", program_runs=True))
+    make = _planner(workflow, DEFAULT_WORKFLOWS[workflow], cfg, system, batch)
+    return system, make(tok, program_runs=True), int(cfg["validate_sim"]["max_output_tokens"])
 
 
 async def one_run(url: str, system_name: str, workflow: str, batch: int,
                   tok: HFTokenizer) -> dict[str, Any]:
-    system, proc = processor(system_name, workflow, batch, tok)
+    system, proc, cap = processor(system_name, workflow, batch, tok)
     transport = ShortestQueueTransport([url], limits=HTTP_LIMITS)
     http = httpx.AsyncClient(transport=transport, timeout=HTTP_TIMEOUT)
     cls, library = PROGRAMS[system.program]
-    if library == "langchain":
-        from langchain_openai import ChatOpenAI
-
-        client: Any = ChatOpenAI(http_async_client=http, model="mock", base_url=url,
-                                 api_key="EMPTY", temperature=0)  # type: ignore[arg-type]
-    else:
-        from openai import AsyncOpenAI
-
-        client = AsyncOpenAI(api_key="EMPTY", base_url=url, http_client=http)
-    program = cls(proc.graph, CallBroker(capped(proc, CAP), lambda: proc.issued), client,
-                  transport, tok, time.perf_counter, model="mock")
+    program = cls(proc.graph, CallBroker(capped(proc, cap), lambda: proc.issued),
+                  library_client(library, http, "mock", url), transport, tok,
+                  time.perf_counter, model="mock")
     cpu0, wall0 = time.process_time(), time.perf_counter()
     ran = await program.run(proc.plan.size)
     cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
