@@ -36,6 +36,7 @@ from typing import Any
 from runtime.client_overhead.cli import machine_info
 from runtime.client_overhead.held import measure_held
 from runtime.client_overhead.measure import log
+from runtime.client_overhead.mock_server import SERVERS
 from runtime.client_overhead.workloads import REPO_ROOT
 from sim.client import ClientCost, ClientCPU
 
@@ -199,6 +200,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--prompt-tokens", type=int, default=2000)
     ap.add_argument("--output-tokens", type=int, default=100)
     ap.add_argument("--width", type=int, default=4)
+    ap.add_argument("--server", choices=SERVERS, default="uvicorn",
+                    help="the mock server (uvicorn: vLLM's HTTP server; asyncio: the bare "
+                         "loop of the 2026-12-06 curves, which costs the clients 1.6-2.1x "
+                         "what real vLLM does, docs/client_overhead.md)")
     ap.add_argument("--predict-only", action="store_true",
                     help="recompute curves and predictions of the report at --out")
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
@@ -217,7 +222,7 @@ def measure(args: argparse.Namespace) -> list[dict[str, Any]]:
     plan += [(kind, calls, hold, "check") for kind in args.kinds
              for calls in args.check_calls for hold in args.check_hold_ms]
     rows = []
-    with mock_server() as base_url:
+    with mock_server(server=args.server) as base_url:
         for rep in range(args.repeats):
             for kind, calls, hold, role in plan:
                 m = asyncio.run(measure_held(base_url, calls, hold, args.prompt_tokens,
@@ -234,7 +239,7 @@ def compare_waves(args: argparse.Namespace) -> list[dict[str, Any]]:
     from runtime.client_overhead.mock_server import mock_server
 
     rows = []
-    with mock_server() as base_url:
+    with mock_server(server=args.server) as base_url:
         for rep in range(args.repeats):
             for kind in args.kinds:
                 for release in ("hold", "wave"):

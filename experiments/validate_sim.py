@@ -30,6 +30,7 @@ structure and nearly the same token counts (`prompt_tokens` of both are reported
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -184,6 +185,16 @@ def run(cfg: dict[str, Any], run_dir: Path) -> dict[str, Any]:
     repeats = int(v.get("real_repeats", 3))
     if repeats < 1:
         raise ConfigError(f"validate_sim.real_repeats must be >= 1, got {repeats}")
+    host_cores = v.get("host_cores")
+    if host_cores is not None and (isinstance(host_cores, bool)
+                                   or not isinstance(host_cores, int) or host_cores < 1):
+        raise ConfigError(f"validate_sim.host_cores must be a core count >= 1 or null, "
+                          f"got {host_cores!r}")
+    machine_cores = len(os.sched_getaffinity(0))
+    if host_cores is not None and host_cores != machine_cores:
+        print(f"validate_sim: warning: validate_sim.host_cores is {host_cores}, but this "
+              f"machine gives the real runs {machine_cores} cores; the simulation models "
+              f"{host_cores}")
     table = v.get("cost_table")
     calibration = None
     if table is None:
@@ -213,7 +224,8 @@ def run(cfg: dict[str, Any], run_dir: Path) -> dict[str, Any]:
             tok = runs[0].recorder.tokenizer
             simulated, replayed, client_cpu_s = simulate(
                 make, system, sys_engine, geometry, workers, cost, tok, cap=cap,
-                recorder=recorder, fast_decode=bool(v.get("sim_fast_decode", False)))
+                recorder=recorder, fast_decode=bool(v.get("sim_fast_decode", False)),
+                host_cores=host_cores)
             row = rows[name] = _row(name, params, runs, simulated, replayed, client_cpu_s,
                                     cost)
             print(f"{sys_name:<10} {name:<12} makespan real {row['real_makespan_s']:7.3f}s "
@@ -241,6 +253,7 @@ def run(cfg: dict[str, Any], run_dir: Path) -> dict[str, Any]:
         "model": model.name, "hardware": hardware, "system": next(iter(per_system)),
         "cost_table": str(table), "calibration": calibration, "max_output_tokens": cap,
         "real_repeats": repeats, "prewarm_pin": engine.prewarm_pin,
+        "host_cores": host_cores, "machine_cores": machine_cores,
         "retain_prefixes": first["retain_prefixes"],
         "workflows": first["workflows"],
         "makespan_rel_err_max": first["makespan_rel_err_max"],

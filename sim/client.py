@@ -139,13 +139,21 @@ class ClientCPU(SerialCPU):
         self.cost = cost
         self.in_flight = 0  # requests given to the client, less responses given to it
 
-    def request(self, now: float, prompt_tokens: int) -> float:
-        """A request built at `now`: when it leaves the client."""
+    def request_work(self, prompt_tokens: int) -> float:
+        """The CPU seconds of building a request given to the client now."""
         self.in_flight += 1
-        return self.run(now, self.cost.request_s(prompt_tokens, self.in_flight))
+        return self.cost.request_s(prompt_tokens, self.in_flight)
 
-    def response(self, now: float, output_tokens: int) -> float:
-        """A response arriving at `now`: when the workflow sees it."""
+    def response_work(self, output_tokens: int) -> float:
+        """The CPU seconds of handling a response given to the client now."""
         work = self.cost.response_s(output_tokens, self.in_flight)
         self.in_flight -= 1
-        return self.run(now, work)
+        return work
+
+    def request(self, now: float, prompt_tokens: int) -> float:
+        """A request built at `now`: when it leaves the client (a core of its own)."""
+        return self.run(now, self.request_work(prompt_tokens))
+
+    def response(self, now: float, output_tokens: int) -> float:
+        """A response arriving at `now`: when the workflow sees it (a core of its own)."""
+        return self.run(now, self.response_work(output_tokens))

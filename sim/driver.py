@@ -17,6 +17,9 @@ The processor is a pure state machine (DESIGN.md); this driver owns time:
 5. With a `ServerCost` (the OpenAI API server's serial CPU), a request that has crossed
    the network waits for its server process (one for all workers, or one per worker) to
    parse and tokenize it before its engine sees it.
+6. With `host_cores` (the CPU machine `validate_sim` runs on), the client's and servers'
+   threads and the engines' steps share that many cores (`sim/host_cpu.py`, processor
+   sharing); without, each has a core of its own (a GPU host), as above.
 
 `simulate` runs one processor on fresh engines; a `Simulation` keeps its engines (and
 their prefix caches and pins) for further runs, e.g. Trading's warm-up day, then the
@@ -41,6 +44,7 @@ from sim.config import EngineConfig
 from sim.cost_model import CostModel
 from sim.engine import OutputSource, SimEngine
 from sim.errors import SimError
+from sim.host_cpu import CoreThread, SharedCores
 
 SimResult = BackendResult
 """One processor run on simulated time (0 at the session's first run); see BackendResult."""
@@ -68,7 +72,8 @@ class Simulation:
                  fast_decode: bool = True,
                  outputs: OutputSource = synthetic_completion,
                  client: ClientCost | None = None,
-                 server: ServerCost | None = None) -> None:
+                 server: ServerCost | None = None,
+                 host_cores: int | None = None) -> None:
         if submit_overhead_s < 0:
             raise SimError(f"submit_overhead_s must be >= 0, got {submit_overhead_s}")
         if not engines_config:
@@ -87,9 +92,16 @@ class Simulation:
         n_servers = (0 if self.server is None else
                      len(engines_config) if self.server.scope == "per_worker" else 1)
         self.server_cpus = [SerialCPU() for _ in range(n_servers)]
+        # shared host cores: the client's and servers' threads run on them, as do the steps
+        self.cores = None if host_cores is None else SharedCores(self.env, host_cores)
+        self.client_thread: CoreThread | None = None
+        self.server_threads: list[CoreThread] = []
+        if self.cores is not None:
+            self.client_thread = CoreThread(self.cores) if self.client is not None else None
+            self.server_threads = [CoreThread(self.cores) for _ in range(n_servers)]
         self.engines = [SimEngine(self.env, cfg, costs[w], self.tokenizer, self._on_finish,
                                   worker=w, fast_decode=fast_decode,
-                                  outputs=outputs)
+                                  outputs=outputs, cores=self.cores)
                         for w, cfg in enumerate(engines_config)]
         self._run: _Run | None = None
 
@@ -104,6 +116,8 @@ class Simulation:
     @property
     def client_cpu_s(self) -> float:
         """CPU seconds the client process has spent so far (0 without a client stage)."""
+        if self.client_thread is not None:
+            return self.client_thread.busy_s
         return 0.0 if self.client is None else self.client.busy_s
 
     def close(self) -> None:
@@ -159,21 +173,35 @@ class _Run:
 
     def on_finish(self, result: CallResult) -> None:
         self.ledger.finished(result)
-        client = self.sim.client
+        client, thread = self.sim.client, self.sim.client_thread
         if client is None:
             self._dispatch(self.proc.on_finished(result))
             return
-        seen = client.response(self.env.now, len(result.output_ids))
+        if thread is not None:
+            seen: float | simpy.Event = thread.run(client.response_work(len(result.output_ids)))
+        else:
+            seen = client.response(self.env.now, len(result.output_ids))
         self.env.process(self._handle(result, seen))
 
-    def _handle(self, result: CallResult, at: float) -> Generator[simpy.Event, Any, None]:
-        yield self.env.timeout(at - self.env.now)
+    def _handle(self, result: CallResult,
+                at: float | simpy.Event) -> Generator[simpy.Event, Any, None]:
+        """Hand `result` to the processor at `at` (a time, or the event of its handling)."""
+        yield at if isinstance(at, simpy.Event) else self.env.timeout(at - self.env.now)
         self.last_seen = max(self.last_seen, self.env.now)
         self._dispatch(self.proc.on_finished(result))
 
     def _dispatch(self, calls: list[LLMCall]) -> None:
         now = self.env.now
         client, server = self.sim.client, self.sim.server
+        if self.sim.cores is not None:
+            for engine, call in self.ledger.submitted(calls):
+                built = (None if client is None or self.sim.client_thread is None else
+                         self.sim.client_thread.run(client.request_work(call.prompt_tokens)))
+                if built is None and server is None and self.sim.overhead == 0:
+                    engine.submit(call, submit_t=now)
+                else:
+                    self.env.process(self._send(engine, call, now, built))
+            return
         for engine, call in self.ledger.submitted(calls):
             delay = self.sim.overhead
             if client is not None:
@@ -186,6 +214,21 @@ class _Run:
                 self.env.process(self._deliver(engine, call, now, delay))
             else:
                 engine.submit(call, submit_t=now)
+
+    def _send(self, engine: SimEngine, call: LLMCall, emitted: float,
+              built: simpy.Event | None) -> Generator[simpy.Event, Any, None]:
+        """On shared cores: the client builds the request (`built`), it crosses the
+        network, its server process takes it (arrival order), then its engine."""
+        if built is not None:
+            yield built
+        if self.sim.overhead > 0:
+            yield self.env.timeout(self.sim.overhead)
+        server = self.sim.server
+        if server is not None:
+            threads = self.sim.server_threads
+            yield threads[call.worker if len(threads) > 1 else 0].run(
+                server.request_s(call.prompt_tokens))
+        engine.submit(call, submit_t=emitted)
 
     def _deliver(self, engine: SimEngine, call: LLMCall, emitted: float,
                  delay: float) -> Generator[simpy.Event, Any, None]:

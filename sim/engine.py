@@ -24,6 +24,7 @@ from helium_lab.tokenizer import Tokenizer
 from sim.config import HARD_PIN_FRACTION, EngineConfig
 from sim.cost_model import CostModel, decode_run_times
 from sim.errors import SimError
+from sim.host_cpu import SharedCores
 from sim.host_tier import HostTier
 from sim.kv_cache import KVCacheManager
 from sim.kv_holding import StepHolding
@@ -47,10 +48,18 @@ class SimEngine:
     def __init__(self, env: simpy.Environment, config: EngineConfig, cost_model: CostModel,
                  tokenizer: Tokenizer, on_finish: Callable[[CallResult], None],
                  worker: int = 0, fast_decode: bool = True,
-                 outputs: OutputSource = synthetic_completion) -> None:
+                 outputs: OutputSource = synthetic_completion,
+                 cores: SharedCores | None = None) -> None:
+        """`cores`: the host's shared cores, when the engine's steps are CPU work on them
+        (`sim/host_cpu.py`: a step takes its cost model's time alone, longer when the
+        cores are shared; step by step, no fast decode path)."""
         self.env = env
         self.outputs = outputs
-        self.fast_decode = fast_decode
+        self.cores = cores
+        if cores is not None and config.host_tier is not None:
+            raise SimError(f"worker {worker}: a host KV tier on an engine whose steps run on "
+                           "shared host cores is not modelled")
+        self.fast_decode = fast_decode and cores is None
         self.config = config
         self.settings = config.settings
         self.cost_model = cost_model
@@ -290,7 +299,11 @@ class SimEngine:
                     self.kv.pool.usage(), 1))
             else:
                 dt = self._host_sample(t0, dt, out.num_batched_tokens)
-            yield self.env.timeout(dt)
+            if self.cores is None:
+                yield self.env.timeout(dt)
+            else:  # CPU work on shared cores: the step lasts as long as serving it takes
+                yield self.cores.work(dt)
+                self.timeseries[-1] = self.timeseries[-1]._replace(dt=self.env.now - t0)
             for req in sched.update(out, self.env.now):
                 self._finish(req)
 

@@ -31,7 +31,7 @@ from runtime.client_overhead.fits import (
     predict_sizes,
 )
 from runtime.client_overhead.measure import log, run_bursts, run_grid, run_pool
-from runtime.client_overhead.mock_server import mock_server, serve
+from runtime.client_overhead.mock_server import SERVERS, mock_server, serve
 from runtime.client_overhead.pool import fit_pool
 from runtime.client_overhead.workloads import (
     CHARS_PER_TOKEN,
@@ -231,6 +231,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--burst-repeats", type=int, default=3)
     ap.add_argument("--burst-prompt", type=int, default=2000)
     ap.add_argument("--burst-output", type=int, default=512)
+    ap.add_argument("--server", choices=SERVERS, default="uvicorn",
+                    help="the mock server (uvicorn: the HTTP server vLLM's API server runs "
+                         "on; asyncio: a bare loop, the one the 2026-11/12-06 numbers used)")
     ap.add_argument("--quick", action="store_true", help="smoke test (≈ 30 s)")
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
     args = ap.parse_args(argv)
@@ -252,8 +255,8 @@ def main(argv: list[str] | None = None) -> int:
     info = machine_info()
     started = datetime.datetime.now(datetime.UTC)
     t0 = time.perf_counter()
-    with mock_server() as base_url:
-        log(f"mock server at {base_url}; client pid {os.getpid()}")
+    with mock_server(server=args.server) as base_url:
+        log(f"{args.server} mock server at {base_url}; client pid {os.getpid()}")
         measured = asyncio.run(run_benchmark(base_url, args))
     report = {
         "what": ("CPU time of the client process per LLM call for the baselines' Python "
@@ -272,7 +275,7 @@ def main(argv: list[str] | None = None) -> int:
         "duration_s": round(time.perf_counter() - t0, 1),
         "machine": info,
         "settings": {
-            "grid_calls_per_run": args.calls, "grid_limit": args.limit,
+            "server": args.server, "grid_calls_per_run": args.calls, "grid_limit": args.limit,
             "repeats": args.repeats, "prompt_tokens": args.prompt_tokens,
             "output_tokens": args.output_tokens, "chars_per_token": CHARS_PER_TOKEN,
             "langgraph_width": args.width, "pool_sizes": args.pool_sizes,
@@ -286,6 +289,8 @@ def main(argv: list[str] | None = None) -> int:
     log("")
     log(render_table(report))
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=1) + "\n")
+    tmp = args.out.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(report, indent=1) + "\n")
+    tmp.replace(args.out)  # atomic: a failed run leaves the last report whole
     log(f"\nwrote {args.out} ({report['duration_s']} s)")
     return 0

@@ -1,0 +1,119 @@
+"""The host's CPU cores shared by the processes of a run: processor sharing.
+
+Where an engine runs on a GPU, its host has cores to spare and the client program, the API
+server and the engine's scheduler never wait for one another's CPU. On the CPU machine
+`validate_sim` runs on, they do: a baseline's real run there has three busy threads, its
+client program (one Python thread), vLLM's API server process and vLLM's engine core
+(one OpenMP thread: runtime/serve.py sets `OMP_NUM_THREADS=1`), on 2 cores. Linux's fair
+scheduler then gives each of k runnable threads about min(1, cores / k) of a core, so while
+all three are busy each advances at 2/3 of its solo speed.
+
+`SharedCores(env, cores)` is that scheduler as a fluid model: `work(s)` is an event that
+fires once `s` seconds of CPU have been served to it, and while k jobs are in progress
+each is served at min(1, cores / k) CPU-seconds per second. `CoreThread` is one thread on
+those cores: its work items run one after another, first come first served (the client
+program's event loop, the API server's). An engine whose steps are CPU work runs each step
+as `work(step time)`, the step time being its cost model's solo time.
+
+Pure arithmetic on the simulated clock: deterministic (jobs are kept in arrival order and
+finish in that order when they finish together).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Generator
+from typing import Any
+
+import simpy
+
+from sim.errors import SimError
+
+_EPS = 1e-12  # CPU seconds left that count as done (float residue of the rate products)
+
+
+class SharedCores:
+    """`cores` CPU cores shared equally by the jobs in progress (processor sharing)."""
+
+    def __init__(self, env: simpy.Environment, cores: int) -> None:
+        if cores < 1:
+            raise SimError(f"host cores must be >= 1, got {cores}")
+        self.env = env
+        self.cores = cores
+        self._jobs: dict[int, list[Any]] = {}  # job id -> [CPU s left, event], by arrival
+        self._next_id = 0
+        self._last = env.now  # when the jobs' remaining work was last brought up to date
+        self._epoch = 0  # bumped at every change: a completion timer of an older one is void
+        self.busy_s = 0.0  # CPU seconds of all jobs given so far
+
+    def _rate(self) -> float:
+        return min(1.0, self.cores / len(self._jobs)) if self._jobs else 1.0
+
+    def _advance(self) -> None:
+        dt = self.env.now - self._last
+        if dt > 0 and self._jobs:
+            served = dt * self._rate()
+            for job in self._jobs.values():
+                job[0] -= served
+        self._last = self.env.now
+
+    def work(self, seconds: float) -> simpy.Event:
+        """An event that fires when `seconds` of CPU have been served to this job."""
+        if seconds < 0:
+            raise SimError(f"CPU work must be >= 0 s, got {seconds}")
+        done = self.env.event()
+        self.busy_s += seconds
+        if seconds == 0:
+            done.succeed()
+            return done
+        self._advance()
+        self._jobs[self._next_id] = [seconds, done]
+        self._next_id += 1
+        self._reschedule()
+        return done
+
+    def _reschedule(self) -> None:
+        self._epoch += 1
+        if not self._jobs:
+            return
+        first = min(job[0] for job in self._jobs.values())
+        timer = self.env.timeout(max(0.0, first) / self._rate())
+        epoch = self._epoch
+        timer.callbacks.append(lambda _: self._on_timer(epoch))
+
+    def _on_timer(self, epoch: int) -> None:
+        if epoch != self._epoch:
+            return  # a job arrived or left since: a newer timer stands
+        self._advance()
+        finished = [jid for jid, job in self._jobs.items() if job[0] <= _EPS]
+        for jid in finished:
+            self._jobs.pop(jid)[1].succeed()
+        self._reschedule()
+
+
+class CoreThread:
+    """One thread on shared cores: its work items run in submission order, one at a time."""
+
+    def __init__(self, cores: SharedCores) -> None:
+        self.cores = cores
+        self.env = cores.env
+        self._queue: deque[tuple[float, simpy.Event]] = deque()
+        self._running = False
+        self.busy_s = 0.0  # CPU seconds of all work queued so far
+
+    def run(self, work_s: float) -> simpy.Event:
+        """Queue `work_s` of CPU now; the event fires when it is done."""
+        done = self.env.event()
+        self.busy_s += work_s
+        self._queue.append((work_s, done))
+        if not self._running:
+            self._running = True
+            self.env.process(self._serve())
+        return done
+
+    def _serve(self) -> Generator[simpy.Event, Any, None]:
+        while self._queue:
+            work_s, done = self._queue.popleft()
+            yield self.cores.work(work_s)
+            done.succeed()
+        self._running = False
