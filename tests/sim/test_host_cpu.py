@@ -3,6 +3,8 @@ client, API server and engine run on too few cores for all three."""
 
 from __future__ import annotations
 
+from collections.abc import Generator
+
 import pytest
 import simpy
 
@@ -24,7 +26,7 @@ def _finish_times(cores: int, jobs: list[tuple[float, float]]) -> list[float]:
     shared = SharedCores(env, cores)
     done: list[float] = [0.0] * len(jobs)
 
-    def job(i: int, at: float, work: float):  # type: ignore[no-untyped-def]
+    def job(i: int, at: float, work: float) -> Generator[simpy.Event, None, None]:
         yield env.timeout(at)
         yield shared.work(work)
         done[i] = env.now
