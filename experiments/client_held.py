@@ -42,26 +42,34 @@ from sim.client import ClientCost, ClientCPU
 
 DEFAULT_OUT = REPO_ROOT / "conf" / "orchestration" / "client_held.json"
 RECORDED = REPO_ROOT / "conf" / "orchestration" / "client_overhead.json"
-KINDS = ("langgraph_mapred", "openai")
+KINDS = ("langgraph_mapred", "openai", "openai_chain")
+# how each client's held workload is shaped (`predict_held`): MapRed items, one flat
+# gathered batch, or chains of width + 1 calls per item (OpWise's stages)
+SHAPES = {"langgraph_mapred": "mapred", "openai": "flat", "openai_chain": "chain"}
 
 
 def recorded_cost(kind: str,
                   concurrency: tuple[tuple[float, float], ...] = ()) -> ClientCost:
     """`ClientCost` of client `kind` from the recorded report (part 1's one-call-in-flight
-    constants) and a `concurrency` curve."""
+    constants; a chain of AsyncOpenAI calls has AsyncOpenAI's) and a `concurrency` curve."""
     keys = json.loads(RECORDED.read_text())["orchestration_keys_this_machine"]
-    k = keys[kind]
+    k = keys[kind.removesuffix("_chain")]
     return ClientCost(call_s=k["client_call_s"], prompt_token_s=k["client_prompt_token_s"],
                       output_token_s=k["client_output_token_s"], concurrency=concurrency)
 
 
 def predict_held(cost: ClientCost, calls: int, hold_s: float, prompt_tokens: int,
-                 output_tokens: int, width: int) -> dict[str, float]:
+                 output_tokens: int, width: int, shape: str = "mapred") -> dict[str, float]:
     """The workload of `measure_held` through `sim.client.ClientCPU`: every first-stage
-    request ready at 0 (item by item), each answer `hold_s` after its request leaves; with
-    `width` > 0 (MapRed) a summarizer request once its item's `width` experts are handled,
-    with `width` 0 (a flat batch) none. The makespan is when the last answer is handled.
-    Deterministic arithmetic."""
+    request ready at 0 (item by item), each answer `hold_s` after its request leaves;
+    `shape` "mapred" (`width` > 0): a summarizer request once its item's `width` experts
+    are handled; "flat" (or `width` 0): none; "chain": each item's `width` + 1 calls one
+    after another. The makespan is when the last answer is handled. Deterministic
+    arithmetic."""
+    if shape == "chain":
+        return _predict_chain(cost, calls, hold_s, prompt_tokens, output_tokens, width)
+    if shape == "flat":
+        width = 0
     cpu = ClientCPU(cost)
     items = max(1, calls // (width + 1)) if width else calls
     first = items * max(width, 1)
@@ -96,6 +104,38 @@ def predict_held(cost: ClientCost, calls: int, hold_s: float, prompt_tokens: int
             "mean_in_flight": round(in_flight / (2 * n_calls), 1)}
 
 
+def _predict_chain(cost: ClientCost, calls: int, hold_s: float, prompt_tokens: int,
+                   output_tokens: int, width: int) -> dict[str, float]:
+    """`predict_held` for chains: each item's next request once its answer is handled."""
+    cpu = ClientCPU(cost)
+    length = width + 1
+    items = max(1, calls // length)
+    events = [(0.0, seq, True, seq) for seq in range(items)]  # (time, seq, request, item)
+    seq, left = items, [length] * items
+    end = work = 0.0
+    in_flight = 0
+    while events:
+        t, _, is_request, item = heapq.heappop(events)
+        busy_from = cpu.free_at
+        in_flight += cpu.in_flight
+        if is_request:
+            step = length - left[item]
+            done = cpu.request(t, prompt_tokens + (output_tokens if step else 0))
+            heapq.heappush(events, (done + hold_s, seq, False, item))
+        else:
+            done = cpu.response(t, output_tokens)
+            left[item] -= 1
+            if left[item]:
+                heapq.heappush(events, (done, seq, True, item))
+            else:
+                end = max(end, done)
+        work += done - max(t, busy_from)
+        seq += 1
+    n_calls = items * length
+    return {"makespan_s": round(end, 3), "cpu_ms_per_call": round(1e3 * work / n_calls, 3),
+            "mean_in_flight": round(in_flight / (2 * n_calls), 1)}
+
+
 def curve(kind: str, runs: list[dict[str, Any]], hold_ms: int, prompt_tokens: int,
           output_tokens: int, width: int) -> list[list[float]]:
     """`kind`'s concurrency curve from its fit runs (at `hold_ms`): one point (n_sat,
@@ -110,7 +150,6 @@ def curve(kind: str, runs: list[dict[str, Any]], hold_ms: int, prompt_tokens: in
     non-monotone (a zero cost at 44 calls in flight, 41 ms at 95, 25 ms at 368)."""
     from scipy.optimize import minimize
 
-    flat = 0 if kind == "openai" else width
     targets: list[tuple[int, float]] = []  # (calls, median CPU s per call)
     for calls in sorted({r["calls"] for r in runs if r["kind"] == kind}):
         same = [r["cpu_ms_per_call"] for r in runs
@@ -122,7 +161,8 @@ def curve(kind: str, runs: list[dict[str, Any]], hold_ms: int, prompt_tokens: in
         point = ((1 + math.exp(x[0]), math.exp(x[1])),)
         cost = recorded_cost(kind, point)
         return sum((predict_held(cost, calls, hold_ms / 1e3, prompt_tokens, output_tokens,
-                                 flat)["cpu_ms_per_call"] / 1e3 / target - 1) ** 2
+                                 width, SHAPES[kind])["cpu_ms_per_call"] / 1e3 / target - 1)
+                   ** 2
                    for calls, target in targets)
 
     start = [math.log(100.0), math.log(max(t for _, t in targets))]
@@ -138,8 +178,7 @@ def predictions(report: dict[str, Any]) -> dict[str, Any]:
     curves = report["curves"]
     for run in report["runs"]:
         kind = run["kind"]
-        width = 0 if kind == "openai" else st["width"]
-        args = (run["calls"], run["hold_ms"] / 1e3, *shape, width)
+        args = (run["calls"], run["hold_ms"] / 1e3, *shape, st["width"], SHAPES[kind])
         points = tuple((float(n), float(c)) for n, c in curves[kind])
         run["predicted"] = {"curve": predict_held(recorded_cost(kind, points), *args),
                             "one_in_flight": predict_held(recorded_cost(kind), *args)}

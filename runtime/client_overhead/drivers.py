@@ -138,6 +138,36 @@ class OpenAIDriver(Driver):
         await self.client.close()
 
 
+class OpenAIChainDriver(OpenAIDriver):
+    """OpWise's pattern (HD `utils/opwise.py`: a stage per op, a task per item as it
+    arrives): items gathered, each item's `width` + 1 calls one after another, each prompt
+    carrying the previous answer."""
+
+    kind = "openai_chain"
+
+    def __init__(self, base_url: str, width: int = 4) -> None:
+        super().__init__(base_url)
+        self.width = width
+
+    async def run(self, n_calls: int, prompt_tokens: int, output_tokens: int,
+                  limit: int | None, tally: Tally) -> None:
+        base = prompt_text(prompt_tokens)
+        length = self.width + 1
+
+        async def item(i: int) -> None:
+            answer = ""
+            for step in range(length):
+                msgs: Any = messages(f"[{i}.{step}] {base}{answer}")
+                resp = await self.client.chat.completions.create(
+                    model=MODEL, messages=msgs, temperature=0, max_tokens=output_tokens)
+                out = resp.choices[0].message.content
+                assert isinstance(out, str)
+                tally.add(sum(len(m["content"]) for m in msgs), out)
+                answer = " " + out
+
+        await _gather_limited([item(i) for i in range(max(1, n_calls // length))], limit)
+
+
 def _chars(messages: list[Any]) -> int:
     return sum(len(m.content) for m in messages)
 

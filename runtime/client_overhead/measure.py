@@ -23,6 +23,7 @@ from runtime.client_overhead.drivers import (
     Driver,
     HttpxDriver,
     LangGraphDriver,
+    OpenAIChainDriver,
     OpenAIDriver,
     pool_of,
 )
@@ -90,6 +91,8 @@ def make_driver(kind: str, base_url: str, width: int) -> Driver:
         return HttpxDriver(base_url)
     if kind == "openai":
         return OpenAIDriver(base_url)
+    if kind == "openai_chain":
+        return OpenAIChainDriver(base_url, width)
     return LangGraphDriver(base_url, kind.removeprefix("langgraph_"), width)
 
 

@@ -56,3 +56,20 @@ def test_the_curve_recovers_a_known_line() -> None:
                  "pool_mean_requests": 500})  # another hold: not a fit run
     [(n, c)] = curve("openai", runs, 2000, 2000, 100, 4)
     assert n == pytest.approx(300, rel=0.05) and c == pytest.approx(0.030, rel=0.02)
+
+
+def test_chains_by_hand() -> None:
+    """OpWise's shape: two items of two calls each, each item's second call once its
+    first answer is handled."""
+    cost = recorded_cost("openai_chain")  # AsyncOpenAI's recorded constants, no curve
+    c, b = cost.call_s, cost.prompt_token_s
+    p, o, h = 2000, 100, 10.0
+    a = c / 2 + b * p  # a first request
+    r0 = a + h + c / 2  # item 0's first answer (arrived at a + h) handled
+    q0 = r0 + c / 2 + b * (p + o)  # its second request, before item 1's answer (2a + h)
+    r1 = q0 + c / 2  # item 1's first answer handled once the thread is free
+    q1 = r1 + c / 2 + b * (p + o)
+    got = predict_held(cost, 4, h, p, o, width=1, shape="chain")
+    assert got["makespan_s"] == pytest.approx(q1 + h + c / 2, abs=1e-3)
+    work = 2 * a + 4 * (c / 2) + 2 * (c / 2 + b * (p + o))
+    assert got["cpu_ms_per_call"] == pytest.approx(1e3 * work / 4, abs=1e-3)
