@@ -18,7 +18,9 @@ ASYNCOPENAI = (0.003902, 8.32e-08)  # conf/orchestration/client_overhead.json "o
 LANGGRAPH = (0.0058404, 1.52e-07)  # ... "langgraph_mapred"
 # the clients' cost with many calls in flight: conf/orchestration/client_held.json "curves"
 HELD_CURVES = json.loads((CONF_DIR / "orchestration" / "client_held.json").read_text())["curves"]
-CURVE_OF = {ASYNCOPENAI: "openai", LANGGRAPH: "langgraph_mapred"}
+# whose curve each HTTP system's client charges: OpWise's chains of calls have their own
+CURVE_OF = {"vllm": "openai", "opwise": "openai_chain", "langgraph": "langgraph_mapred",
+            "kvflow": "langgraph_mapred"}
 
 # What each file's comment claims, in the resolved values it implies:
 # (passes, policy, router, prewarm, retain_prefixes, discipline, max_inflight_total,
@@ -71,8 +73,7 @@ def test_system_resolves_to_what_its_comment_says(name: str) -> None:
            (orch.client_call_s, orch.client_prompt_token_s))
     assert system.name == name
     assert got == CLAIMS[name]
-    client = CLAIMS[name][-1]
-    curve = HELD_CURVES[CURVE_OF[client]] if client in CURVE_OF else []
+    curve = HELD_CURVES[CURVE_OF[name]] if name in CURVE_OF else []
     assert orch.client_concurrency == tuple(tuple(p) for p in curve)
     assert system.agent_capacity == (32 if name == "agentscope" else None)
     assert system.max_inflight_per_worker == 1024 and system.max_inflight_per_op is None
