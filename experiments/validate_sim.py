@@ -70,7 +70,7 @@ def _rel(sim: float, real: float) -> float:
     return abs(sim - real) / real if real else float(sim != real)
 
 
-def _planner(name: str, params: dict[str, Any], cfg: dict[str, Any], system: SystemConfig,
+def planner(name: str, params: dict[str, Any], cfg: dict[str, Any], system: SystemConfig,
              batch_size: int) -> Any:
     """`tokenizer -> QueryProcessor` for one workflow under `system` (fresh each call)."""
     def make(tok: Any, program_runs: bool = False) -> QueryProcessor:
@@ -129,10 +129,10 @@ def _row(name: str, params: dict[str, Any], runs: list[RealRun], simulated: Any,
         "step_cost_ratio": None if ratio is None else round(ratio, 4),
         # the engines' busy time over the makespan (per worker, averaged): what the rest of
         # the run was (the in-process runtime's own work between steps, waiting for calls)
-        "real_busy_share": _busy_share(sum(st.dt for st in median.steps), real,
-                                       bool(median.steps)),
+        "real_busy_share": _busy_share(
+            sum(st.dt for st in median.steps) if median.steps else None, real),
         "sim_busy_share": _busy_share(sum(st["busy_s"] for st in simulated.stats.values()),
-                                      simulated, True),
+                                      simulated),
         # the client program's CPU per call (the real one: its process's, in every server's
         # stats; absent for in-process engines)
         "real_client_cpu_ms_per_call": _per_call_ms(
@@ -142,10 +142,11 @@ def _row(name: str, params: dict[str, Any], runs: list[RealRun], simulated: Any,
     }
 
 
-def _busy_share(busy_s: float, result: Any, known: bool) -> float | None:
-    """Engine busy seconds per worker over the makespan; None when not `known`."""
+def _busy_share(busy_s: float | None, result: Any) -> float | None:
+    """Engine busy seconds per worker over the makespan; None when the busy time is not
+    known (an API server's steps)."""
     workers = max(1, len(result.stats))
-    if not known or result.makespan <= 0:
+    if busy_s is None or result.makespan <= 0:
         return None
     return round(busy_s / workers / result.makespan, 4)
 
@@ -208,7 +209,7 @@ def run(cfg: dict[str, Any], run_dir: Path) -> dict[str, Any]:
     for sys_name, (system, sys_engine) in _systems(cfg, engine).items():
         rows: dict[str, Any] = {}
         for name, params in workflows.items():
-            make = _planner(name, dict(params), cfg, system,
+            make = planner(name, dict(params), cfg, system,
                             int(batch_sizes.get(name, cfg["batch_size"])))
             runs, geometry = real_runs(make, system, model, sys_engine, workers,
                                        seed=int(cfg["seed"]), cap=cap, repeats=repeats,

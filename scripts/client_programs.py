@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import httpx
 
 from experiments.compose import compose_once, system_settings
-from experiments.validate_sim import DEFAULT_WORKFLOWS, _planner
+from experiments.validate_sim import DEFAULT_WORKFLOWS, planner
 from helium_lab.processor.capping import capped
 from runtime.client_overhead.mock_server import SERVERS, mock_server
 from runtime.programs.balancer import ShortestQueueTransport
@@ -47,7 +47,7 @@ def processor(system_name: str, workflow: str, batch: int, tok: HFTokenizer
     system, _, _ = system_settings(system_name)
     if system.program is None:
         raise SystemExit(f"{system_name} has no client program (system.program)")
-    make = _planner(workflow, DEFAULT_WORKFLOWS[workflow], cfg, system, batch)
+    make = planner(workflow, DEFAULT_WORKFLOWS[workflow], cfg, system, batch)
     return system, make(tok, program_runs=True), int(cfg["validate_sim"]["max_output_tokens"])
 
 
