@@ -191,6 +191,11 @@ def run(cfg: dict[str, Any], run_dir: Path) -> dict[str, Any]:
                                    or not isinstance(host_cores, int) or host_cores < 1):
         raise ConfigError(f"validate_sim.host_cores must be a core count >= 1 or null, "
                           f"got {host_cores!r}")
+    engine_threads = v.get("server_engine_threads", 1)
+    if isinstance(engine_threads, bool) or not isinstance(engine_threads, int) \
+            or engine_threads < 1:
+        raise ConfigError(f"validate_sim.server_engine_threads must be an integer >= 1, "
+                          f"got {engine_threads!r}")
     machine_cores = len(os.sched_getaffinity(0))
     if host_cores is not None and host_cores != machine_cores:
         print(f"validate_sim: warning: validate_sim.host_cores is {host_cores}, but this "
@@ -226,7 +231,7 @@ def run(cfg: dict[str, Any], run_dir: Path) -> dict[str, Any]:
             simulated, replayed, client_cpu_s = simulate(
                 make, system, sys_engine, geometry, workers, cost, tok, cap=cap,
                 recorder=recorder, fast_decode=bool(v.get("sim_fast_decode", False)),
-                host_cores=host_cores)
+                host_cores=host_cores, server_engine_threads=engine_threads)
             row = rows[name] = _row(name, params, runs, simulated, replayed, client_cpu_s,
                                     cost)
             print(f"{sys_name:<10} {name:<12} makespan real {row['real_makespan_s']:7.3f}s "
@@ -255,6 +260,7 @@ def run(cfg: dict[str, Any], run_dir: Path) -> dict[str, Any]:
         "cost_table": str(table), "calibration": calibration, "max_output_tokens": cap,
         "real_repeats": repeats, "prewarm_pin": engine.prewarm_pin,
         "host_cores": host_cores, "machine_cores": machine_cores,
+        "server_engine_threads": engine_threads,
         "retain_prefixes": first["retain_prefixes"],
         "workflows": first["workflows"],
         "makespan_rel_err_max": first["makespan_rel_err_max"],

@@ -149,12 +149,14 @@ def real_runs(make_proc: Any, system: SystemConfig, model: ModelSettings,
 def simulate(make_proc: Any, system: SystemConfig, engine: EngineSettings,
              geometry: dict[str, int], num_workers: int, cost: Any, tok: Any, *,
              cap: int | None, recorder: OutputRecorder, fast_decode: bool,
-             host_cores: int | None = None) -> tuple[BackendResult, BackendResult, float]:
+             host_cores: int | None = None, server_engine_threads: int = 1
+             ) -> tuple[BackendResult, BackendResult, float]:
     """The simulation with synthetic outputs, then fed the real outputs (identical prompts
     on both sides: what differs is the engine model alone), and the client CPU seconds of
     the first (0 for a system without a client program). `host_cores`: the real machine's
     cores, which a client program, its API server and the engine share there
-    (sim/host_cpu.py); None: a core each."""
+    (sim/host_cpu.py); None: a core each. `server_engine_threads`: the runnable threads
+    an API server's engine holds while it steps (its engine core and worker)."""
     import sim
     from helium_lab.processor.capping import capped
     from sim.session import orchestration_costs
@@ -171,7 +173,9 @@ def simulate(make_proc: Any, system: SystemConfig, engine: EngineSettings,
         session = sim.Simulation(
             [sim_cfg] * num_workers, cost, tokenizer=tok,
             submit_overhead_s=orch.submit_overhead_s if system.program is None else 0.0,
-            fast_decode=fast_decode, outputs=outputs, host_cores=host_cores, **costs)
+            fast_decode=fast_decode, outputs=outputs, host_cores=host_cores,
+            engine_threads=server_engine_threads if system.program is not None else 1,
+            **costs)
         out.append(session.run(capped(make_proc(tok), cap)))
         client_cpu_s.append(session.client_cpu_s)
     return out[0], out[1], client_cpu_s[0]

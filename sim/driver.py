@@ -19,7 +19,8 @@ The processor is a pure state machine (DESIGN.md); this driver owns time:
    parse and tokenize it before its engine sees it.
 6. With `host_cores` (the CPU machine `validate_sim` runs on), the client's and servers'
    threads and the engines' steps share that many cores (`sim/host_cpu.py`, processor
-   sharing); without, each has a core of its own (a GPU host), as above.
+   sharing; a step holds `engine_threads` runnable threads); without, each has a core of
+   its own (a GPU host), as above.
 
 `simulate` runs one processor on fresh engines; a `Simulation` keeps its engines (and
 their prefix caches and pins) for further runs, e.g. Trading's warm-up day, then the
@@ -73,7 +74,7 @@ class Simulation:
                  outputs: OutputSource = synthetic_completion,
                  client: ClientCost | None = None,
                  server: ServerCost | None = None,
-                 host_cores: int | None = None) -> None:
+                 host_cores: int | None = None, engine_threads: int = 1) -> None:
         if submit_overhead_s < 0:
             raise SimError(f"submit_overhead_s must be >= 0, got {submit_overhead_s}")
         if not engines_config:
@@ -101,7 +102,8 @@ class Simulation:
             self.server_threads = [CoreThread(self.cores) for _ in range(n_servers)]
         self.engines = [SimEngine(self.env, cfg, costs[w], self.tokenizer, self._on_finish,
                                   worker=w, fast_decode=fast_decode,
-                                  outputs=outputs, cores=self.cores)
+                                  outputs=outputs, cores=self.cores,
+                                  step_threads=engine_threads)
                         for w, cfg in enumerate(engines_config)]
         self._run: _Run | None = None
 

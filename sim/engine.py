@@ -49,13 +49,15 @@ class SimEngine:
                  tokenizer: Tokenizer, on_finish: Callable[[CallResult], None],
                  worker: int = 0, fast_decode: bool = True,
                  outputs: OutputSource = synthetic_completion,
-                 cores: SharedCores | None = None) -> None:
+                 cores: SharedCores | None = None, step_threads: int = 1) -> None:
         """`cores`: the host's shared cores, when the engine's steps are CPU work on them
         (`sim/host_cpu.py`: a step takes its cost model's time alone, longer when the
-        cores are shared; step by step, no fast decode path)."""
+        cores are shared; step by step, no fast decode path); `step_threads`: the runnable
+        threads a step holds there (2 for an API server's engine core and worker)."""
         self.env = env
         self.outputs = outputs
         self.cores = cores
+        self.step_threads = step_threads
         if cores is not None and config.host_tier is not None:
             raise SimError(f"worker {worker}: a host KV tier on an engine whose steps run on "
                            "shared host cores is not modelled")
@@ -302,7 +304,7 @@ class SimEngine:
             if self.cores is None:
                 yield self.env.timeout(dt)
             else:  # CPU work on shared cores: the step lasts as long as serving it takes
-                yield self.cores.work(dt)
+                yield self.cores.work(dt, self.step_threads)
                 self.timeseries[-1] = self.timeseries[-1]._replace(dt=self.env.now - t0)
             for req in sched.update(out, self.env.now):
                 self._finish(req)

@@ -9,8 +9,13 @@ scheduler then gives each of k runnable threads about min(1, cores / k) of a cor
 all three are busy each advances at 2/3 of its solo speed.
 
 `SharedCores(env, cores)` is that scheduler as a fluid model: `work(s)` is an event that
-fires once `s` seconds of CPU have been served to it, and while k jobs are in progress
-each is served at min(1, cores / k) CPU-seconds per second. `CoreThread` is one thread on
+fires once `s` seconds of CPU have been served to it, and while jobs of w runnable threads
+in all are in progress each thread is served at min(1, cores / w) CPU-seconds per second.
+A job may hold more threads than the one doing its work (`work(s, threads=2)`): vLLM's
+engine core and its worker process hand each step over through shared memory, and the
+side waiting busy-polls it (`shm_broadcast.SpinCondition`: `sched_yield()` in a loop for
+1 s after each read), so while an API server's engine steps, two of its threads are
+runnable. `CoreThread` is one thread on
 those cores: its work items run one after another, first come first served (the client
 program's event loop, the API server's). An engine whose steps are CPU work runs each step
 as `work(step time)`, the step time being its cost model's solo time.
@@ -40,14 +45,15 @@ class SharedCores:
             raise SimError(f"host cores must be >= 1, got {cores}")
         self.env = env
         self.cores = cores
-        self._jobs: dict[int, list[Any]] = {}  # job id -> [CPU s left, event], by arrival
+        self._jobs: dict[int, list[Any]] = {}  # id -> [CPU s left, event, threads], by arrival
         self._next_id = 0
         self._last = env.now  # when the jobs' remaining work was last brought up to date
         self._epoch = 0  # bumped at every change: a completion timer of an older one is void
         self.busy_s = 0.0  # CPU seconds of all jobs given so far
 
     def _rate(self) -> float:
-        return min(1.0, self.cores / len(self._jobs)) if self._jobs else 1.0
+        threads = sum(job[2] for job in self._jobs.values())
+        return min(1.0, self.cores / threads) if threads else 1.0
 
     def _advance(self) -> None:
         dt = self.env.now - self._last
@@ -57,17 +63,20 @@ class SharedCores:
                 job[0] -= served
         self._last = self.env.now
 
-    def work(self, seconds: float) -> simpy.Event:
-        """An event that fires when `seconds` of CPU have been served to this job."""
+    def work(self, seconds: float, threads: int = 1) -> simpy.Event:
+        """An event that fires when `seconds` of CPU have been served to this job, one of
+        whose `threads` runnable threads does the work (the others only take shares)."""
         if seconds < 0:
             raise SimError(f"CPU work must be >= 0 s, got {seconds}")
+        if threads < 1:
+            raise SimError(f"a CPU job has >= 1 runnable threads, got {threads}")
         done = self.env.event()
         self.busy_s += seconds
         if seconds == 0:
             done.succeed()
             return done
         self._advance()
-        self._jobs[self._next_id] = [seconds, done]
+        self._jobs[self._next_id] = [seconds, done, threads]
         self._next_id += 1
         self._reschedule()
         return done

@@ -44,6 +44,9 @@ def test_median_run_is_the_lower_middle() -> None:
 @pytest.mark.parametrize(("validate", "match"), [
     ({"workflows": {"debate": None, "reflect": None}}, "validate_sim.workflows: every"),
     ({"real_repeats": 0}, "validate_sim.real_repeats must be >= 1"),
+    ({"host_cores": 0}, "validate_sim.host_cores must be a core count"),
+    ({"host_cores": "two"}, "validate_sim.host_cores must be a core count"),
+    ({"server_engine_threads": 0}, "validate_sim.server_engine_threads must be"),
 ])
 def test_bad_settings_fail_before_calibrating(tmp_path: Path, validate: dict[str, Any],
                                               match: str) -> None:

@@ -102,3 +102,17 @@ def test_too_few_cores_slow_every_party_down() -> None:
     assert alone < cpu
     assert makespan(3)[0] == pytest.approx(alone)
     assert makespan(2)[0] > alone
+
+
+def test_a_job_of_two_threads_takes_two_shares() -> None:
+    # two cores; an engine step of 1 s holding 2 threads (worker + polling engine core)
+    # and a client job of 1 s: 3 threads, each served 2/3 of a core, both end at 1.5
+    env = simpy.Environment()
+    shared = SharedCores(env, 2)
+    ends: list[float] = []
+    for threads in (2, 1):
+        shared.work(1.0, threads).callbacks.append(lambda _: ends.append(env.now))
+    env.run()
+    assert ends == pytest.approx([1.5, 1.5])
+    with pytest.raises(SimError, match="runnable threads"):
+        shared.work(1.0, 0)
