@@ -67,73 +67,62 @@ def predict_held(cost: ClientCost, calls: int, hold_s: float, prompt_tokens: int
     after another. The makespan is when the last answer is handled. Deterministic
     arithmetic."""
     if shape == "chain":
-        return _predict_chain(cost, calls, hold_s, prompt_tokens, output_tokens, width)
-    if shape == "flat":
-        width = 0
-    cpu = ClientCPU(cost)
-    items = max(1, calls // (width + 1)) if width else calls
-    first = items * max(width, 1)
-    events: list[tuple[float, int, bool, int]] = []  # (time, seq, is_request, item)
-    for seq in range(first):
-        events.append((0.0, seq, True, seq // max(width, 1)))
-    seq = len(events)
-    experts_left = [width] * items
-    end = work = 0.0
-    in_flight = 0
-    while events:
-        t, _, is_request, item = heapq.heappop(events)
-        busy_from = cpu.free_at
-        in_flight += cpu.in_flight
-        if is_request:
-            summarizer = width > 0 and experts_left[item] < 0
-            done = cpu.request(t, prompt_tokens + (width * output_tokens if summarizer else 0))
-            heapq.heappush(events, (done + hold_s, seq, False, item))
-        else:
-            done = cpu.response(t, output_tokens)
-            if experts_left[item] > 0:
-                experts_left[item] -= 1
-                if experts_left[item] == 0:
-                    experts_left[item] = -1  # the summarizer is on its way
-                    heapq.heappush(events, (done, seq, True, item))
-            else:
-                end = max(end, done)
-        work += done - max(t, busy_from)
-        seq += 1
-    n_calls = items * (width + 1) if width else calls
-    return {"makespan_s": round(end, 3), "cpu_ms_per_call": round(1e3 * work / n_calls, 3),
-            "mean_in_flight": round(in_flight / (2 * n_calls), 1)}
+        items = max(1, calls // (width + 1))
+        left = [width + 1] * items
+        first = [(item, prompt_tokens) for item in range(items)]
+        n_calls = items * (width + 1)
 
-
-def _predict_chain(cost: ClientCost, calls: int, hold_s: float, prompt_tokens: int,
-                   output_tokens: int, width: int) -> dict[str, float]:
-    """`predict_held` for chains: each item's next request once its answer is handled."""
-    cpu = ClientCPU(cost)
-    length = width + 1
-    items = max(1, calls // length)
-    events = [(0.0, seq, True, seq) for seq in range(items)]  # (time, seq, request, item)
-    seq, left = items, [length] * items
-    end = work = 0.0
-    in_flight = 0
-    while events:
-        t, _, is_request, item = heapq.heappop(events)
-        busy_from = cpu.free_at
-        in_flight += cpu.in_flight
-        if is_request:
-            step = length - left[item]
-            done = cpu.request(t, prompt_tokens + (output_tokens if step else 0))
-            heapq.heappush(events, (done + hold_s, seq, False, item))
-        else:
-            done = cpu.response(t, output_tokens)
+        def follow(item: int) -> int | None:
             left[item] -= 1
-            if left[item]:
-                heapq.heappush(events, (done, seq, True, item))
-            else:
-                end = max(end, done)
-        work += done - max(t, busy_from)
-        seq += 1
-    n_calls = items * length
+            return prompt_tokens + output_tokens if left[item] else None
+    else:
+        width = 0 if shape == "flat" else width
+        items = max(1, calls // (width + 1)) if width else calls
+        experts_left = [width] * items
+        first = [(seq // max(width, 1), prompt_tokens) for seq in range(items * max(width, 1))]
+        n_calls = items * (width + 1) if width else calls
+
+        def follow(item: int) -> int | None:
+            if experts_left[item] <= 0:
+                return None
+            experts_left[item] -= 1
+            if experts_left[item]:
+                return None
+            experts_left[item] = -1  # the summarizer is on its way
+            return prompt_tokens + width * output_tokens
+
+    end, work, in_flight = _replay_held(ClientCPU(cost), first, hold_s, output_tokens, follow)
     return {"makespan_s": round(end, 3), "cpu_ms_per_call": round(1e3 * work / n_calls, 3),
             "mean_in_flight": round(in_flight / (2 * n_calls), 1)}
+
+
+def _replay_held(cpu: ClientCPU, first: list[tuple[int, int]], hold_s: float,
+                 output_tokens: int, follow: Any) -> tuple[float, float, int]:
+    """Requests `first` ((item, prompt tokens)) at 0, each answered `hold_s` after it
+    leaves the client; once an answer is handled, `follow(item)` gives the prompt tokens of
+    the item's next request, or None. Returns (last answer handled, client CPU seconds,
+    calls in flight summed over the events)."""
+    events = [(0.0, seq, True, item, tokens) for seq, (item, tokens) in enumerate(first)]
+    seq = len(events)
+    end = work = 0.0
+    in_flight = 0
+    while events:
+        t, _, is_request, item, tokens = heapq.heappop(events)
+        busy_from = cpu.free_at
+        in_flight += cpu.in_flight
+        if is_request:
+            done = cpu.request(t, tokens)
+            heapq.heappush(events, (done + hold_s, seq, False, item, 0))
+        else:
+            done = cpu.response(t, output_tokens)
+            nxt = follow(item)
+            if nxt is None:
+                end = max(end, done)
+            else:
+                heapq.heappush(events, (done, seq, True, item, nxt))
+        work += done - max(t, busy_from)
+        seq += 1
+    return end, work, in_flight
 
 
 def curve(kind: str, runs: list[dict[str, Any]], hold_ms: int, prompt_tokens: int,

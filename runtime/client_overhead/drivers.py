@@ -125,14 +125,19 @@ class OpenAIDriver(Driver):
         base = prompt_text(prompt_tokens)
 
         async def one(i: int) -> None:
-            msgs: Any = messages(f"[{i}] {base}")
-            resp = await self.client.chat.completions.create(
-                model=MODEL, messages=msgs, temperature=0, max_tokens=output_tokens)
-            out = resp.choices[0].message.content
-            assert isinstance(out, str)
-            tally.add(sum(len(m["content"]) for m in msgs), out)
+            await self.complete(f"[{i}] {base}", output_tokens, tally)
 
         await _gather_limited([one(i) for i in range(n_calls)], limit)
+
+    async def complete(self, prompt: str, output_tokens: int, tally: Tally) -> str:
+        """One chat call with `prompt` as the user message, counted in `tally`."""
+        msgs: Any = messages(prompt)
+        resp = await self.client.chat.completions.create(
+            model=MODEL, messages=msgs, temperature=0, max_tokens=output_tokens)
+        out = resp.choices[0].message.content
+        assert isinstance(out, str)
+        tally.add(sum(len(m["content"]) for m in msgs), out)
+        return out
 
     async def aclose(self) -> None:
         await self.client.close()
@@ -157,12 +162,7 @@ class OpenAIChainDriver(OpenAIDriver):
         async def item(i: int) -> None:
             answer = ""
             for step in range(length):
-                msgs: Any = messages(f"[{i}.{step}] {base}{answer}")
-                resp = await self.client.chat.completions.create(
-                    model=MODEL, messages=msgs, temperature=0, max_tokens=output_tokens)
-                out = resp.choices[0].message.content
-                assert isinstance(out, str)
-                tally.add(sum(len(m["content"]) for m in msgs), out)
+                out = await self.complete(f"[{i}.{step}] {base}{answer}", output_tokens, tally)
                 answer = " " + out
 
         await _gather_limited([item(i) for i in range(max(1, n_calls // length))], limit)

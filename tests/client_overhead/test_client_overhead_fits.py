@@ -146,3 +146,18 @@ def test_mock_servers_answer_alike(server: str) -> None:
             assert http.get(f"{url}/models").status_code == 404
     with pytest.raises(httpx.ConnectError), httpx.Client(timeout=5) as http:
         http.get(f"{url}/models")
+
+
+def test_held_chains_run_each_items_calls_in_turn() -> None:
+    """`openai_chain` (OpWise's shape): 3 items of 5 calls against the uvicorn mock, each
+    prompt after an item's first carrying the previous answer."""
+    import asyncio
+
+    from runtime.client_overhead.held import measure_held
+    from runtime.client_overhead.mock_server import mock_server
+
+    with mock_server(server="uvicorn") as url:
+        m = asyncio.run(measure_held(url, 15, 20, 50, 3, 4, "openai_chain"))
+    assert m["kind"] == "openai_chain" and m["calls"] == 15
+    # one call in flight per item at most: the pool never sees more requests than items
+    assert m["pool_max_requests"] <= 3
