@@ -54,9 +54,9 @@ Modules (``runtime/client_overhead/``):
   `run_bursts`;
 - `fits`: `fit_sizes`, `predict_sizes`, `orchestration_keys`, `pool_model_ms`, `r2`;
 - `pool`: the httpcore pool micro-benchmark (`pool_pass_us`, `fit_pool`);
-- `held`: part 4, LangGraph and AsyncOpenAI against held answers (`measure_held`; its
-  command line, the fitted curve and the simulator's prediction beside it:
-  `python -m experiments.client_held`);
+- `held`: part 4, LangGraph, AsyncOpenAI and its chains (OpWise) against held answers
+  (`measure_held`; its command line, the fitted curve and the simulator's prediction
+  beside it: `python -m experiments.client_held`);
 - `cli`: `calibrate`, `run_benchmark`, `machine_info`, `render_table`, `parse_args`, `main`
   (``__main__``).
 

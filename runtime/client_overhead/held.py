@@ -11,10 +11,11 @@ This part measures that regime directly and checks the model against it:
 
 - workload: LangGraph MapRed as HD `map_reduce/langgraph.py` runs it (`kind`
   "langgraph_mapred": `width` experts then a summarizer per item, `abatch` over all items
-  at once), or every call at once through AsyncOpenAI (`kind` "openai", as HD's
-  querywise programs gather a batch), `prompt_tokens` of context per expert,
-  `output_tokens` per answer; the mock server answers each call `hold_ms` after it
-  arrives (``/hold/<ms>/``);
+  at once), every call at once through AsyncOpenAI (`kind` "openai", as HD's querywise
+  programs gather a batch), or AsyncOpenAI chains (`kind` "openai_chain": each item's
+  `width` + 1 calls in turn, items at once, as OpWise's stages run them),
+  `prompt_tokens` of context per expert, `output_tokens` per answer; the mock server
+  answers each call `hold_ms` after it arrives (``/hold/<ms>/``);
 - measured (`measure_held`): the client's CPU per call and wall time, and at every pool
   pass the pool's connections N, idle connections I and requests Q (queued for a
   connection or on one: the calls in flight as the pool sees them);
