@@ -33,6 +33,7 @@ import statistics
 from pathlib import Path
 from typing import Any
 
+from helium_lab.io import atomic_write_text
 from runtime.client_overhead.cli import machine_info
 from runtime.client_overhead.held import measure_held
 from runtime.client_overhead.measure import log
@@ -66,6 +67,9 @@ def predict_held(cost: ClientCost, calls: int, hold_s: float, prompt_tokens: int
     are handled; "flat" (or `width` 0): none; "chain": each item's `width` + 1 calls one
     after another. The makespan is when the last answer is handled. Deterministic
     arithmetic."""
+    if shape not in set(SHAPES.values()):
+        raise ValueError(f"predict_held: shape {shape!r}, choose one of "
+                         f"{', '.join(sorted(set(SHAPES.values())))}")
     if shape == "chain":
         items = max(1, calls // (width + 1))
         left = [width + 1] * items
@@ -317,9 +321,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{m['cpu_ms_per_call']:5.2f} ms/call; predicted {m['predicted_s']:6.2f} s "
             f"({m['error']:+.2f}); one in flight {m['predicted_one_in_flight_s']:6.2f} s "
             f"({m['error_one_in_flight']:+.2f})")
-    tmp = args.out.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(report, indent=1) + "\n")
-    tmp.replace(args.out)  # atomic
+    atomic_write_text(args.out, json.dumps(report, indent=1) + "\n")
     log(f"wrote {args.out}")
     return 0
 

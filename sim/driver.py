@@ -92,12 +92,15 @@ class Simulation:
         self.server = server if server is not None and server.active else None
         n_servers = (0 if self.server is None else
                      len(engines_config) if self.server.scope == "per_worker" else 1)
-        self.server_cpus = [SerialCPU() for _ in range(n_servers)]
-        # shared host cores: the client's and servers' threads run on them, as do the steps
+        # the client's and servers' threads: each a core of its own (arithmetic on the
+        # clock), or threads on the host's shared cores, as are the engines' steps then
         self.cores = None if host_cores is None else SharedCores(self.env, host_cores)
+        self.server_cpus: list[SerialCPU] = []
         self.client_thread: CoreThread | None = None
         self.server_threads: list[CoreThread] = []
-        if self.cores is not None:
+        if self.cores is None:
+            self.server_cpus = [SerialCPU() for _ in range(n_servers)]
+        else:
             self.client_thread = CoreThread(self.cores) if self.client is not None else None
             self.server_threads = [CoreThread(self.cores) for _ in range(n_servers)]
         self.engines = [SimEngine(self.env, cfg, costs[w], self.tokenizer, self._on_finish,
@@ -195,10 +198,11 @@ class _Run:
     def _dispatch(self, calls: list[LLMCall]) -> None:
         now = self.env.now
         client, server = self.sim.client, self.sim.server
+        thread = self.sim.client_thread
         if self.sim.cores is not None:
             for engine, call in self.ledger.submitted(calls):
-                built = (None if client is None or self.sim.client_thread is None else
-                         self.sim.client_thread.run(client.request_work(call.prompt_tokens)))
+                built = (None if client is None or thread is None else
+                         thread.run(client.request_work(call.prompt_tokens)))
                 if built is None and server is None and self.sim.overhead == 0:
                     engine.submit(call, submit_t=now)
                 else:

@@ -49,7 +49,6 @@ class SharedCores:
         self._next_id = 0
         self._last = env.now  # when the jobs' remaining work was last brought up to date
         self._epoch = 0  # bumped at every change: a completion timer of an older one is void
-        self.busy_s = 0.0  # CPU seconds of all jobs given so far
 
     def _rate(self) -> float:
         threads = sum(job[2] for job in self._jobs.values())
@@ -71,7 +70,6 @@ class SharedCores:
         if threads < 1:
             raise SimError(f"a CPU job has >= 1 runnable threads, got {threads}")
         done = self.env.event()
-        self.busy_s += seconds
         if seconds == 0:
             done.succeed()
             return done

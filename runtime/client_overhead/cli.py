@@ -23,6 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from helium_lab.io import atomic_write_text
 from helium_lab.optimizer.prompt_cache import package_versions
 from runtime.client_overhead.fits import (
     fit_sizes,
@@ -288,9 +289,6 @@ def main(argv: list[str] | None = None) -> int:
     }
     log("")
     log(render_table(report))
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.out.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(report, indent=1) + "\n")
-    tmp.replace(args.out)  # atomic: a failed run leaves the last report whole
+    atomic_write_text(args.out, json.dumps(report, indent=1) + "\n")  # a failed run: intact
     log(f"\nwrote {args.out} ({report['duration_s']} s)")
     return 0

@@ -168,7 +168,7 @@ async def _asgi(scope: dict[str, Any], receive: Any, send: Any) -> None:
     await send({"type": "http.response.body", "body": payload})
 
 
-def serve(parent_pid: int, server: str = "asyncio") -> None:
+def serve(parent_pid: int, server: str = "uvicorn") -> None:
     """Server process: serve on a free port of 127.0.0.1, print the port, exit with the parent."""
 
     async def watch_parent() -> None:
@@ -203,7 +203,7 @@ def serve(parent_pid: int, server: str = "asyncio") -> None:
 
 
 @contextlib.contextmanager
-def mock_server(timeout_s: float = 60.0, server: str = "asyncio") -> Iterator[str]:
+def mock_server(timeout_s: float = 60.0, server: str = "uvicorn") -> Iterator[str]:
     """Run the mock server (`server`: one of `SERVERS`) in a child process; yields its base
     URL (``.../v1``).
 

@@ -73,3 +73,8 @@ def test_chains_by_hand() -> None:
     assert got["makespan_s"] == pytest.approx(q1 + h + c / 2, abs=1e-3)
     work = 2 * a + 4 * (c / 2) + 2 * (c / 2 + b * (p + o))
     assert got["cpu_ms_per_call"] == pytest.approx(1e3 * work / 4, abs=1e-3)
+
+
+def test_an_unknown_shape_is_refused() -> None:
+    with pytest.raises(ValueError, match="shape 'tree'"):
+        predict_held(recorded_cost("openai"), 4, 1.0, 10, 10, width=1, shape="tree")
