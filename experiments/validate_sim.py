@@ -37,13 +37,16 @@ from typing import Any
 from experiments.compose import system_settings
 from experiments.validation_runs import (
     RealRun,
+    RunInputs,
     mean_batch,
     median_run,
     real_runs,
+    run_inputs,
     simulate,
     spread,
     step_cost_ratio,
     totals,
+    with_client_cost,
 )
 from helium_lab.config import EngineSettings, ModelSettings, PlannerSettings, SystemConfig
 from helium_lab.errors import ConfigError
@@ -139,7 +142,24 @@ def _row(name: str, params: dict[str, Any], runs: list[RealRun], simulated: Any,
             next((st["client_cpu_s"] for st in real.stats.values() if "client_cpu_s" in st),
                  None), r["calls"]),
         "sim_client_cpu_ms_per_call": _per_call_ms(sim_client_cpu_s or None, s["calls"]),
+        # the API servers' CPU per call (real: their processes'; absent in-process)
+        "real_api_server_cpu_ms_per_call": _per_call_ms(
+            sum(st["api_server_cpu_s"] for st in real.stats.values())
+            if all("api_server_cpu_s" in st for st in real.stats.values()) and real.stats
+            else None, r["calls"]),
     }
+
+
+def _inputs_row(inputs: RunInputs, again: Any, row: dict[str, Any]) -> dict[str, Any]:
+    """The simulation run with the real runs' measured CPU inputs, against the real run."""
+    real_makespan, real_batch = row["real_makespan_s"], row["real_mean_batch"]
+    batch = mean_batch(again)
+    return {"client_cpu_ms_per_call": round(1e3 * inputs.client_call_s, 3),
+            "engine_threads": round(inputs.engine_threads, 4),
+            "makespan_s": round(again.makespan, 4),
+            "makespan_rel_err": round(_rel(again.makespan, real_makespan), 4),
+            "mean_batch": round(batch, 3),
+            "mean_batch_rel_err": round(_rel(batch, real_batch), 4)}
 
 
 def _busy_share(busy_s: float | None, result: Any) -> float | None:
@@ -191,11 +211,11 @@ def run(cfg: dict[str, Any], run_dir: Path) -> dict[str, Any]:
                                    or not isinstance(host_cores, int) or host_cores < 1):
         raise ConfigError(f"validate_sim.host_cores must be a core count >= 1 or null, "
                           f"got {host_cores!r}")
-    engine_threads = v.get("server_engine_threads", 1)
-    if isinstance(engine_threads, bool) or not isinstance(engine_threads, int) \
-            or engine_threads < 1:
-        raise ConfigError(f"validate_sim.server_engine_threads must be an integer >= 1, "
-                          f"got {engine_threads!r}")
+    engine_threads = v.get("server_engine_threads", 1.0)
+    if isinstance(engine_threads, bool) or not isinstance(engine_threads, int | float) \
+            or not engine_threads >= 1:
+        raise ConfigError(f"validate_sim.server_engine_threads must be a thread weight "
+                          f">= 1, got {engine_threads!r}")
     machine_cores = len(os.sched_getaffinity(0))
     if host_cores is not None and host_cores != machine_cores:
         print(f"validate_sim: warning: validate_sim.host_cores is {host_cores}, but this "
@@ -228,12 +248,23 @@ def run(cfg: dict[str, Any], run_dir: Path) -> dict[str, Any]:
                                    "are not deterministic")
             recorder = median_run(runs).recorder
             tok = runs[0].recorder.tokenizer
+            fast = bool(v.get("sim_fast_decode", False))
             simulated, replayed, client_cpu_s = simulate(
                 make, system, sys_engine, geometry, workers, cost, tok, cap=cap,
-                recorder=recorder, fast_decode=bool(v.get("sim_fast_decode", False)),
+                recorder=recorder, fast_decode=fast,
                 host_cores=host_cores, server_engine_threads=engine_threads)
+            assert replayed is not None
             row = rows[name] = _row(name, params, runs, simulated, replayed, client_cpu_s,
                                     cost)
+            inputs = run_inputs(runs) if system.program is not None else None
+            if inputs is not None:
+                # the model again with the CPU inputs the real runs measured (module doc)
+                again, _, _ = simulate(
+                    make, with_client_cost(system, inputs.client_call_s), sys_engine,
+                    geometry, workers, cost, tok, cap=cap, recorder=recorder,
+                    fast_decode=fast, host_cores=host_cores,
+                    server_engine_threads=inputs.engine_threads, replay=False)
+                row["sim_run_inputs"] = _inputs_row(inputs, again, row)
             print(f"{sys_name:<10} {name:<12} makespan real {row['real_makespan_s']:7.3f}s "
                   f"(spread {row['real_makespan_spread']:.3f}) sim "
                   f"{row['sim_makespan_s']:7.3f}s (err {row['makespan_rel_err']:.3f})  "
@@ -244,11 +275,18 @@ def run(cfg: dict[str, Any], run_dir: Path) -> dict[str, Any]:
                      f"  step cost/real {row['step_cost_ratio']:.3f}")
                   + ("" if row["real_client_cpu_ms_per_call"] is None else
                      f"  client ms/call real {row['real_client_cpu_ms_per_call']:.2f} sim "
-                     f"{row['sim_client_cpu_ms_per_call'] or 0.0:.2f}"))
+                     f"{row['sim_client_cpu_ms_per_call'] or 0.0:.2f}")
+                  + ("" if "sim_run_inputs" not in row else
+                     f"  with the run's CPU inputs: sim "
+                     f"{row['sim_run_inputs']['makespan_s']:.3f}s (err "
+                     f"{row['sim_run_inputs']['makespan_rel_err']:.3f})"))
         per_system[sys_name] = {
             "program": system.program, "queue_order": sys_engine.queue_order,
             "retain_prefixes": bool(system.retain_prefixes), "workflows": rows,
-            **{f"{k}_max": _worst(rows, k) for k in TARGETS}}
+            **{f"{k}_max": _worst(rows, k) for k in TARGETS},
+            **({"makespan_rel_err_run_inputs_max": max(
+                r["sim_run_inputs"]["makespan_rel_err"] for r in rows.values())}
+               if all("sim_run_inputs" in r for r in rows.values()) else {})}
     orderings = {}
     if len(per_system) > 1:
         for name in workflows:

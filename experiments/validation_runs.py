@@ -11,6 +11,12 @@ What each side includes, so that both model the same thing:
   orchestration: the client's per-call CPU (sim/client.py ClientCost) and the API server's
   per-request CPU (ServerCost), both measured on this machine (docs/client_overhead.md,
   docs/server_overhead.md).
+
+A client program's real runs also measure two of the simulation's CPU inputs themselves
+(`RunInputs`): the client's CPU per call and the weight of an API server's engine on the
+cores (1 + its engine core's CPU over its worker's). `validate_sim` simulates once more with
+them in place of the configured ones, which separates the configured costs' error (how
+well the mock-measured client curves transfer to a busy host) from the rest of the model.
 """
 
 from __future__ import annotations
@@ -68,6 +74,43 @@ class RealRun(NamedTuple):
 def median_run(runs: list[RealRun]) -> RealRun:
     """The run of median makespan (the lower middle of an even count)."""
     return sorted(runs, key=lambda r: r.result.makespan)[(len(runs) - 1) // 2]
+
+
+class RunInputs(NamedTuple):
+    """The CPU inputs a client program's real run measured: its client's CPU per call and
+    its API servers' engine weight on the cores (1 + engine core CPU / worker CPU, over
+    every server: the engine core polls its worker while it steps, sim/host_cpu.py)."""
+
+    client_call_s: float
+    engine_threads: float
+
+
+def run_inputs(runs: list[RealRun]) -> RunInputs | None:
+    """The medians over `runs` of each run's measured inputs; None when the runs did not
+    measure them (in-process engines, or a server whose engine processes were not found
+    by their titles)."""
+    per_run = []
+    for run in runs:
+        stats = list(run.result.stats.values())
+        calls = len(run.result.records)
+        worker = sum(st.get("worker_cpu_s", 0.0) for st in stats)
+        if not stats or not calls or "client_cpu_s" not in stats[0] or worker <= 0:
+            return None
+        core = sum(st.get("engine_core_cpu_s", 0.0) for st in stats)
+        per_run.append((stats[0]["client_cpu_s"] / calls, 1.0 + core / worker))
+    if not per_run:
+        return None
+    return RunInputs(statistics.median(x[0] for x in per_run),
+                     statistics.median(x[1] for x in per_run))
+
+
+def with_client_cost(system: SystemConfig, call_s: float) -> SystemConfig:
+    """`system` whose client costs `call_s` per call, flat (no size or concurrency terms)."""
+    import dataclasses
+
+    orch = {**system.orchestration, "client_call_s": call_s, "client_prompt_token_s": 0.0,
+            "client_output_token_s": 0.0, "client_concurrency": []}
+    return dataclasses.replace(system, orchestration=orch)
 
 
 def step_cost_ratio(steps: tuple[Any, ...], cost: Any) -> float | None:
@@ -149,14 +192,15 @@ def real_runs(make_proc: Any, system: SystemConfig, model: ModelSettings,
 def simulate(make_proc: Any, system: SystemConfig, engine: EngineSettings,
              geometry: dict[str, int], num_workers: int, cost: Any, tok: Any, *,
              cap: int | None, recorder: OutputRecorder, fast_decode: bool,
-             host_cores: int | None = None, server_engine_threads: int = 1
-             ) -> tuple[BackendResult, BackendResult, float]:
-    """The simulation with synthetic outputs, then fed the real outputs (identical prompts
-    on both sides: what differs is the engine model alone), and the client CPU seconds of
-    the first (0 for a system without a client program). `host_cores`: the real machine's
-    cores, which a client program, its API server and the engine share there
-    (sim/host_cpu.py); None: a core each. `server_engine_threads`: the runnable threads
-    an API server's engine holds while it steps (its engine core and worker)."""
+             host_cores: int | None = None, server_engine_threads: float = 1.0,
+             replay: bool = True) -> tuple[BackendResult, BackendResult | None, float]:
+    """The simulation with synthetic outputs, then (with `replay`; else None) fed the real
+    outputs (identical prompts on both sides: what differs is the engine model alone), and
+    the client CPU seconds of the first (0 for a system without a client program).
+    `host_cores`: the real machine's cores, which a client program, its API server and the
+    engine share there (sim/host_cpu.py); None: a core each. `server_engine_threads`: the
+    runnable threads an API server's engine weighs while it steps (its worker and its
+    polling engine core)."""
     import sim
     from helium_lab.processor.capping import capped
     from sim.session import orchestration_costs
@@ -169,7 +213,7 @@ def simulate(make_proc: Any, system: SystemConfig, engine: EngineSettings,
         client, server = orchestration_costs(orch)
         costs = {"client": client, "server": server}
     out, client_cpu_s = [], []
-    for outputs in (synthetic_completion, recorder.replay):
+    for outputs in (synthetic_completion, recorder.replay)[:2 if replay else 1]:
         session = sim.Simulation(
             [sim_cfg] * num_workers, cost, tokenizer=tok,
             submit_overhead_s=orch.submit_overhead_s if system.program is None else 0.0,
@@ -178,5 +222,5 @@ def simulate(make_proc: Any, system: SystemConfig, engine: EngineSettings,
             **costs)
         out.append(session.run(capped(make_proc(tok), cap)))
         client_cpu_s.append(session.client_cpu_s)
-    return out[0], out[1], client_cpu_s[0]
+    return out[0], out[1] if replay else None, client_cpu_s[0]
 

@@ -31,7 +31,8 @@ program: `helium_lab.backend.Session` for baselines whose reference program talk
   reply text differs from its decoded token ids (`output_mismatches`: vLLM's incremental
   detokenizer at split UTF-8 sequences; the program keeps the decoded ids, as the
   in-process engines do), and CPU seconds over the run of its API-server process, of its
-  engine core, and of this (client) process (`api_server_cpu_s`, `engine_cpu_s`,
+  engine processes (`engine_cpu_s`; of which its engine core's and its worker's,
+  `engine_core_cpu_s` and `worker_cpu_s`), and of this (client) process (`api_server_cpu_s`,
   `client_cpu_s`: the client's is the whole process's, the same in every server's entry).
 - Errors: a server that fails to start stops the others and raises `ServerStartError`; a
   failed request (a server died, a timeout) raises `RuntimeBackendError` with the server's
@@ -283,15 +284,35 @@ def library_client(library: str, http: httpx.AsyncClient, model: str, url: str,
 
 def _cpu_s(server: VllmServer) -> dict[str, float]:
     """CPU seconds (user + system) used so far by the server's API-server process and by
-    its descendants (vLLM's engine core)."""
+    its descendants (`engine_cpu_s`), and of those, vLLM's engine core and its worker
+    process apart (`engine_core_cpu_s`, `worker_cpu_s`: named by the titles vLLM gives
+    them, `VLLM::EngineCore` and `VLLM::Worker...`; helpers with neither title count in
+    `engine_cpu_s` only)."""
     import psutil
 
-    out = {"api_server_cpu_s": 0.0, "engine_cpu_s": 0.0}
+    out = {"api_server_cpu_s": 0.0, "engine_cpu_s": 0.0, "engine_core_cpu_s": 0.0,
+           "worker_cpu_s": 0.0}
     for i, p in enumerate(server.processes()):
         with contextlib.suppress(psutil.Error):
             t = p.cpu_times()
-            out["api_server_cpu_s" if i == 0 else "engine_cpu_s"] += t.user + t.system
+            if i == 0:
+                out["api_server_cpu_s"] += t.user + t.system
+                continue
+            out["engine_cpu_s"] += t.user + t.system
+            role = engine_process_role(p.name() + " " + " ".join(p.cmdline()))
+            if role is not None:
+                out[f"{role}_cpu_s"] += t.user + t.system
     return out
+
+
+def engine_process_role(title: str) -> str | None:
+    """`engine_core` or `worker` for a vLLM engine process by its title (name and command
+    line), None for any other process."""
+    if "EngineCore" in title:
+        return "engine_core"
+    if "Worker" in title:
+        return "worker"
+    return None
 
 
 def parse_metrics(text: str, keys: dict[str, str] | None = None) -> dict[str, float]:

@@ -19,7 +19,7 @@ The processor is a pure state machine (DESIGN.md); this driver owns time:
    parse and tokenize it before its engine sees it.
 6. With `host_cores` (the CPU machine `validate_sim` runs on), the client's and servers'
    threads and the engines' steps share that many cores (`sim/host_cpu.py`, processor
-   sharing; a step holds `engine_threads` runnable threads); without, each has a core of
+   sharing; a step weighs `engine_threads` runnable threads); without, each has a core of
    its own (a GPU host), as above.
 
 `simulate` runs one processor on fresh engines; a `Simulation` keeps its engines (and
@@ -74,7 +74,7 @@ class Simulation:
                  outputs: OutputSource = synthetic_completion,
                  client: ClientCost | None = None,
                  server: ServerCost | None = None,
-                 host_cores: int | None = None, engine_threads: int = 1) -> None:
+                 host_cores: int | None = None, engine_threads: float = 1.0) -> None:
         if submit_overhead_s < 0:
             raise SimError(f"submit_overhead_s must be >= 0, got {submit_overhead_s}")
         if not engines_config:

@@ -49,11 +49,12 @@ class SimEngine:
                  tokenizer: Tokenizer, on_finish: Callable[[CallResult], None],
                  worker: int = 0, fast_decode: bool = True,
                  outputs: OutputSource = synthetic_completion,
-                 cores: SharedCores | None = None, step_threads: int = 1) -> None:
+                 cores: SharedCores | None = None, step_threads: float = 1.0) -> None:
         """`cores`: the host's shared cores, when the engine's steps are CPU work on them
         (`sim/host_cpu.py`: a step takes its cost model's time alone, longer when the
         cores are shared; step by step, no fast decode path); `step_threads`: the runnable
-        threads a step holds there (2 for an API server's engine core and worker)."""
+        threads a step weighs there (above 1 for an API server's engine: its engine core
+        polls the worker)."""
         self.env = env
         self.outputs = outputs
         self.cores = cores

@@ -9,14 +9,16 @@ scheduler then gives each of k runnable threads about min(1, cores / k) of a cor
 all three are busy each advances at 2/3 of its solo speed.
 
 `SharedCores(env, cores)` is that scheduler as a fluid model: `work(s)` is an event that
-fires once `s` seconds of CPU have been served to it, and while jobs of w runnable threads
+fires once `s` seconds of CPU have been served to it, and while jobs weighing w runnable threads
 in all are in progress each thread is served at min(1, cores / w) CPU-seconds per second.
-A job may hold more threads than the one doing its work (`work(s, threads=2)`): vLLM's
+A job may weigh more than the one thread doing its work (`work(s, threads=1.6)`): vLLM's
 engine core and its worker process hand each step over through shared memory, and the
 side waiting busy-polls it (`shm_broadcast.SpinCondition`: `sched_yield()` in a loop for
-1 s after each read), so while an API server's engine steps, two of its threads are
-runnable. `CoreThread` is one thread on
-those cores: its work items run one after another, first come first served (the client
+1 s after each read), so while an API server's engine steps, its engine core takes a share
+of the cores beside the worker. Yielding, the poller takes less than a full thread's
+share: the weight is the thread count the job's CPU use amounts to (measured per run,
+`validate_sim`: 1 + engine core CPU / worker CPU). `CoreThread` is one thread on those
+cores: its work items run one after another, first come first served (the client
 program's event loop, the API server's). An engine whose steps are CPU work runs each step
 as `work(step time)`, the step time being its cost model's solo time.
 
@@ -62,13 +64,14 @@ class SharedCores:
                 job[0] -= served
         self._last = self.env.now
 
-    def work(self, seconds: float, threads: int = 1) -> simpy.Event:
-        """An event that fires when `seconds` of CPU have been served to this job, one of
-        whose `threads` runnable threads does the work (the others only take shares)."""
+    def work(self, seconds: float, threads: float = 1.0) -> simpy.Event:
+        """An event that fires when `seconds` of CPU have been served to this job, whose
+        runnable threads weigh `threads` (>= 1): one of them does the work at a thread's
+        rate, the rest only take shares."""
         if seconds < 0:
             raise SimError(f"CPU work must be >= 0 s, got {seconds}")
         if threads < 1:
-            raise SimError(f"a CPU job has >= 1 runnable threads, got {threads}")
+            raise SimError(f"a CPU job weighs >= 1 runnable thread, got {threads}")
         done = self.env.event()
         if seconds == 0:
             done.succeed()

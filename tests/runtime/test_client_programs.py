@@ -43,6 +43,11 @@ def test_langgraph_program_runs_against_two_servers(tmp_path: Path) -> None:
     assert rows[0][4:6] == ["running", "waiting"]
     assert all(int(r[4]) + int(r[5]) > 0 for r in rows[1:])
     assert all(e["prompt_mismatches"] == 0 for e in engines.values())
+    # each server's engine processes found by their titles: its engine core and its worker
+    # both worked, and neither more than the engine processes together
+    for e in engines.values():
+        assert e["engine_core_cpu_s"] > 0 and e["worker_cpu_s"] > 0
+        assert e["engine_core_cpu_s"] + e["worker_cpu_s"] <= e["engine_cpu_s"] + 1e-6
     assert sum(e["prefix_cache_hits"] for e in engines.values()) == sum(
         c["cached_tokens"] for c in calls)
     logs = sorted((tmp_path / "lg" / "servers").glob("server_*/vllm_server.log"))

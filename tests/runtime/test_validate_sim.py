@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from experiments.compose import compose_once
 from experiments.validate_sim import run
 
@@ -71,6 +73,15 @@ def test_validate_sim_per_system_with_the_real_langgraph_program(tmp_path: Path)
     helium = summary["systems"]["helium"]["workflows"]["debate"]
     assert helium["real_client_cpu_ms_per_call"] is None
     assert helium["sim_client_cpu_ms_per_call"] is None
+    # the run's own CPU inputs: its client's CPU per call, its engine's weight on the cores
+    # (1 + engine core CPU / worker CPU), and the simulation again with them; helium has none
+    inputs = row["sim_run_inputs"]
+    assert inputs["client_cpu_ms_per_call"] == pytest.approx(
+        row["real_client_cpu_ms_per_call"], abs=1e-3)
+    assert inputs["engine_threads"] > 1 and inputs["makespan_s"] > 0
+    assert row["real_api_server_cpu_ms_per_call"] > 0
+    assert "sim_run_inputs" not in helium and helium["real_api_server_cpu_ms_per_call"] is None
+    assert lg["makespan_rel_err_run_inputs_max"] == inputs["makespan_rel_err"]
     assert row["real_makespan_spread"] == 0.0  # one repeat
     order = summary["orderings"]["debate"]
     assert sorted(order["real"]) == sorted(order["sim"]) == ["helium", "langgraph"]

@@ -114,5 +114,23 @@ def test_a_job_of_two_threads_takes_two_shares() -> None:
         shared.work(1.0, threads).callbacks.append(lambda _: ends.append(env.now))
     env.run()
     assert ends == pytest.approx([1.5, 1.5])
-    with pytest.raises(SimError, match="runnable threads"):
+    with pytest.raises(SimError, match="runnable thread"):
         shared.work(1.0, 0)
+
+
+def test_a_job_may_weigh_a_fraction_of_a_thread_more() -> None:
+    # two cores; a step of 1 s weighing 1.5 threads (a worker and a yielding poller) and a
+    # client job of 1 s: 2.5 threads, each served 2 / 2.5 = 0.8 of a core, both end at
+    # 1.25; alone, the step runs at a full core (1.5 threads on 2 cores)
+    env = simpy.Environment()
+    shared = SharedCores(env, 2)
+    ends: list[float] = []
+    for threads in (1.5, 1.0):
+        shared.work(1.0, threads).callbacks.append(lambda _: ends.append(env.now))
+    env.run()
+    assert ends == pytest.approx([1.25, 1.25])
+    shared.work(1.0, 1.5).callbacks.append(lambda _: ends.append(env.now))
+    env.run()
+    assert ends[-1] == pytest.approx(2.25)
+    with pytest.raises(SimError, match="runnable thread"):
+        shared.work(1.0, 0.5)
