@@ -80,6 +80,9 @@ def test_sim_vs_real_from_validation_folder(tmp_path: Path) -> None:
                    "real_steps": steps, "sim_steps": 100, "step_cost_ratio": ratio}
             for name, err, steps, ratio in (("debate", 0.05, 105, 1.04),
                                             ("trading", 0.3, 400, None))}
+    # a client program's row simulated again with its real runs' CPU inputs
+    rows["trading"]["sim_run_inputs"] = {"makespan_s": 9.0, "makespan_rel_err": 0.1,
+                                         "engine_threads": 1.6}
     (val / "summary.json").write_text(json.dumps({
         "status": "ok", "model": "tiny", "hardware": "cpu", "workflows": rows,
         "targets": {"makespan_rel_err": 0.15, "cached_tokens_rel_err": 0.05}}))
@@ -95,3 +98,4 @@ def test_sim_vs_real_from_validation_folder(tmp_path: Path) -> None:
     assert "1.5x the steps on ? trading 4.0x" in report
     assert "own engine steps (in-process engines; the table's time / the measured time): " \
         "1.040-1.040 on 1 workflows" in report
+    assert "makespan error within 15% on 1/1 workflows (? trading 30.0% -> 10.0%)" in report
