@@ -20,6 +20,13 @@ its median makespan is compared: sub-second CPU makespans vary by 10-20% from ru
 on a shared machine. Cached tokens must agree across repeats (greedy decoding, same
 schedule) and the spread of the real makespans is reported.
 
+A system with a client program is simulated a third time with the CPU inputs its real
+runs measured in place of the configured ones (`sim_run_inputs`: the client's CPU per call,
+flat, and the API server's engine weight on the shared cores, 1 + engine core CPU / worker
+CPU; medians over the repeats). Its error is the model's without the configured CPU costs'
+transfer to this host (they were measured against a mock server with a core to spare, and
+a busy 2-core host charges the same programs more); `makespan_rel_err` stays the verdict.
+
 The summary reports, per workflow, `makespan_rel_err` = |sim - real| / real and
 `cached_tokens_rel_err` (total prompt tokens served from the prefix cache), plus the raw
 numbers. Every workflow gets fresh engines on both sides (cold caches). Outputs differ in

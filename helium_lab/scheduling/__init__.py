@@ -9,6 +9,7 @@ from collections.abc import Callable
 
 from helium_lab.errors import ConfigError
 from helium_lab.scheduling.baselines import (
+    in_order,
     lspf,
     opwise,
     opwise_pipeline,
@@ -28,6 +29,7 @@ POLICIES: dict[str, Policy] = {
     "opwise": opwise,
     "opwise_pipeline": opwise_pipeline,
     "random": random_order,
+    "in_order": in_order,
     "lspf": lspf,
 }
 

@@ -5,7 +5,10 @@
 * opwise_pipeline: the same op-major order, best effort: the order in which the OpWise
   client's pipeline stages take calls that are ready at once (its `op_pipeline` dispatch
   discipline, `processor/discipline.py`, gates each query's chain of ops);
-* random: whatever is ready, in a seeded random order (LangGraph's batch dispatch);
+* random: whatever is ready, in a seeded random order;
+* in_order: whatever is ready, lowest query first, then the ops in topological order: the
+  order in which asyncio starts the tasks of `asyncio.gather` over the queries (its tasks
+  are scheduled first in, first out: LangGraph's `abatch`);
 * lspf: whatever is ready, longest shared prefix first (SGLang's policy, a sorted queue).
 
 All use the reference code's even contiguous split across workers; multi-worker baselines
@@ -42,6 +45,10 @@ def opwise_pipeline(ctx: PlanningContext) -> Schedule:
 
 def random_order(ctx: PlanningContext) -> Schedule:
     return _uniform(ctx, "random", (tuple(_ops(ctx)),), "random")
+
+
+def in_order(ctx: PlanningContext) -> Schedule:
+    return _uniform(ctx, "in_order", (tuple(_ops(ctx)),), "best_effort")
 
 
 def lspf(ctx: PlanningContext) -> Schedule:

@@ -174,3 +174,17 @@ def test_system_configs_with_a_bad_discipline_fail_at_load_naming_the_key() -> N
     with pytest.raises(ConfigError, match=r"system\.agent_capacity"):
         SystemConfig.from_dict({"name": "x", "discipline": "agent_servers",
                                 "agent_capacity": -1})
+
+
+def test_in_order_sends_ready_calls_query_by_query_in_topological_order() -> None:
+    # LangGraph's abatch: asyncio starts the queries' tasks first in, first out, and each
+    # superstep's nodes in graph order; random order shuffles the same calls
+    def emitted(policy: str) -> list[tuple[str, int]]:
+        proc = _proc(fig4_workflow(), 3, policy, router="least_loaded",
+                     discipline="supersteps")
+        return [(c.op, c.query) for c in proc.start()]
+
+    assert emitted("in_order") == [("Op1", 0), ("Op2", 0), ("Op1", 1), ("Op2", 1),
+                                   ("Op1", 2), ("Op2", 2)]
+    assert sorted(emitted("random")) == sorted(emitted("in_order"))
+    assert emitted("random") != emitted("in_order")
