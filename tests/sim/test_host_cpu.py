@@ -104,33 +104,26 @@ def test_too_few_cores_slow_every_party_down() -> None:
     assert makespan(2)[0] > alone
 
 
-def test_a_job_of_two_threads_takes_two_shares() -> None:
-    # two cores; an engine step of 1 s holding 2 threads (worker + polling engine core)
-    # and a client job of 1 s: 3 threads, each served 2/3 of a core, both end at 1.5
+@pytest.mark.parametrize(("weight", "shared_end", "refused"), [
+    # an engine step of 1 s holding 2 threads (worker + polling engine core) and a client
+    # job of 1 s: 3 threads, each served 2/3 of a core, both end at 1.5
+    (2.0, 1.5, 0.0),
+    # a step weighing 1.5 threads (a worker and a yielding poller) beside the client job:
+    # 2.5 threads, each served 2 / 2.5 = 0.8 of a core, both end at 1.25
+    (1.5, 1.25, 0.5),
+])
+def test_a_job_takes_the_shares_of_its_thread_weight(weight: float, shared_end: float,
+                                                     refused: float) -> None:
     env = simpy.Environment()
     shared = SharedCores(env, 2)
     ends: list[float] = []
-    for threads in (2, 1):
+    for threads in (weight, 1.0):
         shared.work(1.0, threads).callbacks.append(lambda _: ends.append(env.now))
     env.run()
-    assert ends == pytest.approx([1.5, 1.5])
-    with pytest.raises(SimError, match="runnable thread"):
-        shared.work(1.0, 0)
-
-
-def test_a_job_may_weigh_a_fraction_of_a_thread_more() -> None:
-    # two cores; a step of 1 s weighing 1.5 threads (a worker and a yielding poller) and a
-    # client job of 1 s: 2.5 threads, each served 2 / 2.5 = 0.8 of a core, both end at
-    # 1.25; alone, the step runs at a full core (1.5 threads on 2 cores)
-    env = simpy.Environment()
-    shared = SharedCores(env, 2)
-    ends: list[float] = []
-    for threads in (1.5, 1.0):
-        shared.work(1.0, threads).callbacks.append(lambda _: ends.append(env.now))
+    assert ends == pytest.approx([shared_end, shared_end])
+    # alone on the two cores the step runs at a full core (weight <= cores)
+    shared.work(1.0, weight).callbacks.append(lambda _: ends.append(env.now))
     env.run()
-    assert ends == pytest.approx([1.25, 1.25])
-    shared.work(1.0, 1.5).callbacks.append(lambda _: ends.append(env.now))
-    env.run()
-    assert ends[-1] == pytest.approx(2.25)
+    assert ends[-1] == pytest.approx(shared_end + 1.0)
     with pytest.raises(SimError, match="runnable thread"):
-        shared.work(1.0, 0.5)
+        shared.work(1.0, refused)
