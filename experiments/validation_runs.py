@@ -21,6 +21,7 @@ well the mock-measured client curves transfer to a busy host) from the rest of t
 
 from __future__ import annotations
 
+import dataclasses
 import statistics
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -105,11 +106,13 @@ def run_inputs(runs: list[RealRun]) -> RunInputs | None:
 
 
 def with_client_cost(system: SystemConfig, call_s: float) -> SystemConfig:
-    """`system` whose client costs `call_s` per call, flat (no size or concurrency terms)."""
-    import dataclasses
-
-    orch = {**system.orchestration, "client_call_s": call_s, "client_prompt_token_s": 0.0,
-            "client_output_token_s": 0.0, "client_concurrency": []}
+    """`system` whose client costs `call_s` per call in all, whatever the sizes and (from
+    two calls in flight) the concurrency; a request's share stays the system's, half its
+    one-call fixed part (sim/client.py), and the response gets the rest."""
+    one_call = float(system.orchestration.get("client_call_s", 0.0))
+    orch = {**system.orchestration, "client_call_s": min(one_call, call_s),
+            "client_prompt_token_s": 0.0, "client_output_token_s": 0.0,
+            "client_concurrency": [[2.0, call_s]]}
     return dataclasses.replace(system, orchestration=orch)
 
 

@@ -4,7 +4,7 @@ behind the server, on either mock server (docs/client_overhead.md, "the server")
 
     .venv/bin/python scripts/client_programs.py [--systems langgraph,opwise]
         [--workflows mapred_mmlu,debate] [--batch 256] [--hold-ms 2000]
-        [--servers asyncio,uvicorn] [--repeats 1]
+        [--servers asyncio,uvicorn] [--repeats 1] [--split]
 
 Shapes as `+experiment=validate_sim_systems` runs them (validate_sim's planner and
 workflow parameters, tiny tokenizer, its output cap; the client library built as
@@ -12,6 +12,14 @@ workflow parameters, tiny tokenizer, its output cap; the client library built as
 `real_client_cpu_ms_per_call`. The mock's answers carry no token ids, so the programs
 count every reply as an output mismatch and later prompts are shorter than on vLLM; the
 CPU that matters here is the client's per call.
+
+`--split` also says where within a call the client spends it: the mock notes every
+request's arrival with the client's CPU at that moment, and until the first answer leaves
+the server (the first arrival + the hold) the client does nothing but send. The client CPU
+per arrival in that window is the send side of a call (`send_ms`; `wall_send_ms`, the
+arrivals' spacing, shows whether the client was busy all along); the rest of the run's CPU
+per call is the response side. `share` = send_ms / cpu per call (sim/client.py's
+`request_share`). `pre_ms`: CPU from the run's start to its first arrival, per call.
 """
 
 from __future__ import annotations
@@ -32,7 +40,7 @@ import httpx
 from experiments.compose import compose_once, system_settings
 from experiments.validate_sim import DEFAULT_WORKFLOWS, planner
 from helium_lab.processor.capping import capped
-from runtime.client_overhead.mock_server import SERVERS, mock_server
+from runtime.client_overhead.mock_server import SERVERS, fetch_arrivals, mock_server
 from runtime.programs.balancer import ShortestQueueTransport
 from runtime.programs.broker import CallBroker
 from runtime.server_session import HTTP_LIMITS, HTTP_TIMEOUT, PROGRAMS, library_client
@@ -65,7 +73,28 @@ async def one_run(url: str, system_name: str, workflow: str, batch: int,
     cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
     await http.aclose()
     calls = len(ran.records)
-    return {"calls": calls, "cpu_ms_per_call": 1e3 * cpu / calls, "wall_s": wall}
+    return {"calls": calls, "cpu_ms_per_call": 1e3 * cpu / calls, "wall_s": wall,
+            "cpu_start_s": cpu0}
+
+
+def send_split(arrivals: list[tuple[float, float]], hold_s: float, run: dict[str, Any]
+               ) -> dict[str, float]:
+    """The send side of a call, from a recording mock's arrival notes (module docstring)."""
+    t0 = arrivals[0][0]
+    flush = 1
+    while flush < len(arrivals) and arrivals[flush][0] - arrivals[flush - 1][0] < FLUSH_GAP_S:
+        flush += 1
+    window = [a for a in arrivals if a[0] < t0 + hold_s]
+    pre_s = arrivals[0][1] - run["cpu_start_s"]
+    send_ms = 1e3 * pre_s / flush
+    return {"flush_calls": float(flush), "window_calls": float(len(window)),
+            "pre_cpu_s": pre_s, "send_ms": send_ms,
+            "flush_wall_ms": 1e3 * (arrivals[flush - 1][0] - t0),
+            "window_cpu_s": window[-1][1] - window[0][1],
+            "share": send_ms / run["cpu_ms_per_call"]}
+
+
+FLUSH_GAP_S = 0.02  # arrivals closer than this after the first belong to its flush
 
 
 def main() -> int:
@@ -76,28 +105,44 @@ def main() -> int:
     ap.add_argument("--hold-ms", type=int, default=2000)
     ap.add_argument("--servers", default=",".join(SERVERS))
     ap.add_argument("--repeats", type=int, default=1)
+    ap.add_argument("--split", action="store_true",
+                    help="also measure the send side of a call (module docstring)")
     args = ap.parse_args()
     os.environ.setdefault("LANGSMITH_TRACING", "false")
     tok = HFTokenizer.from_dir(tiny_model_dir())
     results: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
     for server in args.servers.split(","):
-        with mock_server(server=server) as base:
+        with mock_server(server=server, record_arrivals=args.split) as base:
             url = base.replace("/v1", f"/hold/{args.hold_ms}/v1")
             for system_name in args.systems.split(","):  # imports, graph building, pools:
                 for workflow in args.workflows.split(","):  # one-time costs, not measured
                     asyncio.run(one_run(base, system_name, workflow, 2, tok))
+            if args.split:
+                fetch_arrivals(base)
             for _ in range(args.repeats):
                 for system_name in args.systems.split(","):
                     for workflow in args.workflows.split(","):
                         r = asyncio.run(one_run(url, system_name, workflow, args.batch, tok))
+                        split = ""
+                        if args.split:
+                            r |= send_split(fetch_arrivals(base), args.hold_ms / 1e3, r)
+                            split = (f"; {r['pre_cpu_s']:.2f} s CPU before the first "
+                                     f"arrival, then {r['flush_calls']:.0f} in "
+                                     f"{r['flush_wall_ms']:.0f} ms ({r['window_calls']:.0f} "
+                                     f"and {r['window_cpu_s']:.2f} s CPU before the first "
+                                     f"answer): send {r['send_ms']:.2f} ms/call, "
+                                     f"share {r['share']:.2f}")
                         results.setdefault((server, system_name, workflow), []).append(r)
                         print(f"{server:8s} {system_name:10s} {workflow:12s} {r['calls']} calls: "
-                              f"{r['cpu_ms_per_call']:6.2f} ms/call, wall {r['wall_s']:.1f} s",
-                              flush=True)
+                              f"{r['cpu_ms_per_call']:6.2f} ms/call, wall {r['wall_s']:.1f} s"
+                              f"{split}", flush=True)
     print("medians:")
     for (server, system_name, workflow), runs in results.items():
+        med = {k: statistics.median(r[k] for r in runs) for k in runs[0] if k != "calls"}
+        extra = (f", send {med['send_ms']:.2f} ms/call, share {med['share']:.2f}"
+                 if "share" in med else "")
         print(f"  {server:8s} {system_name:10s} {workflow:12s} "
-              f"{statistics.median(r['cpu_ms_per_call'] for r in runs):6.2f} ms/call")
+              f"{med['cpu_ms_per_call']:6.2f} ms/call{extra}")
     return 0
 
 

@@ -8,8 +8,9 @@ that one thread, so when thousands of calls become ready at once they leave one 
 another, and completions wait their turn before the workflow sees them.
 
 `ClientCPU` is that thread, first come first served: a request costs
-`call_s / 2 + prompt_token_s * prompt tokens` before it leaves, a response
-`call_s / 2 + output_token_s * output tokens` before the processor learns of it. The
+`call_s / 2 + prompt_token_s * prompt tokens` before it leaves, a response the rest of the
+call's fixed part (below) `+ output_token_s * output tokens` before the processor learns of
+it. The
 constants are measured (docs/client_overhead.md); all zero (an in-process engine, Helium)
 means no client stage at all.
 
@@ -23,7 +24,11 @@ the client: requests it was given, less responses it was given, the event itself
 included. The systems' points come from the clients run against a mock server holding
 every answer (`python -m experiments.client_held`: the line whose model spends the
 measured CPU per call; conf/orchestration/client_held.json, docs/client_overhead.md
-part 4).
+part 4). The growth is charged to the response: a request costs `call_s / 2` at any
+concurrency, because the real programs' sends do not get dearer with calls in flight
+(`scripts/client_programs.py --split` at the validation's shapes: LangGraph spent 3.3-3.7
+ms per request building its first burst, OpWise 1.5-2.5 ms, against 12.7-18.2 ms per call
+over the whole run; docs/client_overhead.md, "where a call's CPU goes").
 
 `ServerCost` is the same for the API server in front of the engines (vLLM's OpenAI server:
 HTTP parsing, chat template, tokenization, request bookkeeping, in one Python process): a
@@ -59,10 +64,11 @@ class ClientCost:
                 raise SimError(f"client cost {key} must be >= 0, got {getattr(self, key)}")
         last = 1.0
         for n, cost in self.concurrency:
-            if n <= last or cost < 0:
+            if n <= last or cost < self.call_s / 2:
                 raise SimError(f"client cost concurrency: points must be (calls in flight, "
                                f"s per call) with calls in flight increasing above 1 and "
-                               f"costs >= 0; got ({n}, {cost}) after {last}")
+                               f"costs >= call_s / 2 = {self.call_s / 2} (the send side); "
+                               f"got ({n}, {cost}) after {last}")
             last = n
         object.__setattr__(self, "_points", ((1.0, self.call_s), *self.concurrency))
 
@@ -83,10 +89,14 @@ class ClientCost:
         return c0 + (c1 - c0) * (in_flight - n0) / (n1 - n0)
 
     def request_s(self, prompt_tokens: int, in_flight: int = 1) -> float:
-        return self.call_at(in_flight) / 2 + self.prompt_token_s * prompt_tokens
+        """Building and sending a request: half the one-call fixed part at any
+        concurrency (module docstring); `in_flight` is accepted for symmetry."""
+        del in_flight
+        return self.call_s / 2 + self.prompt_token_s * prompt_tokens
 
     def response_s(self, output_tokens: int, in_flight: int = 1) -> float:
-        return self.call_at(in_flight) / 2 + self.output_token_s * output_tokens
+        """Handling a response: the rest of the fixed part at `in_flight` calls."""
+        return self.call_at(in_flight) - self.call_s / 2 + self.output_token_s * output_tokens
 
 
 SERVER_SCOPES = ("shared", "per_worker")

@@ -249,7 +249,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     argv_ = sys.argv[1:] if argv is None else argv
     if argv_[:1] == ["--serve"]:  # the mock server's own process (see mock_server)
-        serve(int(argv_[1]), *argv_[2:3])
+        serve(int(argv_[1]), *argv_[2:4])
         return 0
     args = parse_args(argv_)
     os.environ.setdefault("LANGSMITH_TRACING", "false")  # no tracing, as in HD's runs

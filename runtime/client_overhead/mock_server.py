@@ -9,7 +9,10 @@ on the server's clock, so that every call arriving within a period is answered a
 same moment, as an engine finishes a batch of equal-length outputs in one step;
 ``/batch/<ms>/<k>/...``: calls wait in arrival order and every <ms> ms the first <k> are
 answered, as an engine of bounded throughput serves a backlog), and exits when its parent
-does.
+does. Started with ``record_arrivals``, it also notes each completion request's arrival
+(server clock, ``time.monotonic``) with the client's CPU seconds at that moment (the parent
+process's user + system time from ``/proc``, 10-ms ticks); ``GET /arrivals`` returns the
+notes as JSON ``[[t, cpu_s], ...]`` and clears them (`fetch_arrivals`).
 
 Two servers give those answers: `asyncio` (a bare HTTP/1.1 loop, parts 1-4's) and
 `uvicorn` (an ASGI app under uvicorn, the HTTP server vLLM's OpenAI API server runs on, with
@@ -30,6 +33,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Iterator
 from typing import Any
 
@@ -103,9 +107,41 @@ class _Batches:
 _BATCHES = _Batches()
 
 
+class _ArrivalLog:
+    """The arrival notes of a recording server (module docstring); off unless `watch` ran."""
+
+    def __init__(self) -> None:
+        self.pid: int | None = None
+        self.notes: list[tuple[float, float]] = []
+        self._tick_s = 1.0 / os.sysconf("SC_CLK_TCK")
+
+    def watch(self, pid: int) -> None:
+        self.pid = pid
+
+    def note(self) -> None:
+        if self.pid is None:
+            return
+        now = time.monotonic()
+        with open(f"/proc/{self.pid}/stat", "rb") as f:
+            fields = f.read().rsplit(b")", 1)[1].split()
+        # fields after the command name start at stat's 3rd: utime is the 14th, stime 15th
+        self.notes.append((now, (int(fields[11]) + int(fields[12])) * self._tick_s))
+
+    def take(self) -> bytes:
+        notes, self.notes = self.notes, []
+        return json.dumps(notes).encode()
+
+
+_ARRIVALS = _ArrivalLog()
+
+
 async def _answer(method: bytes, path: bytes, body: bytes) -> tuple[int, bytes]:
     """(status, JSON payload) for one request, once its path's delay has passed (both
     servers answer through this)."""
+    if method == b"GET" and path == b"/arrivals":
+        return 200, _ARRIVALS.take()
+    if method == b"POST":
+        _ARRIVALS.note()
     delay = answer_delay(path, time.monotonic())
     if delay > 0:
         await asyncio.sleep(delay)
@@ -168,8 +204,9 @@ async def _asgi(scope: dict[str, Any], receive: Any, send: Any) -> None:
     await send({"type": "http.response.body", "body": payload})
 
 
-def serve(parent_pid: int, server: str = "uvicorn") -> None:
-    """Server process: serve on a free port of 127.0.0.1, print the port, exit with the parent."""
+def serve(parent_pid: int, server: str = "uvicorn", record: str = "") -> None:
+    """Server process: serve on a free port of 127.0.0.1, print the port, exit with the
+    parent; `record` = "record" notes arrivals with the parent's CPU (module docstring)."""
 
     async def watch_parent() -> None:
         while os.getppid() == parent_pid:  # orphaned (parent killed): stop
@@ -198,22 +235,27 @@ def serve(parent_pid: int, server: str = "uvicorn") -> None:
 
     if server not in SERVERS:
         raise ValueError(f"mock server {server!r}: choose one of {', '.join(SERVERS)}")
+    if record == "record":
+        _ARRIVALS.watch(parent_pid)
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(main_asyncio() if server == "asyncio" else main_uvicorn())
 
 
 @contextlib.contextmanager
-def mock_server(timeout_s: float = 60.0, server: str = "uvicorn") -> Iterator[str]:
+def mock_server(timeout_s: float = 60.0, server: str = "uvicorn",
+                record_arrivals: bool = False) -> Iterator[str]:
     """Run the mock server (`server`: one of `SERVERS`) in a child process; yields its base
-    URL (``.../v1``).
+    URL (``.../v1``). `record_arrivals`: the server notes every request's arrival with this
+    process's CPU (`fetch_arrivals`).
 
-    The child is ``python -m runtime.client_overhead --serve PID [SERVER]`` (a plain
+    The child is ``python -m runtime.client_overhead --serve PID [SERVER [record]]`` (a plain
     subprocess, so this works from any caller); it is terminated, then killed if need be,
     on every exit path."""
     if server not in SERVERS:
         raise ValueError(f"mock server {server!r}: choose one of {', '.join(SERVERS)}")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "runtime.client_overhead", "--serve", str(os.getpid()), server],
+        [sys.executable, "-m", "runtime.client_overhead", "--serve", str(os.getpid()), server,
+         *(["record"] if record_arrivals else [])],
         cwd=REPO_ROOT, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
     try:
         assert proc.stdout is not None
@@ -234,3 +276,11 @@ def mock_server(timeout_s: float = 60.0, server: str = "uvicorn") -> Iterator[st
         if proc.stdout is not None:
             proc.stdout.close()
 
+
+
+def fetch_arrivals(base_url: str) -> list[tuple[float, float]]:
+    """The arrival notes of a recording mock server at `base_url` (``.../v1``), oldest
+    first, as (server monotonic s, client CPU s); clears them on the server."""
+    root = base_url.rsplit("/v1", 1)[0]
+    with urllib.request.urlopen(f"{root}/arrivals", timeout=30) as r:
+        return [(float(t), float(c)) for t, c in json.loads(r.read())]

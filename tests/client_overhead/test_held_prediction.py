@@ -30,15 +30,16 @@ def test_predict_held_by_hand() -> None:
 
 def test_a_flat_batch_by_hand() -> None:
     """width 0: three calls at once, no second stage; the curve (3, 4c) makes the call cost
-    c, 2.5c, 4c at 1, 2, 3 in flight."""
+    c, 2.5c, 4c at 1, 2, 3 in flight: each request c/2 (the send side does not grow), each
+    response the rest of its call's cost."""
     c, h = 0.004, 1.0
     base = recorded_cost("openai")
     cost = type(base)(call_s=c, concurrency=((3, 4 * c),))
     got = predict_held(cost, 3, h, 0, 0, width=0)
-    leave = [c / 2, 1.75 * c, 3.75 * c]  # requests at n = 1, 2, 3: c/2, +1.25c, +2c
+    leave = [c / 2, c, 1.5 * c]  # requests at n = 1, 2, 3: c/2 each
     # answers at leave + h; handled at n = 3, 2, 1 (each after the thread is free)
-    t1 = leave[0] + h + 2 * c
-    t2 = max(leave[1] + h, t1) + 1.25 * c
+    t1 = leave[0] + h + 3.5 * c
+    t2 = max(leave[1] + h, t1) + 2 * c
     t3 = max(leave[2] + h, t2) + c / 2
     assert got["makespan_s"] == pytest.approx(t3, abs=1e-3)
 

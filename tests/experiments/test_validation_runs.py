@@ -22,6 +22,7 @@ from experiments.validation_runs import (
 from helium_lab.config import Orchestration, SystemConfig
 from helium_lab.errors import ConfigError
 from runtime.engine import StepShape
+from sim.session import orchestration_costs
 
 
 def _step(dt: float, prefills: tuple[tuple[int, int], ...], decodes: tuple[int, ...]
@@ -78,8 +79,14 @@ def test_with_client_cost_makes_the_client_flat() -> None:
         "client_concurrency": [[100, 0.014]], "server_call_s": 0.002}})
     orch = Orchestration.from_dict(with_client_cost(system, 0.02).orchestration)
     assert (orch.client_call_s, orch.client_prompt_token_s, orch.client_concurrency) == (
-        0.02, 0.0, ())
+        0.005, 0.0, ((2.0, 0.02),))
     assert orch.server_call_s == 0.002  # the server's costs as configured
+    client, _ = orchestration_costs(orch)
+    # the request keeps the configured send side; a call costs 0.02 from 2 calls in flight
+    assert client.request_s(10_000, in_flight=500) == pytest.approx(0.0025)
+    assert client.request_s(0, 500) + client.response_s(10_000, 500) == pytest.approx(0.02)
+    cheaper = Orchestration.from_dict(with_client_cost(system, 0.004).orchestration)
+    assert (cheaper.client_call_s, cheaper.client_concurrency) == (0.004, ((2.0, 0.004),))
 
 
 @pytest.mark.parametrize(("validate", "match"), [

@@ -109,18 +109,24 @@ def test_call_cost_follows_the_concurrency_curve_by_hand() -> None:
 
 
 def test_calls_in_flight_are_requests_less_responses_by_hand() -> None:
-    """call_at(n) = 0.002, 0.005, 0.008 at n = 1, 2, 3 (one point (3, 0.008)); half of it
-    on the request, half on the response; n counts the event itself."""
+    """call_at(n) = 0.002, 0.005, 0.008 at n = 1, 2, 3 (one point (3, 0.008)); a request
+    costs call_s / 2 = 0.001 at any n, its response the rest of call_at(n); n counts the
+    event itself."""
     from sim.client import ClientCPU
 
     cpu = ClientCPU(ClientCost(call_s=0.002, concurrency=((3, 0.008),)))
     assert cpu.request(0.0, 0) == pytest.approx(0.001)  # n = 1
-    assert cpu.request(0.0, 0) == pytest.approx(0.001 + 0.0025)  # n = 2
-    assert cpu.request(0.0, 0) == pytest.approx(0.0035 + 0.004)  # n = 3
-    assert cpu.response(1.0, 0) == pytest.approx(1.004)  # n = 3, then 2
-    assert cpu.response(2.0, 0) == pytest.approx(2.0025)  # n = 2, then 1
-    assert cpu.request(3.0, 0) == pytest.approx(3.0025)  # n = 2
+    assert cpu.request(0.0, 0) == pytest.approx(0.002)  # n = 2: no dearer
+    assert cpu.request(0.0, 0) == pytest.approx(0.003)  # n = 3
+    assert cpu.response(1.0, 0) == pytest.approx(1.007)  # n = 3: 0.008 - 0.001, then 2
+    assert cpu.response(2.0, 0) == pytest.approx(2.004)  # n = 2: 0.005 - 0.001, then 1
+    assert cpu.request(3.0, 0) == pytest.approx(3.001)  # n = 2
     assert cpu.in_flight == 2
+
+
+def test_a_curve_below_the_send_side_is_refused() -> None:
+    with pytest.raises(SimError, match=r"costs >= call_s / 2"):
+        ClientCost(call_s=0.004, concurrency=((10, 0.0019),))
 
 
 def test_the_curve_slows_a_burst_and_is_off_by_default() -> None:
