@@ -14,12 +14,9 @@ count every reply as an output mismatch and later prompts are shorter than on vL
 CPU that matters here is the client's per call.
 
 `--split` also says where within a call the client spends it: the mock notes every
-request's arrival with the client's CPU at that moment, and until the first answer leaves
-the server (the first arrival + the hold) the client does nothing but send. The client CPU
-per arrival in that window is the send side of a call (`send_ms`; `wall_send_ms`, the
-arrivals' spacing, shows whether the client was busy all along); the rest of the run's CPU
-per call is the response side. `share` = send_ms / cpu per call (sim/client.py's
-`request_share`). `pre_ms`: CPU from the run's start to its first arrival, per call.
+request's arrival with the client's CPU at that moment (`runtime.client_overhead.measure.
+send_side`): the CPU before the first arrival, over the first flush of arrivals, is the
+send side of a call (`send_ms`); `share` = send_ms / CPU per call over the run.
 """
 
 from __future__ import annotations
@@ -40,6 +37,7 @@ import httpx
 from experiments.compose import compose_once, system_settings
 from experiments.validate_sim import DEFAULT_WORKFLOWS, planner
 from helium_lab.processor.capping import capped
+from runtime.client_overhead.measure import send_side
 from runtime.client_overhead.mock_server import SERVERS, fetch_arrivals, mock_server
 from runtime.programs.balancer import ShortestQueueTransport
 from runtime.programs.broker import CallBroker
@@ -77,26 +75,6 @@ async def one_run(url: str, system_name: str, workflow: str, batch: int,
             "cpu_start_s": cpu0}
 
 
-def send_split(arrivals: list[tuple[float, float]], hold_s: float, run: dict[str, Any]
-               ) -> dict[str, float]:
-    """The send side of a call, from a recording mock's arrival notes (module docstring)."""
-    t0 = arrivals[0][0]
-    flush = 1
-    while flush < len(arrivals) and arrivals[flush][0] - arrivals[flush - 1][0] < FLUSH_GAP_S:
-        flush += 1
-    window = [a for a in arrivals if a[0] < t0 + hold_s]
-    pre_s = arrivals[0][1] - run["cpu_start_s"]
-    send_ms = 1e3 * pre_s / flush
-    return {"flush_calls": float(flush), "window_calls": float(len(window)),
-            "pre_cpu_s": pre_s, "send_ms": send_ms,
-            "flush_wall_ms": 1e3 * (arrivals[flush - 1][0] - t0),
-            "window_cpu_s": window[-1][1] - window[0][1],
-            "share": send_ms / run["cpu_ms_per_call"]}
-
-
-FLUSH_GAP_S = 0.02  # arrivals closer than this after the first belong to its flush
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--systems", default="langgraph,opwise")
@@ -125,7 +103,8 @@ def main() -> int:
                         r = asyncio.run(one_run(url, system_name, workflow, args.batch, tok))
                         split = ""
                         if args.split:
-                            r |= send_split(fetch_arrivals(base), args.hold_ms / 1e3, r)
+                            r |= send_side(fetch_arrivals(base), r['cpu_start_s'], r['calls'],
+                                           r['cpu_ms_per_call'], args.hold_ms / 1e3)
                             split = (f"; {r['pre_cpu_s']:.2f} s CPU before the first "
                                      f"arrival, then {r['flush_calls']:.0f} in "
                                      f"{r['flush_wall_ms']:.0f} ms ({r['window_calls']:.0f} "

@@ -1,5 +1,6 @@
 """Timed runs of the drivers: one run (`measure`), its pool passes (`pool_stats`), and the
-three parts of the benchmark (`run_grid`, `run_pool`, `run_bursts`).
+three parts of the benchmark (`run_grid`, `run_pool`, `run_bursts`); `send_side` reads
+where within a call a client program spends its CPU from a recording mock's arrivals.
 
 Contract: every function takes the mock server's base URL (or a driver built on it) and
 returns plain numbers or JSON-ready rows; CPU is the client process's
@@ -170,3 +171,37 @@ async def run_pool(base_url: str, args: argparse.Namespace) -> list[dict[str, An
             log(f"  pool pass  {n:5d} connections  {idle:5d} idle  {us:10.1f} µs")
     return results
 
+
+
+FLUSH_GAP_S = 0.02  # arrivals closer than this to the one before belong to the first flush
+
+
+def send_side(arrivals: list[tuple[float, float]], cpu_start_s: float, calls: int,
+              cpu_ms_per_call: float, hold_s: float) -> dict[str, float]:
+    """The send side of a call from a run against a recording mock (`mock_server(...,
+    record_arrivals=True)`): `arrivals` (server clock s, client CPU s) oldest first,
+    `cpu_start_s` the client's CPU when the run began, `calls` and `cpu_ms_per_call` the
+    run's, `hold_s` the mock's hold.
+
+    A program given a burst of ready calls builds every request before any leaves (its
+    connections open only when the event loop gets round to them), then the built ones
+    leave together: the first flush, arrivals each within `FLUSH_GAP_S` of the one before.
+    So `send_ms` = the client's CPU from the run's start to the first arrival over the
+    flush's calls; `share` = send_ms / cpu_ms_per_call. Also: `window_calls`, the arrivals
+    before the first answer can leave (first arrival + `hold_s`), and `window_cpu_s`, the
+    client's CPU between the first and last of them (sending what was built costs little)."""
+    if not arrivals:
+        raise ValueError("send_side: the mock noted no arrivals (was it recording?)")
+    if calls <= 0 or cpu_ms_per_call <= 0:
+        raise ValueError(f"send_side: calls ({calls}) and cpu_ms_per_call "
+                         f"({cpu_ms_per_call}) must be > 0")
+    t0 = arrivals[0][0]
+    flush = 1
+    while flush < len(arrivals) and arrivals[flush][0] - arrivals[flush - 1][0] < FLUSH_GAP_S:
+        flush += 1
+    window = [a for a in arrivals if a[0] < t0 + hold_s]
+    pre_s = arrivals[0][1] - cpu_start_s
+    send_ms = 1e3 * pre_s / flush
+    return {"flush_calls": float(flush), "flush_wall_ms": 1e3 * (arrivals[flush - 1][0] - t0),
+            "window_calls": float(len(window)), "window_cpu_s": window[-1][1] - window[0][1],
+            "pre_cpu_s": pre_s, "send_ms": send_ms, "share": send_ms / cpu_ms_per_call}

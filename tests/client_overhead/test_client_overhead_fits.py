@@ -5,6 +5,7 @@ every test there when vLLM is not installed."""
 from __future__ import annotations
 
 import itertools
+import time
 
 import pytest
 
@@ -146,6 +147,48 @@ def test_mock_servers_answer_alike(server: str) -> None:
             assert http.get(f"{url}/models").status_code == 404
     with pytest.raises(httpx.ConnectError), httpx.Client(timeout=5) as http:
         http.get(f"{url}/models")
+
+
+def test_a_recording_mock_notes_arrivals_with_the_clients_cpu() -> None:
+    """Each POST is noted with this process's CPU at arrival; `fetch_arrivals` takes the
+    notes and clears them; a server not recording notes nothing."""
+    import httpx
+
+    from runtime.client_overhead.mock_server import fetch_arrivals, mock_server
+
+    def burn(s: float) -> None:
+        end = time.process_time() + s
+        while time.process_time() < end:
+            pass
+
+    body = {"model": "m", "max_tokens": 1, "messages": []}
+    with mock_server(record_arrivals=True) as url, httpx.Client(timeout=30) as http:
+        cpu0 = time.process_time()
+        http.post(f"{url}/chat/completions", json=body)
+        burn(0.1)
+        http.post(f"{url}/chat/completions", json=body)
+        notes = fetch_arrivals(url)
+        assert fetch_arrivals(url) == []
+    assert len(notes) == 2 and notes[0][0] < notes[1][0]
+    assert notes[0][1] <= cpu0 + 0.05  # 10-ms ticks: the first arrival before the burn
+    assert notes[1][1] - notes[0][1] >= 0.08  # the burn between them, to a tick or two
+    with mock_server() as url, httpx.Client(timeout=30) as http:
+        http.post(f"{url}/chat/completions", json=body)
+        assert fetch_arrivals(url) == []
+
+
+def test_send_side_by_hand() -> None:
+    """0.3 s of client CPU before the first arrival, then 3 arrivals 1 ms apart (the flush)
+    and one 0.5 s later: 100 ms of send per flushed call, a third of 300 ms per call."""
+    from runtime.client_overhead.measure import send_side
+
+    arrivals = [(10.0, 1.3), (10.001, 1.3), (10.002, 1.31), (10.5, 1.5), (13.0, 2.0)]
+    got = send_side(arrivals, 1.0, 4, 300.0, hold_s=2.0)
+    assert got["flush_calls"] == 3 and got["window_calls"] == 4
+    assert got["send_ms"] == pytest.approx(100.0) and got["share"] == pytest.approx(1 / 3)
+    assert got["window_cpu_s"] == pytest.approx(0.2)
+    with pytest.raises(ValueError, match="no arrivals"):
+        send_side([], 1.0, 4, 300.0, hold_s=2.0)
 
 
 def test_held_chains_run_each_items_calls_in_turn() -> None:
