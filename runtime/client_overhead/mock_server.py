@@ -140,7 +140,7 @@ async def _answer(method: bytes, path: bytes, body: bytes) -> tuple[int, bytes]:
     servers answer through this)."""
     if method == b"GET" and path == b"/arrivals":
         return 200, _ARRIVALS.take()
-    if method == b"POST":
+    if method == b"POST" and path.endswith(b"/chat/completions"):
         _ARRIVALS.note()
     delay = answer_delay(path, time.monotonic())
     if delay > 0:
@@ -235,6 +235,8 @@ def serve(parent_pid: int, server: str = "uvicorn", record: str = "") -> None:
 
     if server not in SERVERS:
         raise ValueError(f"mock server {server!r}: choose one of {', '.join(SERVERS)}")
+    if record not in ("", "record"):
+        raise ValueError(f"mock server: the third argument is 'record' or nothing, got {record!r}")
     if record == "record":
         _ARRIVALS.watch(parent_pid)
     with contextlib.suppress(KeyboardInterrupt):
@@ -275,7 +277,6 @@ def mock_server(timeout_s: float = 60.0, server: str = "uvicorn",
                 proc.wait()
         if proc.stdout is not None:
             proc.stdout.close()
-
 
 
 def fetch_arrivals(base_url: str) -> list[tuple[float, float]]:
