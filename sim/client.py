@@ -9,10 +9,9 @@ another, and completions wait their turn before the workflow sees them.
 
 `ClientCPU` is that thread, first come first served: a request costs
 `call_s / 2 + prompt_token_s * prompt tokens` before it leaves, a response the rest of the
-call's fixed part (below) `+ output_token_s * output tokens` before the processor learns of
-it. The
-constants are measured (docs/client_overhead.md); all zero (an in-process engine, Helium)
-means no client stage at all.
+call's fixed part (below) plus `output_token_s * output tokens` before the processor learns
+of it. The constants are measured (docs/client_overhead.md); all zero (an in-process
+engine, Helium) means no client stage at all.
 
 The fixed part grows with the calls in flight (`concurrency`, empty by default): with
 hundreds of calls outstanding, each call costs the client several times what it costs with
@@ -27,7 +26,7 @@ measured CPU per call; conf/orchestration/client_held.json, docs/client_overhead
 part 4). The growth is charged to the response: a request costs `call_s / 2` at any
 concurrency, because the real programs' sends do not get dearer with calls in flight
 (`scripts/client_programs.py --split` at the validation's shapes: LangGraph spent 3.3-3.7
-ms per request building its first burst, OpWise 1.5-2.5 ms, against 12.7-18.2 ms per call
+ms per request building its first burst, OpWise 1.5-2.7 ms, against 12.5-18.2 ms per call
 over the whole run; docs/client_overhead.md, "where a call's CPU goes").
 
 `ServerCost` is the same for the API server in front of the engines (vLLM's OpenAI server:
