@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 from pathlib import Path
 
@@ -83,6 +84,9 @@ def test_sim_vs_real_from_validation_folder(tmp_path: Path) -> None:
     # a client program's row simulated again with its real runs' CPU inputs
     rows["trading"]["sim_run_inputs"] = {"makespan_s": 9.0, "makespan_rel_err": 0.1,
                                          "engine_threads": 1.6}
+    # a client program's repeats cached different counts; an in-process one's did not
+    rows["debate"]["real_cached_tokens_runs"] = [100, 110, 104]
+    rows["trading"]["real_cached_tokens_runs"] = [100, 100]
     (val / "summary.json").write_text(json.dumps({
         "status": "ok", "model": "tiny", "hardware": "cpu", "workflows": rows,
         "targets": {"makespan_rel_err": 0.15, "cached_tokens_rel_err": 0.05}}))
@@ -90,7 +94,9 @@ def test_sim_vs_real_from_validation_folder(tmp_path: Path) -> None:
     assert main(["sim_vs_real", "--no-run", "--results", str(tmp_path / "r"), "--out",
                  str(out), "--validation", str(val)]) == 0
     with open(out / "sim_vs_real.csv") as f:
-        assert len(f.read().strip().splitlines()) == 3
+        table = list(csv.DictReader(f))
+    assert len(table) == 2 and "_cached_lo" not in table[0]
+    assert [r["real_cached_tokens_spread"] for r in table] == ["0.1", "0.0"]
     report = (out / "REPORT.md").read_text()
     assert "NOT REPRODUCED: makespan_rel_err within the 15% target — 1/2 workflows" in report
     assert "REPRODUCED: cached_tokens_rel_err within the 5% target — 2/2" in report
@@ -99,3 +105,6 @@ def test_sim_vs_real_from_validation_folder(tmp_path: Path) -> None:
     assert "own engine steps (in-process engines; the table's time / the measured time): " \
         "1.040-1.040 on 1 workflows" in report
     assert "makespan error within 15% on 1/1 workflows (? trading 30.0% -> 10.0%)" in report
+    assert "real cached tokens differ across repeats on 1 workflows (spread max/min - 1: " \
+        "? debate 10.0%); the simulated count lies within the repeats' range on 1 of them" \
+        in report
