@@ -112,7 +112,8 @@ def draw_sim_vs_real(ctx: DrawContext) -> None:
             + "): the rest is the configured CPU costs' transfer to this host")
     varied = [r for r in rows if r["real_cached_tokens_spread"]]
     if varied:  # a client program's hits follow HTTP timing: the repeats differ
-        inside = [r for r in varied if r["_cached_lo"] <= r["sim_cached_tokens"] <= r["_cached_hi"]]
+        inside = [r for r in varied if r["sim_cached_tokens"] is not None
+                  and r["_cached_lo"] <= r["sim_cached_tokens"] <= r["_cached_hi"]]
         ctx.section.notes.append(
             f"real cached tokens differ across repeats on {len(varied)} workflows (spread "
             f"max/min - 1: " + ", ".join(f"{r['system']} {r['workflow']} "
