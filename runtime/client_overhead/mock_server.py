@@ -224,6 +224,9 @@ def serve(parent_pid: int, server: str = "uvicorn", record: str = "") -> None:
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(("127.0.0.1", 0))
+        # listening before the port is announced: uvicorn's own listen comes later, and a
+        # client connecting in between was refused (seen under load in the test suite)
+        sock.listen(4096)
         print(sock.getsockname()[1], flush=True)
         srv = uvicorn.Server(uvicorn.Config(
             _asgi, log_level="warning", timeout_keep_alive=UVICORN_KEEP_ALIVE_S,
