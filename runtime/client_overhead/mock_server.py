@@ -11,8 +11,9 @@ same moment, as an engine finishes a batch of equal-length outputs in one step;
 answered, as an engine of bounded throughput serves a backlog), and exits when its parent
 does. Started with ``record_arrivals``, it also notes each completion request's arrival
 (server clock, ``time.monotonic``) with the client's CPU seconds at that moment (the parent
-process's user + system time from ``/proc``, 10-ms ticks); ``GET /arrivals`` returns the
-notes as JSON ``[[t, cpu_s], ...]`` and clears them (`fetch_arrivals`).
+process's user + system time, psutil's `cpu_times`: /proc's 10-ms ticks);
+``GET /arrivals`` returns the notes as JSON ``[[t, cpu_s], ...]`` and clears them
+(`fetch_arrivals`).
 
 Two servers give those answers: `asyncio` (a bare HTTP/1.1 loop, parts 1-4's) and
 `uvicorn` (an ASGI app under uvicorn, the HTTP server vLLM's OpenAI API server runs on, with
@@ -111,21 +112,20 @@ class _ArrivalLog:
     """The arrival notes of a recording server (module docstring); off unless `watch` ran."""
 
     def __init__(self) -> None:
-        self.pid: int | None = None
+        self.client: Any = None  # psutil.Process of the client, once watched
         self.notes: list[tuple[float, float]] = []
-        self._tick_s = 1.0 / os.sysconf("SC_CLK_TCK")
 
     def watch(self, pid: int) -> None:
-        self.pid = pid
+        import psutil
+
+        self.client = psutil.Process(pid)
 
     def note(self) -> None:
-        if self.pid is None:
+        if self.client is None:
             return
         now = time.monotonic()
-        with open(f"/proc/{self.pid}/stat", "rb") as f:
-            fields = f.read().rsplit(b")", 1)[1].split()
-        # fields after the command name start at stat's 3rd: utime is the 14th, stime 15th
-        self.notes.append((now, (int(fields[11]) + int(fields[12])) * self._tick_s))
+        t = self.client.cpu_times()  # as runtime/server_session.py reads its processes
+        self.notes.append((now, t.user + t.system))
 
     def take(self) -> bytes:
         notes, self.notes = self.notes, []
