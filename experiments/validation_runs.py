@@ -107,12 +107,13 @@ def run_inputs(runs: list[RealRun]) -> RunInputs | None:
 
 def with_client_cost(system: SystemConfig, call_s: float) -> SystemConfig:
     """`system` whose client costs `call_s` per call in all, whatever the sizes and (from
-    two calls in flight) the concurrency; a request's share stays the system's, half its
-    one-call fixed part (sim/client.py), and the response gets the rest."""
+    two calls in flight) the concurrency: the serial client model (sim/client.py), not
+    the event loop, whose pool would add its own; a request's share stays the system's,
+    half its one-call fixed part, and the response gets the rest."""
     one_call = float(system.orchestration.get("client_call_s", 0.0))
     orch = {**system.orchestration, "client_call_s": min(one_call, call_s),
             "client_prompt_token_s": 0.0, "client_output_token_s": 0.0,
-            "client_concurrency": [[2.0, call_s]]}
+            "client_concurrency": [[2.0, call_s]], "client_model": "serial"}
     return dataclasses.replace(system, orchestration=orch)
 
 

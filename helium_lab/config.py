@@ -322,7 +322,12 @@ class Orchestration:
     fixed CPU per call with many calls in flight, as [calls in flight, s per call] points
     in increasing order (`ClientCost.concurrency` in sim/client.py; measured with held
     answers, docs/client_overhead.md part 4); empty, the default, keeps `client_call_s`
-    at every concurrency."""
+    at every concurrency. `client_model`: `serial` (that FIFO thread, the default) or
+    `event_loop` (the program's asyncio loop and httpcore pool step by step,
+    `sim/client_loop.py`; no curve then): its pool's keep-alive `client_keepalive_s` and
+    pass cost `client_pass_s + client_pass_conn_s N + client_pass_idle_s I +
+    client_pass_pair_s N I` (N connections, I idle; measured, docs/client_overhead.md
+    part 2)."""
 
     submit_overhead_s: float = 0.0
     client_call_s: float = 0.0
@@ -332,6 +337,12 @@ class Orchestration:
     server_prompt_token_s: float = 0.0
     server_scope: Literal["shared", "per_worker"] = "shared"
     client_concurrency: tuple[tuple[float, float], ...] = ()
+    client_model: Literal["serial", "event_loop"] = "serial"
+    client_keepalive_s: float = 5.0  # httpx's keepalive_expiry, uvicorn's keep-alive
+    client_pass_s: float = 0.0
+    client_pass_conn_s: float = 0.0
+    client_pass_idle_s: float = 0.0
+    client_pass_pair_s: float = 0.0
 
     @staticmethod
     def from_dict(data: Mapping[str, Any], where: str = "system.orchestration") -> Orchestration:
@@ -342,10 +353,16 @@ class Orchestration:
         cfg = Orchestration(**data)
         check_types(cfg, where)
         for key in ("submit_overhead_s", "client_call_s", "client_prompt_token_s",
-                    "client_output_token_s", "server_call_s", "server_prompt_token_s"):
+                    "client_output_token_s", "server_call_s", "server_prompt_token_s",
+                    "client_keepalive_s", "client_pass_s", "client_pass_conn_s",
+                    "client_pass_idle_s", "client_pass_pair_s"):
             v = getattr(cfg, key)
             if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0:
                 raise ConfigError(f"{where}.{key} must be a number >= 0, got {v!r}")
+        if cfg.client_model == "event_loop" and cfg.client_concurrency:
+            raise ConfigError(f"{where}.client_concurrency: the event_loop client model "
+                              f"charges the pool's passes instead of a curve; set "
+                              f"client_concurrency: [] or client_model: serial")
         return cfg
 
 

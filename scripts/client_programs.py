@@ -4,7 +4,7 @@ behind the server, on either mock server (docs/client_overhead.md, "the server")
 
     .venv/bin/python scripts/client_programs.py [--systems langgraph,opwise]
         [--workflows mapred_mmlu,debate] [--batch 256] [--hold-ms 2000]
-        [--servers asyncio,uvicorn] [--repeats 1] [--split]
+        [--servers asyncio,uvicorn] [--repeats 1] [--split] [--keepalive 5]
 
 Shapes as `+experiment=validate_sim_systems` runs them (validate_sim's planner and
 workflow parameters, tiny tokenizer, its output cap; the client library built as
@@ -17,6 +17,11 @@ CPU that matters here is the client's per call.
 request's arrival with the client's CPU at that moment (`runtime.client_overhead.measure.
 send_side`): the CPU before the first arrival, over the first flush of arrivals, is the
 send side of a call (`send_ms`); `share` = send_ms / CPU per call over the run.
+
+`--keepalive S` sets the client pool's keep-alive expiry (httpx's default, which the
+reference programs keep, is 5 s; the mock's uvicorn also closes idle connections after
+5 s, as vLLM's server does): a shorter one shows how much of a program's time and CPU
+waits on idle connections expiring (docs/client_overhead.md, "the pile-up").
 """
 
 from __future__ import annotations
@@ -58,9 +63,12 @@ def processor(system_name: str, workflow: str, batch: int, tok: HFTokenizer
 
 
 async def one_run(url: str, system_name: str, workflow: str, batch: int,
-                  tok: HFTokenizer) -> dict[str, Any]:
+                  tok: HFTokenizer, keepalive_s: float = 5.0) -> dict[str, Any]:
     system, proc, cap = processor(system_name, workflow, batch, tok)
-    transport = ShortestQueueTransport([url], limits=HTTP_LIMITS)
+    limits = httpx.Limits(max_connections=HTTP_LIMITS.max_connections,
+                          max_keepalive_connections=HTTP_LIMITS.max_keepalive_connections,
+                          keepalive_expiry=keepalive_s)
+    transport = ShortestQueueTransport([url], limits=limits)
     http = httpx.AsyncClient(transport=transport, timeout=HTTP_TIMEOUT)
     cls, library = PROGRAMS[system.program]
     program = cls(proc.graph, CallBroker(capped(proc, cap), lambda: proc.issued),
@@ -85,6 +93,8 @@ def main() -> int:
     ap.add_argument("--repeats", type=int, default=1)
     ap.add_argument("--split", action="store_true",
                     help="also measure the send side of a call (module docstring)")
+    ap.add_argument("--keepalive", type=float, default=HTTP_LIMITS.keepalive_expiry,
+                    help="the client pool's keep-alive expiry, s (module docstring)")
     args = ap.parse_args()
     os.environ.setdefault("LANGSMITH_TRACING", "false")
     tok = HFTokenizer.from_dir(tiny_model_dir())
@@ -100,7 +110,8 @@ def main() -> int:
             for _ in range(args.repeats):
                 for system_name in args.systems.split(","):
                     for workflow in args.workflows.split(","):
-                        r = asyncio.run(one_run(url, system_name, workflow, args.batch, tok))
+                        r = asyncio.run(one_run(url, system_name, workflow, args.batch, tok,
+                                                 args.keepalive))
                         split = ""
                         if args.split:
                             r |= send_side(fetch_arrivals(base), r['cpu_start_s'], r['calls'],

@@ -29,6 +29,10 @@ concurrency, because the real programs' sends do not get dearer with calls in fl
 ms per request building its first burst, OpWise 1.5-2.7 ms, against 12.5-18.2 ms per call
 over the whole run; docs/client_overhead.md, "where a call's CPU goes").
 
+With a `pool` (`PoolCost`), the client is not this FIFO thread but its event loop and
+connection pool step by step (`sim/client_loop.py`): the cost of a call then follows the
+pool's connections and idle ones, and `concurrency` must stay empty.
+
 `ServerCost` is the same for the API server in front of the engines (vLLM's OpenAI server:
 HTTP parsing, chat template, tokenization, request bookkeeping, in one Python process): a
 request costs `call_s + prompt_token_s * prompt tokens` of that process's CPU before its
@@ -48,6 +52,25 @@ from sim.errors import SimError
 
 
 @dataclass(frozen=True)
+class PoolCost:
+    """httpcore's connection pool as `sim/client_loop.py` runs it: an assignment pass
+    costs `pass_s + conn_s * N + idle_s * I + pair_s * N * I` seconds of client CPU with N
+    connections open, I of them idle; a connection expires `keepalive_s` after its answer
+    arrived."""
+
+    keepalive_s: float = 5.0
+    pass_s: float = 0.0
+    conn_s: float = 0.0
+    idle_s: float = 0.0
+    pair_s: float = 0.0
+
+    def __post_init__(self) -> None:
+        for key in ("keepalive_s", "pass_s", "conn_s", "idle_s", "pair_s"):
+            if getattr(self, key) < 0:
+                raise SimError(f"client pool {key} must be >= 0, got {getattr(self, key)}")
+
+
+@dataclass(frozen=True)
 class ClientCost:
     """Per-call CPU of the client process, in seconds (per token for the size terms)."""
 
@@ -55,6 +78,7 @@ class ClientCost:
     prompt_token_s: float = 0.0
     output_token_s: float = 0.0
     concurrency: tuple[tuple[float, float], ...] = ()  # (calls in flight, s per call)
+    pool: PoolCost | None = None  # the event loop and pool model (module docstring)
     _points: tuple[tuple[float, float], ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -69,6 +93,9 @@ class ClientCost:
                                f"costs >= call_s / 2 = {self.call_s / 2} (the send side); "
                                f"got ({n}, {cost}) after {last}")
             last = n
+        if self.pool is not None and self.concurrency:
+            raise SimError("client cost: a concurrency curve and a pool model are two ways "
+                           "of charging the same CPU; give one")
         object.__setattr__(self, "_points", ((1.0, self.call_s), *self.concurrency))
 
     @property
@@ -87,10 +114,9 @@ class ClientCost:
         (n0, c0), (n1, c1) = points[i - 1], points[i]
         return c0 + (c1 - c0) * (in_flight - n0) / (n1 - n0)
 
-    def request_s(self, prompt_tokens: int, in_flight: int = 1) -> float:
+    def request_s(self, prompt_tokens: int) -> float:
         """Building and sending a request: half the one-call fixed part at any
-        concurrency (module docstring); `in_flight` is accepted for symmetry."""
-        del in_flight
+        concurrency (module docstring)."""
         return self.call_s / 2 + self.prompt_token_s * prompt_tokens
 
     def response_s(self, output_tokens: int, in_flight: int = 1) -> float:
@@ -151,7 +177,7 @@ class ClientCPU(SerialCPU):
     def request_work(self, prompt_tokens: int) -> float:
         """The CPU seconds of building a request given to the client now."""
         self.in_flight += 1
-        return self.cost.request_s(prompt_tokens, self.in_flight)
+        return self.cost.request_s(prompt_tokens)
 
     def response_work(self, output_tokens: int) -> float:
         """The CPU seconds of handling a response given to the client now."""

@@ -41,6 +41,7 @@ from helium_lab.backend import BackendResult, Processor, RunLedger
 from helium_lab.processor.calls import CallResult, LLMCall, synthetic_completion
 from helium_lab.tokenizer import SyntheticTokenizer, Tokenizer
 from sim.client import ClientCost, ClientCPU, SerialCPU, ServerCost
+from sim.client_loop import ClientLoop, PoolRequest
 from sim.config import EngineConfig
 from sim.cost_model import CostModel
 from sim.engine import OutputSource, SimEngine
@@ -88,7 +89,9 @@ class Simulation:
         self.env = simpy.Environment()
         self.tokenizer = tokenizer or SyntheticTokenizer()
         self.overhead = submit_overhead_s
-        self.client = ClientCPU(client) if client is not None and client.active else None
+        active = client is not None and (client.active or client.pool is not None)
+        self.client = (ClientCPU(client) if active and client is not None
+                       and client.pool is None else None)
         self.server = server if server is not None and server.active else None
         n_servers = (0 if self.server is None else
                      len(engines_config) if self.server.scope == "per_worker" else 1)
@@ -101,8 +104,14 @@ class Simulation:
         if self.cores is None:
             self.server_cpus = [SerialCPU() for _ in range(n_servers)]
         else:
-            self.client_thread = CoreThread(self.cores) if self.client is not None else None
+            self.client_thread = CoreThread(self.cores) if active else None
             self.server_threads = [CoreThread(self.cores) for _ in range(n_servers)]
+        # the client's event loop and pool step by step (sim/client_loop.py)
+        self.client_loop = (ClientLoop(self.env, client, client.pool,
+                                       None if self.client_thread is None
+                                       else self.client_thread.run)
+                            if active and client is not None and client.pool is not None
+                            else None)
         self.engines = [SimEngine(self.env, cfg, costs[w], self.tokenizer, self._on_finish,
                                   worker=w, fast_decode=fast_decode,
                                   outputs=outputs, cores=self.cores,
@@ -123,6 +132,8 @@ class Simulation:
         """CPU seconds the client process has spent so far (0 without a client stage)."""
         if self.client_thread is not None:
             return self.client_thread.busy_s
+        if self.client_loop is not None:
+            return self.client_loop.busy_s
         return 0.0 if self.client is None else self.client.busy_s
 
     def close(self) -> None:
@@ -152,6 +163,7 @@ class _Run:
         self.begin_t = self.start_t = sim.env.now
         self.last_seen = sim.env.now
         self.first_sample = [len(e.timeseries) for e in sim.engines]
+        self.pool_requests: dict[int, PoolRequest] = {}  # call id -> its request
 
     def execute(self) -> SimResult:
         self.env.process(self._main())
@@ -179,6 +191,11 @@ class _Run:
     def on_finish(self, result: CallResult) -> None:
         self.ledger.finished(result)
         client, thread = self.sim.client, self.sim.client_thread
+        if self.sim.client_loop is not None:
+            req = self.pool_requests.pop(result.call_id)
+            self.env.process(self._handle(result, self.sim.client_loop.answer(
+                req, len(result.output_ids))))
+            return
         if client is None:
             self._dispatch(self.proc.on_finished(result))
             return
@@ -199,6 +216,12 @@ class _Run:
         now = self.env.now
         client, server = self.sim.client, self.sim.server
         thread = self.sim.client_thread
+        if self.sim.client_loop is not None:
+            for engine, call in self.ledger.submitted(calls):
+                req = self.sim.client_loop.request(call.prompt_tokens)
+                self.pool_requests[call.call_id] = req
+                self.env.process(self._send(engine, call, now, req.sent))
+            return
         if self.sim.cores is not None:
             for engine, call in self.ledger.submitted(calls):
                 built = (None if client is None or thread is None else
@@ -223,17 +246,23 @@ class _Run:
 
     def _send(self, engine: SimEngine, call: LLMCall, emitted: float,
               built: simpy.Event | None) -> Generator[simpy.Event, Any, None]:
-        """On shared cores: the client builds the request (`built`), it crosses the
-        network, its server process takes it (arrival order), then its engine."""
+        """The client builds the request (`built`: on shared cores, or the event loop's
+        start on a connection), it crosses the network, its server process takes it
+        (arrival order), then its engine."""
         if built is not None:
             yield built
         if self.sim.overhead > 0:
             yield self.env.timeout(self.sim.overhead)
         server = self.sim.server
-        if server is not None:
+        if server is not None and self.sim.server_threads:
             threads = self.sim.server_threads
             yield threads[call.worker if len(threads) > 1 else 0].run(
                 server.request_s(call.prompt_tokens))
+        elif server is not None:  # a core of its own: arithmetic, arrivals in order
+            cpus = self.sim.server_cpus
+            cpu = cpus[call.worker if len(cpus) > 1 else 0]
+            done = cpu.run(self.env.now, server.request_s(call.prompt_tokens))
+            yield self.env.timeout(done - self.env.now)
         engine.submit(call, submit_t=emitted)
 
     def _deliver(self, engine: SimEngine, call: LLMCall, emitted: float,

@@ -24,7 +24,7 @@ from helium_lab.config import (
 from helium_lab.errors import ConfigError
 from helium_lab.tokenizer import Tokenizer
 from sim.capacity import kv_capacity_tokens
-from sim.client import ClientCost, ServerCost
+from sim.client import ClientCost, PoolCost, ServerCost
 from sim.config import EngineConfig
 from sim.cost_model import CostModel, FittedStepCost, RooflineCost
 from sim.driver import Simulation
@@ -141,8 +141,12 @@ def cost_model(model: ModelSettings, settings: SimSettings) -> CostModel:
 
 def orchestration_costs(orch: Orchestration) -> tuple[ClientCost, ServerCost]:
     """The client program's and the API server's CPU costs that `orch` configures."""
+    pool = (PoolCost(orch.client_keepalive_s, orch.client_pass_s, orch.client_pass_conn_s,
+                     orch.client_pass_idle_s, orch.client_pass_pair_s)
+            if orch.client_model == "event_loop" else None)
     return (ClientCost(orch.client_call_s, orch.client_prompt_token_s,
-                       orch.client_output_token_s, concurrency=orch.client_concurrency),
+                       orch.client_output_token_s, concurrency=orch.client_concurrency,
+                       pool=pool),
             ServerCost(orch.server_call_s, orch.server_prompt_token_s, orch.server_scope))
 
 

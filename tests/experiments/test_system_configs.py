@@ -16,11 +16,10 @@ PIPELINE = ("prune", "cse_functional", "prompt_cache", "static_prefix")
 HTTP = 0.003189  # balancer 89 us + HTTP 3.1 ms (PAPER.md §8)
 ASYNCOPENAI = (0.003902, 8.32e-08)  # conf/orchestration/client_overhead.json "openai"
 LANGGRAPH = (0.0058404, 1.52e-07)  # ... "langgraph_mapred"
-# the clients' cost with many calls in flight: conf/orchestration/client_held.json "curves"
-HELD_CURVES = json.loads((CONF_DIR / "orchestration" / "client_held.json").read_text())["curves"]
-# whose curve each HTTP system's client charges: OpWise's chains of calls have their own
-CURVE_OF = {"vllm": "openai", "opwise": "openai_chain", "langgraph": "langgraph_mapred",
-            "kvflow": "langgraph_mapred"}
+# the HTTP programs' event loop and pool: part 2's pass fit, httpx's 5-s keep-alive
+POOL_FIT = json.loads((CONF_DIR / "orchestration" / "client_overhead.json").read_text())[
+    "pool_fit"]
+EVENT_LOOP = {"vllm", "opwise", "langgraph", "kvflow"}
 
 # What each file's comment claims, in the resolved values it implies:
 # (passes, policy, router, prewarm, retain_prefixes, discipline, max_inflight_total,
@@ -73,8 +72,14 @@ def test_system_resolves_to_what_its_comment_says(name: str) -> None:
            (orch.client_call_s, orch.client_prompt_token_s))
     assert system.name == name
     assert got == CLAIMS[name]
-    curve = HELD_CURVES[CURVE_OF[name]] if name in CURVE_OF else []
-    assert orch.client_concurrency == tuple(tuple(p) for p in curve)
+    assert orch.client_concurrency == ()
+    assert orch.client_model == ("event_loop" if name in EVENT_LOOP else "serial")
+    if name in EVENT_LOOP:
+        assert orch.client_keepalive_s == 5.0
+        assert (orch.client_pass_s, orch.client_pass_conn_s, orch.client_pass_idle_s,
+                orch.client_pass_pair_s) == pytest.approx(tuple(
+                    POOL_FIT[k] * 1e-6 for k in ("c0_us", "c_conn_us", "c_idle_us",
+                                                 "c_pair_us")))
     assert system.agent_capacity == (32 if name == "agentscope" else None)
     assert system.max_inflight_per_worker == 1024 and system.max_inflight_per_op is None
     # the programs that run for real on the vLLM backend (KVFlow's needs SGLang's fork)

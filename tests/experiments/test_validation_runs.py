@@ -83,8 +83,8 @@ def test_with_client_cost_makes_the_client_flat() -> None:
     assert orch.server_call_s == 0.002  # the server's costs as configured
     client, _ = orchestration_costs(orch)
     # the request keeps the configured send side; a call costs 0.02 from 2 calls in flight
-    assert client.request_s(10_000, in_flight=500) == pytest.approx(0.0025)
-    assert client.request_s(0, 500) + client.response_s(10_000, 500) == pytest.approx(0.02)
+    assert client.request_s(10_000) == pytest.approx(0.0025)
+    assert client.request_s(0) + client.response_s(10_000, 500) == pytest.approx(0.02)
     cheaper = Orchestration.from_dict(with_client_cost(system, 0.004).orchestration)
     assert (cheaper.client_call_s, cheaper.client_concurrency) == (0.004, ((2.0, 0.004),))
 
