@@ -1,21 +1,18 @@
-"""The client programs at the paper's concurrency: their CPU per call with hundreds of calls
-in flight (the curve `sim/client.py` charges), and the simulator's client model checked
-against the real programs on held-out runs.
+"""The client programs at the paper's concurrency: their CPU per call and wall time with
+hundreds of calls in flight, and the simulator's client model checked against them.
 
 `runtime.client_overhead.held.measure_held` runs a client against the mock server holding
 every answer `hold_ms`: LangGraph MapRed (`langgraph_mapred`: 4 experts then a summarizer
-per item, one `abatch`) and AsyncOpenAI (`openai`: every call gathered at once). Per client:
+per item, one `abatch`), AsyncOpenAI (`openai`: every call gathered at once) and AsyncOpenAI
+chains (`openai_chain`: OpWise's stages). Per client, `--repeats` runs of `--hold-ms` over
+`--calls` and of the other holds `--check-hold-ms` at `--check-calls`; then
+**predictions**: `predict_held` runs each run's workload (its warm-up first, as the
+measurement does) through the simulator's client: the event loop and connection pool of
+`sim/client_loop.py` with the recorded one-call constants and part 2's pass fit, nothing
+fitted to these runs (and, for reference, the serial thread at the one-call cost).
 
-- **fit runs** at `--hold-ms` over `--calls`, `--repeats` times each: the client's
-  `concurrency` curve (conf/system/client/*.yaml) is the saturating line whose model
-  spends, run by run, the median measured CPU per call (`curve`);
-- **held-out runs** at `--check-calls` with other holds (`--check-hold-ms`), not used by the
-  curve: a different hold changes how many calls are in flight when;
-- **predictions**: `predict_held` runs each run's workload through `sim.client.ClientCPU`
-  with the recorded constants and the curve (and without it, as the figures had it before).
-
-    python -m experiments.client_held                   # ≈ 15 min on 2 cores
-    python -m experiments.client_held --predict-only    # recompute predictions
+    python -m experiments.client_held                   # ≈ 25 min on 2 cores
+    python -m experiments.client_held --predict-only    # recompute predictions (seconds)
 
 Results go to ``conf/orchestration/client_held.json``; docs/client_overhead.md part 4.
 """
@@ -27,7 +24,6 @@ import asyncio
 import datetime
 import heapq
 import json
-import math
 import os
 import statistics
 from pathlib import Path
@@ -39,7 +35,7 @@ from runtime.client_overhead.held import measure_held
 from runtime.client_overhead.measure import log
 from runtime.client_overhead.mock_server import SERVERS
 from runtime.client_overhead.workloads import REPO_ROOT
-from sim.client import ClientCost, ClientCPU
+from sim.client import ClientCost, ClientCPU, PoolCost
 
 DEFAULT_OUT = REPO_ROOT / "conf" / "orchestration" / "client_held.json"
 RECORDED = REPO_ROOT / "conf" / "orchestration" / "client_overhead.json"
@@ -50,18 +46,30 @@ SHAPES = {"langgraph_mapred": "mapred", "openai": "flat", "openai_chain": "chain
 
 
 def recorded_cost(kind: str,
-                  concurrency: tuple[tuple[float, float], ...] = ()) -> ClientCost:
+                  concurrency: tuple[tuple[float, float], ...] = (),
+                  pool: PoolCost | None = None) -> ClientCost:
     """`ClientCost` of client `kind` from the recorded report (part 1's one-call-in-flight
-    constants; a chain of AsyncOpenAI calls has AsyncOpenAI's) and a `concurrency` curve."""
+    constants; a chain of AsyncOpenAI calls has AsyncOpenAI's), with a `concurrency` curve
+    or a `pool` (the event loop model)."""
     keys = json.loads(RECORDED.read_text())["orchestration_keys_this_machine"]
     k = keys[kind.removesuffix("_chain")]
     return ClientCost(call_s=k["client_call_s"], prompt_token_s=k["client_prompt_token_s"],
-                      output_token_s=k["client_output_token_s"], concurrency=concurrency)
+                      output_token_s=k["client_output_token_s"], concurrency=concurrency,
+                      pool=pool)
+
+
+def recorded_pool(keepalive_s: float = 5.0) -> PoolCost:
+    """Part 2's pass fit (conf/orchestration/client_overhead.json "pool_fit") with httpx's
+    default keep-alive."""
+    fit = json.loads(RECORDED.read_text())["pool_fit"]
+    return PoolCost(keepalive_s, *(1e-6 * fit[k] for k in ("c0_us", "c_conn_us",
+                                                          "c_idle_us", "c_pair_us")))
 
 
 def predict_held(cost: ClientCost, calls: int, hold_s: float, prompt_tokens: int,
                  output_tokens: int, width: int, shape: str = "mapred") -> dict[str, float]:
-    """The workload of `measure_held` through `sim.client.ClientCPU`: every first-stage
+    """The workload of `measure_held` through the client of `cost`: with a pool, its event
+    loop (`_loop_held`); else `sim.client.ClientCPU`, every first-stage
     request ready at 0 (item by item), each answer `hold_s` after its request leaves;
     `shape` "mapred" (`width` > 0): a summarizer request once its item's `width` experts
     are handled; "flat" (or `width` 0): none; "chain": each item's `width` + 1 calls one
@@ -70,6 +78,8 @@ def predict_held(cost: ClientCost, calls: int, hold_s: float, prompt_tokens: int
     if shape not in set(SHAPES.values()):
         raise ValueError(f"predict_held: shape {shape!r}, choose one of "
                          f"{', '.join(sorted(set(SHAPES.values())))}")
+    if cost.pool is not None:
+        return _loop_held(cost, calls, hold_s, prompt_tokens, output_tokens, width, shape)
     if shape == "chain":
         items = max(1, calls // (width + 1))
         left = [width + 1] * items
@@ -98,6 +108,55 @@ def predict_held(cost: ClientCost, calls: int, hold_s: float, prompt_tokens: int
     end, work, in_flight = _replay_held(ClientCPU(cost), first, hold_s, output_tokens, follow)
     return {"makespan_s": round(end, 3), "cpu_ms_per_call": round(1e3 * work / n_calls, 3),
             "mean_in_flight": round(in_flight / (2 * n_calls), 1)}
+
+
+def _loop_held(cost: ClientCost, calls: int, hold_s: float, prompt_tokens: int,
+               output_tokens: int, width: int, shape: str) -> dict[str, float]:
+    """`predict_held` through `sim.client_loop.ClientLoop`: the measurement's warm-up
+    (2 (width + 1) calls at once) first, then the batch of `shape`, each answer `hold_s`
+    after its request started; makespan, CPU and pool passes of the batch alone."""
+    import simpy
+
+    from sim.client_loop import ClientLoop
+
+    assert cost.pool is not None
+    env = simpy.Environment()
+    loop = ClientLoop(env, cost, cost.pool)
+    mark: dict[str, float] = {"end": 0.0}
+
+    def call(tokens: int) -> Any:
+        req = loop.request(tokens)
+        yield req.sent
+        yield env.timeout(hold_s)
+        yield loop.answer(req, output_tokens)
+
+    def item(first: int) -> Any:
+        if shape == "chain":
+            tokens = prompt_tokens
+            for _ in range(width + 1):
+                yield from call(tokens)
+                tokens = prompt_tokens + output_tokens
+        elif shape == "mapred" and width:
+            yield env.all_of([env.process(call(prompt_tokens)) for _ in range(first)])
+            yield from call(prompt_tokens + width * output_tokens)
+        else:
+            yield from call(prompt_tokens)
+        mark["end"] = max(mark["end"], env.now)
+
+    items = calls if shape == "flat" or not width else max(1, calls // (width + 1))
+    n_calls = items if shape == "flat" or not width else items * (width + 1)
+
+    def run() -> Any:
+        yield env.all_of([env.process(call(prompt_tokens)) for _ in range(2 * (width + 1))])
+        mark.update(start=env.now, cpu=loop.busy_s, passes=loop.passes)
+        for _ in range(items):
+            env.process(item(width))
+
+    env.process(run())
+    env.run()
+    return {"makespan_s": round(mark["end"] - mark["start"], 3),
+            "cpu_ms_per_call": round(1e3 * (loop.busy_s - mark["cpu"]) / n_calls, 3),
+            "passes_per_call": round((loop.passes - mark["passes"]) / n_calls, 2)}
 
 
 def _replay_held(cpu: ClientCPU, first: list[tuple[int, int]], hold_s: float,
@@ -129,60 +188,27 @@ def _replay_held(cpu: ClientCPU, first: list[tuple[int, int]], hold_s: float,
     return end, work, in_flight
 
 
-def curve(kind: str, runs: list[dict[str, Any]], hold_ms: int, prompt_tokens: int,
-          output_tokens: int, width: int) -> list[list[float]]:
-    """`kind`'s concurrency curve from its fit runs (at `hold_ms`): one point (n_sat,
-    c_sat), so that the fixed cost per call rises linearly from part 1's `call_s` at one
-    call in flight to c_sat at n_sat and stays there. Both are chosen (Nelder-Mead on their
-    logarithms) to minimise the squared relative error between `predict_held`'s CPU per
-    call and the median measured one over the fit sizes.
-
-    A saturating line, not a point per size: the model charges each event at the calls in
-    flight when it arrives, which ramp up and down within a run, so a run's mean cost is
-    not the curve at its mean count, and per-size points solved to match each run came out
-    non-monotone (a zero cost at 44 calls in flight, 41 ms at 95, 25 ms at 368)."""
-    from scipy.optimize import minimize
-
-    targets: list[tuple[int, float]] = []  # (calls, median CPU s per call)
-    for calls in sorted({r["calls"] for r in runs if r["kind"] == kind}):
-        same = [r["cpu_ms_per_call"] for r in runs
-                if r["kind"] == kind and r["calls"] == calls and r["hold_ms"] == hold_ms]
-        if same:
-            targets.append((calls, statistics.median(same) / 1e3))
-
-    def loss(x: Any) -> float:
-        point = ((1 + math.exp(x[0]), math.exp(x[1])),)
-        cost = recorded_cost(kind, point)
-        return sum((predict_held(cost, calls, hold_ms / 1e3, prompt_tokens, output_tokens,
-                                 width, SHAPES[kind])["cpu_ms_per_call"] / 1e3 / target - 1)
-                   ** 2
-                   for calls, target in targets)
-
-    start = [math.log(100.0), math.log(max(t for _, t in targets))]
-    best = minimize(loss, start, method="Nelder-Mead",
-                    options={"xatol": 1e-3, "fatol": 1e-6, "maxiter": 400})
-    return [[round(1 + math.exp(best.x[0]), 1), round(math.exp(best.x[1]), 6)]]
-
-
 def predictions(report: dict[str, Any]) -> dict[str, Any]:
-    """Each run's predicted makespan with and without its client's curve."""
+    """Each run's predicted makespan through the event loop model and, for reference,
+    through the serial thread at the one-call cost."""
     st = report["settings"]
     shape = (st["prompt_tokens"], st["output_tokens"])
-    curves = report["curves"]
+    pool = recorded_pool()
     for run in report["runs"]:
         kind = run["kind"]
         args = (run["calls"], run["hold_ms"] / 1e3, *shape, st["width"], SHAPES[kind])
-        points = tuple((float(n), float(c)) for n, c in curves[kind])
-        run["predicted"] = {"curve": predict_held(recorded_cost(kind, points), *args),
+        run["predicted"] = {"event_loop": predict_held(recorded_cost(kind, pool=pool), *args),
                             "one_in_flight": predict_held(recorded_cost(kind), *args)}
-        run["error_curve"] = round(run["predicted"]["curve"]["makespan_s"] / run["wall_s"] - 1,
-                                   3)
+        run["error_event_loop"] = round(
+            run["predicted"]["event_loop"]["makespan_s"] / run["wall_s"] - 1, 3)
+        run.pop("error_curve", None)
     return report
 
 
 def medians(report: dict[str, Any]) -> list[dict[str, Any]]:
-    """Per client, calls and hold: the repeats' median wall, CPU per call and makespan
-    errors of the two predictions, and the spread of the wall (max / min - 1)."""
+    """Per client, calls and hold: the repeats' median wall, CPU per call, pool passes per
+    call and makespan errors of the two predictions, and the spread of the wall (max / min
+    - 1)."""
     groups: dict[tuple[str, int, int, str], list[dict[str, Any]]] = {}
     for r in report["runs"]:
         groups.setdefault((r["kind"], r["calls"], r["hold_ms"], r["role"]), []).append(r)
@@ -190,14 +216,19 @@ def medians(report: dict[str, Any]) -> list[dict[str, Any]]:
     for (kind, calls, hold, role), runs in sorted(groups.items()):
         walls = [r["wall_s"] for r in runs]
         wall = statistics.median(walls)
-        curve_s = runs[0]["predicted"]["curve"]["makespan_s"]
+        loop = runs[0]["predicted"]["event_loop"]
         one_s = runs[0]["predicted"]["one_in_flight"]["makespan_s"]
         rows.append({"kind": kind, "calls": calls, "hold_ms": hold, "role": role,
                      "repeats": len(runs), "wall_s": round(wall, 2),
                      "wall_spread": round(max(walls) / min(walls) - 1, 3),
                      "cpu_ms_per_call": round(statistics.median(
                          r["cpu_ms_per_call"] for r in runs), 2),
-                     "predicted_s": curve_s, "error": round(curve_s / wall - 1, 3),
+                     "passes_per_call": round(statistics.median(
+                         r["pool_passes_per_call"] for r in runs), 2),
+                     "predicted_s": loop["makespan_s"],
+                     "predicted_cpu_ms_per_call": loop["cpu_ms_per_call"],
+                     "predicted_passes_per_call": loop["passes_per_call"],
+                     "error": round(loop["makespan_s"] / wall - 1, 3),
                      "predicted_one_in_flight_s": one_s,
                      "error_one_in_flight": round(one_s / wall - 1, 3)})
     return rows
@@ -206,13 +237,15 @@ def medians(report: dict[str, Any]) -> list[dict[str, Any]]:
 def summary_lines(report: dict[str, Any]) -> list[str]:
     """A table of every run: measured wall and CPU per call beside the predictions."""
     lines = ["kind              calls hold_s  role   wall_s  cpu_ms  in_pool  pred_s  err  "
-             "pred_1_s"]
+             "pred_cpu_ms  pred_1_s"]
     for r in report["runs"]:
         p = r["predicted"]
         lines.append(f"{r['kind']:17s} {r['calls']:5d} {r['hold_ms'] / 1e3:5.1f}  "
                      f"{r['role']:5s} {r['wall_s']:7.2f} {r['cpu_ms_per_call']:7.2f} "
-                     f"{r['pool_mean_requests']:7.1f} {p['curve']['makespan_s']:7.2f} "
-                     f"{r['error_curve']:+.2f} {p['one_in_flight']['makespan_s']:7.2f}")
+                     f"{r['pool_mean_requests']:7.1f} {p['event_loop']['makespan_s']:7.2f} "
+                     f"{r['error_event_loop']:+.2f} "
+                     f"{p['event_loop']['cpu_ms_per_call']:9.2f} "
+                     f"{p['one_in_flight']['makespan_s']:7.2f}")
     return lines
 
 
@@ -237,7 +270,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                          "loop of the 2026-12-06 curves, which costs the clients 1.6-2.1x "
                          "what real vLLM does, docs/client_overhead.md)")
     ap.add_argument("--predict-only", action="store_true",
-                    help="recompute curves and predictions of the report at --out")
+                    help="recompute the predictions of the report at --out")
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
     ap.add_argument("--waves", type=int, default=None, metavar="CALLS",
                     help="only compare answers held --hold-ms each with answers released "
@@ -306,11 +339,7 @@ def main(argv: list[str] | None = None) -> int:
                   "date": started.isoformat(timespec="seconds"),
                   "command": " ".join(["python -m experiments.client_held", *(argv or [])]),
                   "machine": machine_info(), "settings": settings, "runs": measure(args)}
-    st = report["settings"]
-    fit_runs = [r for r in report["runs"] if r["role"] == "fit"]
-    report["curves"] = {kind: curve(kind, fit_runs, st["hold_ms"], st["prompt_tokens"],
-                                    st["output_tokens"], st["width"])
-                        for kind in st["kinds"]}
+    report.pop("curves", None)  # the calls-in-flight curves of the serial model, retired
     report = predictions(report)
     report["medians"] = medians(report)
     for line in summary_lines(report):
@@ -319,7 +348,8 @@ def main(argv: list[str] | None = None) -> int:
         log(f"median {m['kind']:17s} {m['calls']:5d} {m['hold_ms']:5d} ms {m['role']:5s} "
             f"wall {m['wall_s']:6.2f} s (spread {m['wall_spread']:.2f}), "
             f"{m['cpu_ms_per_call']:5.2f} ms/call; predicted {m['predicted_s']:6.2f} s "
-            f"({m['error']:+.2f}); one in flight {m['predicted_one_in_flight_s']:6.2f} s "
+            f"({m['error']:+.2f}), {m['predicted_cpu_ms_per_call']:5.2f} ms/call; one in "
+            f"flight {m['predicted_one_in_flight_s']:6.2f} s "
             f"({m['error_one_in_flight']:+.2f})")
     atomic_write_text(args.out, json.dumps(report, indent=1) + "\n")
     log(f"wrote {args.out}")

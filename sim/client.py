@@ -13,25 +13,23 @@ call's fixed part (below) plus `output_token_s * output tokens` before the proce
 of it. The constants are measured (docs/client_overhead.md); all zero (an in-process
 engine, Helium) means no client stage at all.
 
-The fixed part grows with the calls in flight (`concurrency`, empty by default): with
-hundreds of calls outstanding, each call costs the client several times what it costs with
-one (httpcore's connection-pool passes walk every connection per idle one, and answers
-and requests contend in one event loop). `concurrency` lists points (calls in flight, s
-per call); the fixed part at n calls in flight is linear between (1, `call_s`) and the
-points and flat beyond the last. n counts the calls in flight when the event arrives at
-the client: requests it was given, less responses it was given, the event itself
-included. The systems' points come from the clients run against a mock server holding
-every answer (`python -m experiments.client_held`: the line whose model spends the
-measured CPU per call; conf/orchestration/client_held.json, docs/client_overhead.md
-part 4). The growth is charged to the response: a request costs `call_s / 2` at any
-concurrency, because the real programs' sends do not get dearer with calls in flight
-(`scripts/client_programs.py --split` at the validation's shapes: LangGraph spent 3.3-3.7
-ms per request building its first burst, OpWise 1.5-2.7 ms, against 12.5-18.2 ms per call
-over the whole run; docs/client_overhead.md, "where a call's CPU goes").
+The fixed part may grow with the calls in flight (`concurrency`, empty by default):
+points (calls in flight, s per call); the fixed part at n calls in flight is linear
+between (1, `call_s`) and the points and flat beyond the last. n counts the calls in
+flight when the event arrives at the client: requests it was given, less responses it was
+given, the event itself included. The growth is charged to the response: a request costs
+`call_s / 2` at any concurrency, because the real programs' sends do not get dearer with
+calls in flight (`scripts/client_programs.py --split`: LangGraph spent 3.3-3.7 ms per
+request building its first burst, OpWise 1.5-2.7 ms, against 12.5-18.2 ms per call over
+the whole run; docs/client_overhead.md, "where a call's CPU goes"). The validation's
+run-input simulations use it (a measured flat cost per call); the systems' HTTP clients
+used curves fitted to held runs until the event loop below replaced them
+(docs/client_overhead.md part 4).
 
 With a `pool` (`PoolCost`), the client is not this FIFO thread but its event loop and
-connection pool step by step (`sim/client_loop.py`): the cost of a call then follows the
-pool's connections and idle ones, and `concurrency` must stay empty.
+connection pool step by step (`sim/client_loop.py`, what the systems' HTTP clients use):
+the cost of a call then follows the pool's connections and idle ones, and `concurrency`
+must stay empty.
 
 `ServerCost` is the same for the API server in front of the engines (vLLM's OpenAI server:
 HTTP parsing, chat template, tokenization, request bookkeeping, in one Python process): a
