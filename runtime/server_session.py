@@ -20,7 +20,9 @@ program: `helium_lab.backend.Session` for baselines whose reference program talk
   send and receive per call (`start_t` = send, `first_token_t` = receive: HTTP does not see
   the engine's scheduling), vLLM's cached tokens, the server that answered as `worker`.
   `timeseries`: each server's `/metrics` sampled every `sample_interval_s` while it has
-  requests (running, waiting, KV usage; `batched_tokens` is not exported: 0). A sample is
+  requests (running, waiting, KV usage; `batched_tokens` is not exported: 0), from a thread
+  of its own (`runtime.metrics_sampler`: a task of the program's event loop is starved
+  while requests pile up in the pool), each sample lasting until the next poll. A sample is
   a glimpse, not a step: the tiny model on a shared CPU runs its engine steps in bursts
   between which the API server answers `/metrics`, so a short run may catch no busy
   moment and leave the series empty. The exact per-step counts come from vLLM's histogram
@@ -33,7 +35,8 @@ program: `helium_lab.backend.Session` for baselines whose reference program talk
   in-process engines do), and CPU seconds over the run of its API-server process, of its
   engine processes (`engine_cpu_s`; of which its engine core's and its worker's,
   `engine_core_cpu_s` and `worker_cpu_s`), and of this (client) process (`api_server_cpu_s`,
-  `client_cpu_s`: the client's is the whole process's, the same in every server's entry).
+  `client_cpu_s`: the client's is the whole process's but the sampler thread's, the same in
+  every server's entry).
 - Errors: a server that fails to start stops the others and raises `ServerStartError`; a
   failed request (a server died, a timeout) raises `RuntimeBackendError` with the server's
   log tail; Ctrl-C propagates. `close()` (or leaving the `with` block) stops every server
@@ -54,12 +57,13 @@ from typing import Any
 import httpx
 from tqdm import tqdm
 
-from helium_lab.backend import BackendResult, EngineSample, Processor
+from helium_lab.backend import BackendResult, Processor
 from helium_lab.config import EngineSettings, ModelSettings
 from helium_lab.errors import ConfigError
 from helium_lab.processor.capping import capped
 from helium_lab.processor.query_processor import QueryProcessor
 from runtime.errors import RuntimeBackendError
+from runtime.metrics_sampler import MetricsSampler
 from runtime.model import resolve_model
 from runtime.programs.balancer import ShortestQueueTransport
 from runtime.programs.base import ClientProgram
@@ -179,16 +183,15 @@ class ServerSession:
                       library_client(library, client, model, url, self.request_timeout_s),
                       transport, self._tok, self.clock, model=model,
                       on_progress=lambda: bar.update(1))
-        samples: dict[int, list[EngineSample]] = {w: [] for w in range(len(self.servers))}
-        sampler = asyncio.create_task(self._sample(metrics, samples))
+        sampler = MetricsSampler([_metrics_url(s) for s in self.servers], self.clock,
+                                 self.sample_interval_s, parse_metrics)
+        sampler.start()
         try:
             ran = await program.run(proc.plan.size)
         except (httpx.HTTPError, openai.APIError) as e:
             raise self._request_failed(e) from None
         finally:
-            sampler.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await sampler
+            sampler.stop()
             bar.close()
             await client.aclose()
         if not proc.done:
@@ -197,7 +200,7 @@ class ServerSession:
         after = [await self._metrics(metrics, s) for s in self.servers]
         cpu = [{k: v - cpu_before[w].get(k, 0.0) for k, v in _cpu_s(s).items()}
                for w, s in enumerate(self.servers)]
-        client_cpu = time.process_time() - client_before
+        client_cpu = time.process_time() - client_before - sampler.cpu_s
         stats = {w: {"requests_served": float(transport.served[w]),
                      "prefix_cache_queries": after[w].get("queries", 0.0)
                      - before[w].get("queries", 0.0),
@@ -210,7 +213,8 @@ class ServerSession:
                      **cpu[w], "client_cpu_s": client_cpu}
                  for w in range(len(self.servers))}
         last = max((r.finish_t for r in ran.records), default=start)
-        return BackendResult(tuple(ran.records), {w: tuple(x) for w, x in samples.items()},
+        return BackendResult(tuple(ran.records),
+                             {w: tuple(x) for w, x in sampler.samples.items()},
                              stats, begin, start, last - begin)
 
     async def _prewarm(self, proc: QueryProcessor) -> None:
@@ -226,22 +230,7 @@ class ServerSession:
 
     @staticmethod
     async def _metrics(client: httpx.AsyncClient, server: VllmServer) -> dict[str, float]:
-        url = server.base_url.removesuffix("/v1") + "/metrics"
-        return parse_metrics((await client.get(url)).text)
-
-    async def _sample(self, client: httpx.AsyncClient,
-                      out: dict[int, list[EngineSample]]) -> None:
-        while True:
-            for w, server in enumerate(self.servers):
-                t = self.clock()
-                with contextlib.suppress(httpx.HTTPError):
-                    m = await self._metrics(client, server)
-                    if m.get("running", 0) + m.get("waiting", 0) > 0:
-                        out[w].append(EngineSample(t, self.sample_interval_s,
-                                                   int(m.get("running", 0)),
-                                                   int(m.get("waiting", 0)), 0,
-                                                   m.get("kv_usage", 0.0)))
-            await asyncio.sleep(self.sample_interval_s)
+        return parse_metrics((await client.get(_metrics_url(server))).text)
 
     def _request_failed(self, e: Exception) -> RuntimeBackendError:
         dead = [s for s in self.servers if not s.running]
@@ -303,6 +292,10 @@ def _cpu_s(server: VllmServer) -> dict[str, float]:
             if role is not None:
                 out[f"{role}_cpu_s"] += t.user + t.system
     return out
+
+
+def _metrics_url(server: VllmServer) -> str:
+    return server.base_url.removesuffix("/v1") + "/metrics"
 
 
 def engine_process_role(title: str) -> str | None:
