@@ -15,8 +15,8 @@ Contract: `MetricsSampler(metrics_urls, clock, interval_s, parse)`; `start()` th
 (once each; `stop` joins the thread). `samples[w]`: the polls of server `w` that found
 requests running or waiting, as `EngineSample`s (`batched_tokens` is not exported: 0).
 `polled`: the polls answered so far. `cpu_s`: the thread's own CPU time, which the
-session takes off the client process's. A poll that fails (the server busy past the
-timeout, or gone) is skipped; a dead server is the run's error to report, not the
+session takes off the client process's. A poll that fails (the server busy past
+`POLL_TIMEOUT_S`, or gone) is skipped; a dead server is the run's error to report, not the
 sampler's.
 """
 
@@ -30,6 +30,10 @@ from collections.abc import Callable, Sequence
 import httpx
 
 from helium_lab.backend import EngineSample
+
+# a poll unanswered this long is skipped; it also bounds how long `stop` waits (the API
+# servers were seen to leave `/metrics` unanswered for ~2 s while their engine stepped)
+POLL_TIMEOUT_S = 5.0
 
 
 class MetricsSampler:
@@ -63,7 +67,7 @@ class MetricsSampler:
     def _loop(self) -> None:
         begin = time.thread_time()
         try:
-            with httpx.Client(timeout=30) as client:
+            with httpx.Client(timeout=POLL_TIMEOUT_S) as client:
                 while not self._stop.is_set():
                     for w, url in enumerate(self.urls):
                         m: dict[str, float] | None = None
