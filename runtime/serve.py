@@ -11,9 +11,14 @@ Contract:
   found free by binding port 0 on 127.0.0.1, and exactly the engine arguments an
   in-process `runtime.engine.VllmEngine` would get for the same model, `EngineSettings`
   and seed (`engine_args`, turned into flags by `server_args`; an argument that mapping
-  does not know is an error, so the two cannot drift apart silently). The server runs in a
-  new session (its own process group, with vLLM's engine-core and worker processes);
-  stdout and stderr go to ``log_dir/vllm_server.log``.
+  does not know is an error, so the two cannot drift apart silently). The server leads a
+  process group of its own (with vLLM's engine-core and worker processes: stopped
+  together, and out of reach of the terminal's Ctrl-C) but stays in this process's
+  session: Linux schedules each session as a group (autogroup), and on a host of few
+  cores a server in a session of its own held them against the client program in this
+  one (a busy process here got 0.10-0.16 of a core beside a stepping server, 0.71-0.73 in
+  the same session; docs/client_overhead.md, "the host's scheduler"); stdout and stderr
+  go to ``log_dir/vllm_server.log``.
 - `start()` (also `__enter__`) returns once ``GET /health`` answers 200; if the process
   exits first, or `startup_timeout_s` passes, it stops what was started and raises
   `ServerStartError` with the exit code and the log's tail. A port taken between the probe
@@ -201,7 +206,7 @@ class VllmServer:
             self._proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log,
                                           stderr=subprocess.STDOUT, cwd=self.log_dir,
                                           env=server_env(self._rpc_dir),
-                                          start_new_session=True)
+                                          process_group=0)
         atexit.register(self.stop)  # a server left running is stopped at interpreter exit
 
     def _wait_healthy(self, t0: float) -> None:
@@ -253,7 +258,7 @@ class VllmServer:
 
             live = self._snapshot_tree() if proc.poll() is None else []
             tree = self._tree + [p for p in live if p not in self._tree]
-            pgid = proc.pid  # start_new_session: the server leads its own group
+            pgid = proc.pid  # process_group=0: the server leads its own group
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(pgid, signal.SIGTERM)
             deadline = time.monotonic() + self.stop_timeout_s
