@@ -327,7 +327,10 @@ class Orchestration:
     `sim/client_loop.py`; no curve then): its pool's keep-alive `client_keepalive_s` and
     pass cost `client_pass_s + client_pass_conn_s N + client_pass_idle_s I +
     client_pass_pair_s N I` (N connections, I idle; measured, docs/client_overhead.md
-    part 2)."""
+    part 2), and the program's path through its loop in iterations: an answer handled over
+    `client_answer_hops`, its connection freed at hop `client_release_hop`, a request
+    entering the pool `client_request_hops` after the workflow emits it (measured per
+    program, `scripts/loop_depth.py`; 1, 1, 1 by default)."""
 
     submit_overhead_s: float = 0.0
     client_call_s: float = 0.0
@@ -343,6 +346,9 @@ class Orchestration:
     client_pass_conn_s: float = 0.0
     client_pass_idle_s: float = 0.0
     client_pass_pair_s: float = 0.0
+    client_answer_hops: int = 1
+    client_release_hop: int = 1
+    client_request_hops: int = 1
 
     @staticmethod
     def from_dict(data: Mapping[str, Any], where: str = "system.orchestration") -> Orchestration:
@@ -359,6 +365,14 @@ class Orchestration:
             v = getattr(cfg, key)
             if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0:
                 raise ConfigError(f"{where}.{key} must be a number >= 0, got {v!r}")
+        for key in ("client_answer_hops", "client_release_hop", "client_request_hops"):
+            v = getattr(cfg, key)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ConfigError(f"{where}.{key} must be an iteration count >= 1, got {v!r}")
+        if cfg.client_release_hop > cfg.client_answer_hops:
+            raise ConfigError(f"{where}.client_release_hop ({cfg.client_release_hop}) must be "
+                              f"<= client_answer_hops ({cfg.client_answer_hops}): the "
+                              f"connection is freed while the answer is handled")
         if cfg.client_model == "event_loop" and cfg.client_concurrency:
             raise ConfigError(f"{where}.client_concurrency: the event_loop client model "
                               f"charges the pool's passes instead of a curve; set "

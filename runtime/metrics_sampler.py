@@ -14,8 +14,9 @@ count as a short one.
 Contract: `MetricsSampler(metrics_urls, clock, interval_s, parse)`; `start()` then `stop()`
 (once each; `stop` joins the thread). `samples[w]`: the polls of server `w` that found
 requests running or waiting, as `EngineSample`s (`batched_tokens` is not exported: 0).
-`polled`: the polls answered so far. `cpu_s`: the thread's own CPU time, which the
-session takes off the client process's. A poll that fails (the server busy past
+`polled[w]`: the polls server `w` answered so far (the session records them per run as
+`metrics_polls`). `cpu_s`: the thread's own CPU time, which the session takes off the
+client process's. A poll that fails (the server busy past
 `POLL_TIMEOUT_S`, or gone) is skipped; a dead server is the run's error to report, not the
 sampler's.
 """
@@ -47,7 +48,7 @@ class MetricsSampler:
         self.clock, self.interval_s, self.parse = clock, interval_s, parse
         self.samples: dict[int, list[EngineSample]] = {w: [] for w in range(len(self.urls))}
         self.cpu_s = 0.0
-        self.polled = 0  # polls answered so far
+        self.polled = [0] * len(self.urls)  # polls answered so far, per server
         self._polls: dict[int, list[tuple[float, dict[str, float] | None]]] = {
             w: [] for w in range(len(self.urls))}
         self._stop = threading.Event()
@@ -74,7 +75,7 @@ class MetricsSampler:
                         with contextlib.suppress(httpx.HTTPError):
                             m = self.parse(client.get(url).text)
                         self._polls[w].append((self.clock(), m))
-                        self.polled += m is not None
+                        self.polled[w] += m is not None
                     self._stop.wait(self.interval_s)
         finally:
             self.cpu_s = time.thread_time() - begin

@@ -36,7 +36,8 @@ program: `helium_lab.backend.Session` for baselines whose reference program talk
   engine processes (`engine_cpu_s`; of which its engine core's and its worker's,
   `engine_core_cpu_s` and `worker_cpu_s`), and of this (client) process (`api_server_cpu_s`,
   `client_cpu_s`: the client's is the whole process's but the sampler thread's, the same in
-  every server's entry).
+  every server's entry), and how many `/metrics` polls it answered (`metrics_polls`: the
+  mean-batch samples' density).
 - Errors: a server that fails to start stops the others and raises `ServerStartError`; a
   failed request (a server died, a timeout) raises `RuntimeBackendError` with the server's
   log tail; Ctrl-C propagates. `close()` (or leaving the `with` block) stops every server
@@ -169,7 +170,7 @@ class ServerSession:
         import openai
 
         before = [await self._metrics(metrics, s) for s in self.servers]
-        cpu_before, client_before = [_cpu_s(s) for s in self.servers], time.process_time()
+        cpu_before, client_before = [cpu_seconds(s) for s in self.servers], time.process_time()
         await self._prewarm(proc)
         start = self.clock()
         transport = ShortestQueueTransport([s.base_url for s in self.servers],
@@ -198,7 +199,7 @@ class ServerSession:
             raise RuntimeBackendError(f"the {self.program} program ended with calls left: "
                                       f"{proc.stuck()}")
         after = [await self._metrics(metrics, s) for s in self.servers]
-        cpu = [{k: v - cpu_before[w].get(k, 0.0) for k, v in _cpu_s(s).items()}
+        cpu = [{k: v - cpu_before[w].get(k, 0.0) for k, v in cpu_seconds(s).items()}
                for w, s in enumerate(self.servers)]
         client_cpu = time.process_time() - client_before - sampler.cpu_s
         stats = {w: {"requests_served": float(transport.served[w]),
@@ -210,6 +211,7 @@ class ServerSession:
                      - before[w].get("step_tokens", 0.0),
                      "prompt_mismatches": float(ran.prompt_mismatches[w]),
                      "output_mismatches": float(ran.output_mismatches[w]),
+                     "metrics_polls": float(sampler.polled[w]),
                      **cpu[w], "client_cpu_s": client_cpu}
                  for w in range(len(self.servers))}
         last = max((r.finish_t for r in ran.records), default=start)
@@ -271,7 +273,7 @@ def library_client(library: str, http: httpx.AsyncClient, model: str, url: str,
     return AsyncOpenAI(api_key="EMPTY", base_url=url, http_client=http, timeout=timeout_s)
 
 
-def _cpu_s(server: VllmServer) -> dict[str, float]:
+def cpu_seconds(server: VllmServer) -> dict[str, float]:
     """CPU seconds (user + system) used so far by the server's API-server process and by
     its descendants (`engine_cpu_s`), and of those, vLLM's engine core and its worker
     process apart (`engine_core_cpu_s`, `worker_cpu_s`: named by the titles vLLM gives

@@ -39,7 +39,7 @@ import httpx
 from experiments.compose import compose_once
 from helium_lab.config import EngineSettings
 from runtime.serve import VllmServer
-from runtime.server_session import SERVER_FLAGS, _cpu_s, parse_metrics
+from runtime.server_session import SERVER_FLAGS, cpu_seconds, parse_metrics
 from runtime.tiny_model import tiny_model_dir
 
 # a thread that sleeps 4 ms, then computes for 1 ms of CPU, over and over (the API
@@ -82,7 +82,7 @@ async def keep_in_flight(server: VllmServer, k: int, seconds: float, first: int)
 def phase(server: VllmServer, k: int, seconds: float, hog: str | None, first: int
           ) -> dict[str, Any]:
     metrics_url = server.base_url.removesuffix("/v1") + "/metrics"
-    m0, cpu0 = parse_metrics(httpx.get(metrics_url).text), _cpu_s(server)
+    m0, cpu0 = parse_metrics(httpx.get(metrics_url).text), cpu_seconds(server)
     own0, t0 = time.process_time(), time.monotonic()
     proc = (subprocess.Popen([sys.executable, "-c", HOG if hog == "busy" else WAKER,
                               str(seconds)], stdout=subprocess.PIPE, text=True)
@@ -94,7 +94,7 @@ def phase(server: VllmServer, k: int, seconds: float, hog: str | None, first: in
         hog_share = cpu / wall
         burst_ms = 1e3 * burst[0] if burst else None
     wall = time.monotonic() - t0
-    m1, cpu1 = parse_metrics(httpx.get(metrics_url).text), _cpu_s(server)
+    m1, cpu1 = parse_metrics(httpx.get(metrics_url).text), cpu_seconds(server)
     share = {role: (cpu1[role] - cpu0[role]) / wall for role in cpu1}
     return {"in_flight": k, "beside": hog, "sent": sent, "wall_s": round(wall, 3),
             "hog_share": None if hog_share is None else round(hog_share, 3),

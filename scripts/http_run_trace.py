@@ -76,18 +76,14 @@ def trace_real(system: Any, engine: EngineSettings, cfg: dict[str, Any], make: A
     async def traced_run(self: Any, *args: Any, **kwargs: Any) -> Any:
         clock_of["clock"] = self.clock
         stop = threading.Event()
-        procs = [psutil.Process(), *self.servers[0].processes()]
+        me = psutil.Process()
 
         def sample() -> None:
             while not stop.is_set():
-                row = {"client": procs[0].cpu_times()}
-                for role, p in (("api_server", procs[1]),
-                                *((server_session.engine_process_role(
-                                    p.name() + " " + " ".join(p.cmdline())), p)
-                                  for p in procs[2:])):
-                    if role is not None:
-                        row[role] = p.cpu_times()
-                cpu.append((self.clock(), {k: v.user + v.system for k, v in row.items()}))
+                own = me.cpu_times()
+                row = {k.removesuffix("_cpu_s"): v for k, v in
+                       server_session.cpu_seconds(self.servers[0]).items()}
+                cpu.append((self.clock(), {**row, "client": own.user + own.system}))
                 stop.wait(0.1)
 
         thread = threading.Thread(target=sample, daemon=True)

@@ -54,18 +54,32 @@ class PoolCost:
     """httpcore's connection pool as `sim/client_loop.py` runs it: an assignment pass
     costs `pass_s + conn_s * N + idle_s * I + pair_s * N * I` seconds of client CPU with N
     connections open, I of them idle; a connection expires `keepalive_s` after its answer
-    arrived."""
+    arrived. The program's own path in loop iterations: an answer is handled over
+    `answer_hops` iterations from the one that read it (its CPU spread evenly over them),
+    its connection freed at hop `release_hop`, the workflow told at the last; a request the
+    workflow emits enters the pool `request_hops` iterations later (sim/client_loop.py)."""
 
     keepalive_s: float = 5.0
     pass_s: float = 0.0
     conn_s: float = 0.0
     idle_s: float = 0.0
     pair_s: float = 0.0
+    answer_hops: int = 1
+    release_hop: int = 1
+    request_hops: int = 1
 
     def __post_init__(self) -> None:
         for key in ("keepalive_s", "pass_s", "conn_s", "idle_s", "pair_s"):
             if getattr(self, key) < 0:
                 raise SimError(f"client pool {key} must be >= 0, got {getattr(self, key)}")
+        for key in ("answer_hops", "release_hop", "request_hops"):
+            v = getattr(self, key)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise SimError(f"client loop {key} must be an iteration count >= 1, got {v!r}")
+        if self.release_hop > self.answer_hops:
+            raise SimError(f"client loop release_hop ({self.release_hop}) must be <= "
+                           f"answer_hops ({self.answer_hops}): the connection is freed "
+                           f"while the answer is handled")
 
 
 @dataclass(frozen=True)

@@ -52,6 +52,7 @@ from typing import Any
 import simpy
 
 from sim.client import ClientCost, PoolCost
+from sim.errors import SimError
 
 # connection states (httpcore's HTTPConnectionState, with NEW covering the connect)
 NEW, IDLE, ACTIVE, CLOSED = "new", "idle", "active", "closed"
@@ -84,6 +85,7 @@ class PoolRequest:
     __slots__ = (
         "arrived_t",
         "conn",
+        "hop",
         "output_tokens",
         "owns_new",
         "prompt_tokens",
@@ -98,6 +100,7 @@ class PoolRequest:
         self.conn: _Conn | None = None
         self.owns_new = False  # created `conn` for itself (a NEW connection is not shared)
         self.arrived_t = 0.0
+        self.hop = 0  # the answer's handling steps run so far
         self.seen: simpy.Event | None = None
 
 
@@ -129,10 +132,11 @@ class ClientLoop:
     # -- inputs from the simulation ------------------------------------------------------
 
     def request(self, prompt_tokens: int) -> PoolRequest:
-        """A request the workflow emits now; it enters the pool in the next iteration."""
+        """A request the workflow emits now; it enters the pool `request_hops` iterations
+        on (the next one, with one hop)."""
         req = PoolRequest(self.env, prompt_tokens)
-        self._ahead.setdefault(self._it + 1 if self._running else self._it, []).append(
-            ("enter", req))
+        hops = self.pool.request_hops - (0 if self._running else 1)
+        self._ahead.setdefault(self._it + hops, []).append(("enter", req))
         self._poke()
         return req
 
@@ -140,7 +144,7 @@ class ClientLoop:
         """`req`'s answer arrives now; the returned event fires once the program has
         handled it (the workflow sees it then)."""
         if req.conn is None or req.conn.state != ACTIVE:
-            raise RuntimeError("ClientLoop.answer: the request never started")
+            raise SimError("ClientLoop.answer: the request never started")
         req.arrived_t = self.env.now
         req.output_tokens = output_tokens
         req.seen = self.env.event()
@@ -203,14 +207,21 @@ class ClientLoop:
             req.owns_new = False
             self._assign(req)
             return work, None
-        if kind == "answer":
-            work = self.cost.response_s(req.output_tokens)
-            conn.state = IDLE
-            conn.token += 1
-            self.idle += 1
-            heapq.heappush(self._idle_heap, (conn.seq, conn.token, conn))
-            heapq.heappush(self._expiry, (req.arrived_t, conn.seq, conn.token, conn))
-            return work + self._pass(), req.seen
+        if kind == "answer":  # one hop of the answer's handling
+            pool = self.pool
+            req.hop += 1
+            work = self.cost.response_s(req.output_tokens) / pool.answer_hops
+            if req.hop == pool.release_hop:  # the response closed: its connection idles
+                conn.state = IDLE
+                conn.token += 1
+                self.idle += 1
+                heapq.heappush(self._idle_heap, (conn.seq, conn.token, conn))
+                heapq.heappush(self._expiry, (req.arrived_t, conn.seq, conn.token, conn))
+                work += self._pass()
+            if req.hop < pool.answer_hops:
+                self._later(1, "answer", req)
+                return work, None
+            return work, req.seen
         raise AssertionError(kind)
 
     # -- the pool --------------------------------------------------------------------------

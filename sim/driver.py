@@ -89,9 +89,10 @@ class Simulation:
         self.env = simpy.Environment()
         self.tokenizer = tokenizer or SyntheticTokenizer()
         self.overhead = submit_overhead_s
-        active = client is not None and (client.active or client.pool is not None)
-        self.client = (ClientCPU(client) if active and client is not None
-                       and client.pool is None else None)
+        # the client's CPU: none (free), per call (ClientCPU), or its loop and pool
+        pool = None if client is None else client.pool
+        active = client is not None and (client.active or pool is not None)
+        self.client = ClientCPU(client) if client is not None and active and pool is None else None
         self.server = server if server is not None and server.active else None
         n_servers = (0 if self.server is None else
                      len(engines_config) if self.server.scope == "per_worker" else 1)
@@ -107,11 +108,10 @@ class Simulation:
             self.client_thread = CoreThread(self.cores) if active else None
             self.server_threads = [CoreThread(self.cores) for _ in range(n_servers)]
         # the client's event loop and pool step by step (sim/client_loop.py)
-        self.client_loop = (ClientLoop(self.env, client, client.pool,
+        self.client_loop = (ClientLoop(self.env, client, pool,
                                        None if self.client_thread is None
                                        else self.client_thread.run)
-                            if active and client is not None and client.pool is not None
-                            else None)
+                            if client is not None and pool is not None else None)
         self.engines = [SimEngine(self.env, cfg, costs[w], self.tokenizer, self._on_finish,
                                   worker=w, fast_decode=fast_decode,
                                   outputs=outputs, cores=self.cores,

@@ -5,8 +5,12 @@ server and the engine's scheduler never wait for one another's CPU. On the CPU m
 `validate_sim` runs on, they do: a baseline's real run there has three busy threads, its
 client program (one Python thread), vLLM's API server process and vLLM's engine core
 (one OpenMP thread: runtime/serve.py sets `OMP_NUM_THREADS=1`), on 2 cores. Linux's fair
-scheduler then gives each of k runnable threads about min(1, cores / k) of a core, so while
-all three are busy each advances at 2/3 of its solo speed.
+scheduler (EEVDF on the 6.18 kernel measured) then gives each of k runnable threads about
+min(1, cores / k) of a core, so while all three are busy each advances at 2/3 of its solo
+speed. That holds while they share one scheduling group: with autogroup on, a process
+in a session of its own is a group of its own, and a server there left the client 0.10-0.16
+of a core where this model gives it 0.67-0.76 (docs/client_overhead.md, "the host's
+scheduler"); runtime/serve.py keeps the servers in the caller's session.
 
 `SharedCores(env, cores)` is that scheduler as a fluid model: `work(s)` is an event that
 fires once `s` seconds of CPU have been served to it, and while jobs weighing w runnable threads

@@ -142,7 +142,9 @@ def cost_model(model: ModelSettings, settings: SimSettings) -> CostModel:
 def orchestration_costs(orch: Orchestration) -> tuple[ClientCost, ServerCost]:
     """The client program's and the API server's CPU costs that `orch` configures."""
     pool = (PoolCost(orch.client_keepalive_s, orch.client_pass_s, orch.client_pass_conn_s,
-                     orch.client_pass_idle_s, orch.client_pass_pair_s)
+                     orch.client_pass_idle_s, orch.client_pass_pair_s,
+                     orch.client_answer_hops, orch.client_release_hop,
+                     orch.client_request_hops)
             if orch.client_model == "event_loop" else None)
     return (ClientCost(orch.client_call_s, orch.client_prompt_token_s,
                        orch.client_output_token_s, concurrency=orch.client_concurrency,

@@ -79,7 +79,7 @@ def test_samples_keep_coming_while_the_event_loop_is_busy(metrics_url: str) -> N
 
     sampler.start()
     try:
-        while not sampler.polled:  # its HTTP client built, the server answering
+        while not sampler.polled[0]:  # its HTTP client built, the server answering
             time.sleep(0.01)
         t0, t1 = asyncio.run(busy())
     finally:
@@ -88,7 +88,7 @@ def test_samples_keep_coming_while_the_event_loop_is_busy(metrics_url: str) -> N
     assert len(during) >= 3
     assert all((s.running, s.waiting) == (3, 1) for s in sampler.samples[0])
     assert all(s.dt > 0 for s in sampler.samples[0])
-    assert sampler.cpu_s >= 0.0
+    assert sampler.cpu_s > 0.0  # its HTTP client and ~30 polls took CPU, measured
 
 
 def test_a_server_that_does_not_answer_gives_no_samples() -> None:

@@ -5,6 +5,7 @@ and a simulation driving it (deterministic; outputs as without a client)."""
 from __future__ import annotations
 
 from collections.abc import Generator
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -116,10 +117,83 @@ def test_a_pass_costs_what_the_pool_holds() -> None:
     assert loop.busy_s == pytest.approx(enters + answers)
 
 
+def _answered_together(pool: PoolCost, names: str) -> tuple[ClientLoop, dict[str, float]]:
+    """One call per name, all started, then all answered at t = 1 (in name order); the
+    times each answer was handled (seen)."""
+    env = simpy.Environment()
+    loop = ClientLoop(env, COST, pool)
+    seen: dict[str, float] = {}
+
+    def scenario() -> Generator[simpy.Event, Any, None]:
+        reqs = {name: loop.request(10) for name in names}
+        yield env.all_of([r.sent for r in reqs.values()])
+        yield env.timeout(1.0 - env.now)
+        done = {name: loop.answer(r, 1) for name, r in reqs.items()}
+        for name, ev in done.items():
+            ev.callbacks.append(lambda _, name=name: seen.__setitem__(name, env.now))
+        yield env.all_of(list(done.values()))
+
+    env.process(scenario())
+    env.run()
+    return loop, seen
+
+
+def test_answers_handled_over_several_hops_advance_in_lockstep() -> None:
+    """Two answers at once, 1 ms of CPU each. In one hop the first is handled whole before
+    the second starts; in four (the connection freed at the second) every hop of one waits
+    for the same hop of the other, so the first is told only after three quarters of the
+    second's CPU too. The CPU in all is the same."""
+    one, seen1 = _answered_together(POOL, "ab")
+    four, seen4 = _answered_together(replace(POOL, answer_hops=4, release_hop=2), "ab")
+    passes = _pass(2, 1) + _pass(2, 2)
+    assert seen1["a"] - 1.0 == pytest.approx(0.001 + _pass(2, 1))
+    assert seen4["a"] - 1.0 == pytest.approx(0.001 + 0.00075 + passes)
+    assert seen1["b"] == pytest.approx(seen4["b"])
+    assert (one.idle, four.idle) == (2, 2)
+    assert one.busy_s == pytest.approx(four.busy_s)
+
+
+def test_a_request_enters_its_hops_after_the_workflow_emits_it() -> None:
+    """A request emitted as an answer arrives whose handling takes ten hops of 0.1 ms (a
+    clock of iterations): two more request hops start it two answer hops later."""
+    def sent_at(request_hops: int) -> float:
+        env = simpy.Environment()
+        pool = replace(POOL, answer_hops=10, release_hop=1, request_hops=request_hops)
+        loop = ClientLoop(env, COST, pool)
+        out: list[float] = []
+
+        def scenario() -> Generator[simpy.Event, Any, None]:
+            first = loop.request(10)
+            yield first.sent
+            yield env.timeout(1.0 - env.now)
+            loop.answer(first, 1)
+            follow = loop.request(10)
+            yield follow.sent
+            out.append(env.now)
+
+        env.process(scenario())
+        env.run()
+        return out[0]
+
+    assert sent_at(5) - sent_at(3) == pytest.approx(2 * 0.0001)
+    assert sent_at(3) > sent_at(1)
+
+
+def test_hops_out_of_range_are_refused() -> None:
+    with pytest.raises(SimError, match="release_hop"):
+        PoolCost(answer_hops=2, release_hop=3)
+    with pytest.raises(SimError, match="request_hops"):
+        PoolCost(request_hops=0)
+    with pytest.raises(ConfigError, match=r"system\.orchestration\.client_answer_hops"):
+        Orchestration.from_dict({"client_answer_hops": 1.5})
+    with pytest.raises(ConfigError, match=r"client_release_hop \(3\) must be <="):
+        Orchestration.from_dict({"client_answer_hops": 2, "client_release_hop": 3})
+
+
 def test_answering_a_request_that_never_started_is_refused() -> None:
     env = simpy.Environment()
     loop = ClientLoop(env, COST, POOL)
-    with pytest.raises(RuntimeError, match="never started"):
+    with pytest.raises(SimError, match="never started"):
         loop.answer(PoolRequest(env, 1), 1)
 
 
@@ -135,9 +209,11 @@ def test_a_curve_and_a_pool_together_are_refused() -> None:
 
 def test_the_config_builds_the_pool() -> None:
     orch = Orchestration.from_dict({"client_model": "event_loop", "client_call_s": 0.002,
-                                    "client_pass_s": 1e-4, "client_pass_pair_s": 1e-6})
+                                    "client_pass_s": 1e-4, "client_pass_pair_s": 1e-6,
+                                    "client_answer_hops": 13, "client_release_hop": 2,
+                                    "client_request_hops": 8})
     client, _ = orchestration_costs(orch)
-    assert client.pool == PoolCost(5.0, 1e-4, 0.0, 0.0, 1e-6)
+    assert client.pool == PoolCost(5.0, 1e-4, 0.0, 0.0, 1e-6, 13, 2, 8)
     serial, _ = orchestration_costs(Orchestration.from_dict({"client_call_s": 0.002}))
     assert serial.pool is None
 
