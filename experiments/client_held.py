@@ -29,6 +29,7 @@ import statistics
 from pathlib import Path
 from typing import Any
 
+from experiments.compose import system_settings
 from helium_lab.io import atomic_write_text
 from runtime.client_overhead.cli import machine_info
 from runtime.client_overhead.held import measure_held
@@ -58,12 +59,22 @@ def recorded_cost(kind: str,
                       pool=pool)
 
 
-def recorded_pool(keepalive_s: float = 5.0) -> PoolCost:
+# the system whose client program each held client is: its loop hops (conf/system/client)
+SYSTEM_OF = {"langgraph_mapred": "langgraph", "openai": "opwise", "openai_chain": "opwise"}
+
+
+def recorded_pool(keepalive_s: float = 5.0, kind: str | None = None) -> PoolCost:
     """Part 2's pass fit (conf/orchestration/client_overhead.json "pool_fit") with httpx's
-    default keep-alive."""
+    default keep-alive; with a client `kind`, the loop hops its system configures
+    (`SYSTEM_OF`; scripts/loop_depth.py measured them), else one hop each."""
     fit = json.loads(RECORDED.read_text())["pool_fit"]
+    hops: tuple[int, ...] = ()
+    if kind is not None:
+        orch = system_settings(SYSTEM_OF[kind])[0].orchestration
+        hops = tuple(int(orch.get(k, 1)) for k in ("client_answer_hops", "client_release_hop",
+                                                   "client_request_hops"))
     return PoolCost(keepalive_s, *(1e-6 * fit[k] for k in ("c0_us", "c_conn_us",
-                                                          "c_idle_us", "c_pair_us")))
+                                                          "c_idle_us", "c_pair_us")), *hops)
 
 
 def predict_held(cost: ClientCost, calls: int, hold_s: float, prompt_tokens: int,
@@ -193,11 +204,12 @@ def predictions(report: dict[str, Any]) -> dict[str, Any]:
     through the serial thread at the one-call cost."""
     st = report["settings"]
     shape = (st["prompt_tokens"], st["output_tokens"])
-    pool = recorded_pool()
+    pools = {kind: recorded_pool(kind=kind) for kind in KINDS}
     for run in report["runs"]:
         kind = run["kind"]
         args = (run["calls"], run["hold_ms"] / 1e3, *shape, st["width"], SHAPES[kind])
-        run["predicted"] = {"event_loop": predict_held(recorded_cost(kind, pool=pool), *args),
+        run["predicted"] = {"event_loop": predict_held(recorded_cost(kind, pool=pools[kind]),
+                                                       *args),
                             "one_in_flight": predict_held(recorded_cost(kind), *args)}
         run["error_event_loop"] = round(
             run["predicted"]["event_loop"]["makespan_s"] / run["wall_s"] - 1, 3)

@@ -84,14 +84,14 @@ def test_the_event_loop_model_reproduces_the_stored_held_runs() -> None:
     docs/client_overhead.md, "the pile-up", has the table)."""
     report = json.loads(DEFAULT_OUT.read_text())
     st = report["settings"]
-    pool = recorded_pool()
     groups: dict[tuple[str, int, int], list[float]] = {}
     for run in report["runs"]:
         groups.setdefault((run["kind"], run["calls"], run["hold_ms"]), []).append(
             run["wall_s"])
     errors = []
     for (kind, calls, hold), walls in sorted(groups.items()):
-        got = predict_held(recorded_cost(kind, pool=pool), calls, hold / 1e3,
+        cost = recorded_cost(kind, pool=recorded_pool(kind=kind))
+        got = predict_held(cost, calls, hold / 1e3,
                            st["prompt_tokens"], st["output_tokens"], st["width"],
                            SHAPES[kind])
         errors.append(abs(got["makespan_s"] / statistics.median(walls) - 1))
