@@ -10,7 +10,7 @@ anyio 4's `Lock`; docs/client_overhead.md, "the pile-up"):
 - **Iterations.** The loop runs what became ready (steps scheduled by the previous
   iteration, answers that arrived) one step after another, each charging its CPU; what a
   step schedules runs in a later iteration. An answer is read in the iteration after it
-  arrives; a request the workflow emits enters in the next one.
+  arrives; a request the workflow emits enters `request_hops` iterations later.
 - **Entering the pool.** A request's first step builds it (`ClientCost.request_s`) and
   makes one assignment pass, which hands it the first idle connection in the pool's order
   (`available_connections[0]`) or, with none idle, a new one. An HTTP/1.1 connection
@@ -22,8 +22,13 @@ anyio 4's `Lock`; docs/client_overhead.md, "the pile-up"):
   busy or closed (`ConnectionNotAvailable`) makes another pass and is assigned again. A
   new connection is connected with its request lock held (its TCP connect read in the
   next iteration), then used.
-- **Answers.** Handling one costs `ClientCost.response_s`; closing it leaves its
-  connection idle and makes a pass.
+- **Answers.** Handling one costs `ClientCost.response_s`, spread over the program's
+  `answer_hops` iterations from the one that read it (the depth of its await chain:
+  LangGraph's is 13, AsyncOpenAI's 3; `scripts/loop_depth.py`); closing it, at hop
+  `release_hop`, leaves its connection idle and makes a pass; the workflow is told at
+  the last hop. A request the workflow emits enters `request_hops` iterations later.
+  With hundreds of answers in flight each iteration runs one hop of every one, so they
+  advance in lockstep.
 - **Keep-alive.** Each pass first drops the connections whose keep-alive ran out: the
   server closes a connection `keepalive_s` after it sent the answer (uvicorn's
   `timeout_keep_alive`, 5 s in vLLM's server), httpx `keepalive_expiry` after the client
