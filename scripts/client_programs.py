@@ -62,18 +62,27 @@ def processor(system_name: str, workflow: str, batch: int, tok: HFTokenizer
     return system, make(tok, program_runs=True), int(cfg["validate_sim"]["max_output_tokens"])
 
 
+def mock_program(url: str, system: Any, proc: Any, cap: int, tok: HFTokenizer,
+                 transport: ShortestQueueTransport,
+                 broker_cls: type[CallBroker] = CallBroker) -> tuple[httpx.AsyncClient, Any]:
+    """The system's client program over `transport` to the mock at `url` (as
+    `ServerSession` builds it), and its HTTP client (the caller closes it)."""
+    http = httpx.AsyncClient(transport=transport, timeout=HTTP_TIMEOUT)
+    cls, library = PROGRAMS[system.program]
+    program = cls(proc.graph, broker_cls(capped(proc, cap), lambda: proc.issued),
+                  library_client(library, http, "mock", url), transport, tok,
+                  time.perf_counter, model="mock")
+    return http, program
+
+
 async def one_run(url: str, system_name: str, workflow: str, batch: int,
                   tok: HFTokenizer, keepalive_s: float = 5.0) -> dict[str, Any]:
     system, proc, cap = processor(system_name, workflow, batch, tok)
     limits = httpx.Limits(max_connections=HTTP_LIMITS.max_connections,
                           max_keepalive_connections=HTTP_LIMITS.max_keepalive_connections,
                           keepalive_expiry=keepalive_s)
-    transport = ShortestQueueTransport([url], limits=limits)
-    http = httpx.AsyncClient(transport=transport, timeout=HTTP_TIMEOUT)
-    cls, library = PROGRAMS[system.program]
-    program = cls(proc.graph, CallBroker(capped(proc, cap), lambda: proc.issued),
-                  library_client(library, http, "mock", url), transport, tok,
-                  time.perf_counter, model="mock")
+    http, program = mock_program(url, system, proc, cap, tok,
+                                 ShortestQueueTransport([url], limits=limits))
     cpu0, wall0 = time.process_time(), time.perf_counter()
     ran = await program.run(proc.plan.size)
     cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0

@@ -40,13 +40,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import httpx
-from client_programs import processor  # type: ignore[import-not-found]
+from client_programs import mock_program, processor  # type: ignore[import-not-found]
 
-from helium_lab.processor.capping import capped
 from runtime.client_overhead.mock_server import mock_server
 from runtime.programs.balancer import ShortestQueueTransport
 from runtime.programs.broker import CallBroker
-from runtime.server_session import HTTP_LIMITS, HTTP_TIMEOUT, PROGRAMS, library_client
+from runtime.server_session import HTTP_LIMITS
 from runtime.tiny_model import tiny_model_dir
 from runtime.tokenizer import HFTokenizer
 
@@ -106,12 +105,8 @@ async def traced_run(url: str, system_name: str, workflow: str, queries: int,
             mark("told")
             super().finished(result)
 
-    transport = Traced([url], limits=HTTP_LIMITS)
-    http = httpx.AsyncClient(transport=transport, timeout=HTTP_TIMEOUT)
-    cls, library = PROGRAMS[system.program]
-    program = cls(proc.graph, TracedBroker(capped(proc, cap), lambda: proc.issued),
-                  library_client(library, http, "mock", url), transport, tok,
-                  time.perf_counter, model="mock")
+    http, program = mock_program(url, system, proc, cap, tok,
+                                 Traced([url], limits=HTTP_LIMITS), TracedBroker)
     try:
         await program.run(proc.plan.size)
     finally:
