@@ -91,7 +91,7 @@ class PoolRequest:
         "arrived_t",
         "conn",
         "hop",
-        "output_tokens",
+        "hop_s",
         "owns_new",
         "prompt_tokens",
         "seen",
@@ -100,7 +100,7 @@ class PoolRequest:
 
     def __init__(self, env: simpy.Environment, prompt_tokens: int) -> None:
         self.prompt_tokens = prompt_tokens
-        self.output_tokens = 0
+        self.hop_s = 0.0  # the answer's CPU per handling hop
         self.sent = env.event()
         self.conn: _Conn | None = None
         self.owns_new = False  # created `conn` for itself (a NEW connection is not shared)
@@ -151,7 +151,7 @@ class ClientLoop:
         if req.conn is None or req.conn.state != ACTIVE:
             raise SimError("ClientLoop.answer: the request never started")
         req.arrived_t = self.env.now
-        req.output_tokens = output_tokens
+        req.hop_s = self.cost.response_s(output_tokens) / self.pool.answer_hops
         req.seen = self.env.event()
         self._arrived.append(req)
         self._poke()
@@ -215,7 +215,7 @@ class ClientLoop:
         if kind == "answer":  # one hop of the answer's handling
             pool = self.pool
             req.hop += 1
-            work = self.cost.response_s(req.output_tokens) / pool.answer_hops
+            work = req.hop_s
             if req.hop == pool.release_hop:  # the response closed: its connection idles
                 conn.state = IDLE
                 conn.token += 1
